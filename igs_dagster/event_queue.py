@@ -1,0 +1,129 @@
+"""The durable inbox: events and known sources in one SQLite file in the data folder.
+
+`igs send` and the HTTP API append here whether or not Dagster is running; sensors read
+everything after their cursor (the last event id they handled), so each event is handled
+once even if the daemon restarts mid-batch. `sources` maps a partition key to where its
+media comes from, so any later run of that partition (UI, backfill) knows what to fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from igs_dagster.events import Event, parse_event
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,          -- youtube | url | file | text
+    location TEXT NOT NULL,      -- URL, absolute file path, or stored text file path
+    label TEXT NOT NULL,         -- youtube, web, podcast, manual, meeting, ...
+    title TEXT,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    id: int
+    event: Event
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str
+    kind: str
+    location: str
+    label: str
+    title: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class EventQueue:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript(_SCHEMA)
+            yield conn
+        finally:
+            conn.close()
+
+    def put(self, event: Event, source: Source | None = None) -> int:
+        """Append `event` (and register its source) in one transaction; return its id."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if source is not None:
+                    self._upsert_source(conn, source)
+                cur = conn.execute(
+                    "INSERT INTO events (name, data, created_at) VALUES (?, ?, ?)",
+                    (event.name, event.data.model_dump_json(), _now()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(cur.lastrowid)
+
+    def after(self, cursor: int, limit: int = 1000, names: tuple[str, ...] | None = None) -> list[QueuedEvent]:
+        """Events with id > cursor, oldest first (optionally only some names)."""
+        query = "SELECT id, name, data, created_at FROM events WHERE id > ?"
+        params: list[object] = [cursor]
+        if names:
+            query += f" AND name IN ({','.join('?' * len(names))})"
+            params.extend(names)
+        query += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        with self._connect() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [
+            QueuedEvent(row[0], parse_event({"name": row[1], "data": json.loads(row[2])}), row[3])
+            for row in rows
+        ]
+
+    def last_id(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    @staticmethod
+    def _upsert_source(conn: sqlite3.Connection, source: Source) -> None:
+        conn.execute(
+            "INSERT INTO sources (key, kind, location, label, title, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+            (source.key, source.kind, source.location, source.label, source.title, _now()),
+        )
+
+    def register_source(self, source: Source) -> None:
+        with self._connect() as conn:
+            self._upsert_source(conn, source)
+
+    def get_source(self, key: str) -> Source | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT key, kind, location, label, title FROM sources WHERE key = ?", (key,)
+            ).fetchone()
+        return Source(*row) if row else None

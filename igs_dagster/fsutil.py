@@ -1,0 +1,103 @@
+"""Atomic file writes and path guards.
+
+Every file the pipeline produces is written to a temporary name in the same folder and
+renamed into place, so a crash never leaves a half-written file under its final name.
+Temporary names share one prefix so a retried step can sweep what a killed one left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from igs_dagster.errors import PermanentError
+
+TEMP_PREFIX = ".igs-tmp-"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file + rename (readers see old or new, never half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def atomic_copy(src: Path, dst: Path) -> Path:
+    """Copy `src` to `dst` through a temp file in dst's folder, then rename."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def sweep_temp_files(folder: Path) -> list[Path]:
+    """Remove temp files a killed process left in `folder` (ours and yt-dlp's `.part`)."""
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.is_file() and (
+            entry.name.startswith(TEMP_PREFIX) or entry.name.endswith((".part", ".ytdl"))
+        ):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """Return `name` if it is safe as a single file-name component, else raise PermanentError."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
+    return name
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """Join `parts` under `root` and refuse any result that escapes it (`..`, absolute, links)."""
+    root_resolved = Path(root).resolve()
+    candidate = root_resolved.joinpath(*parts).resolve()
+    if candidate != root_resolved and root_resolved not in candidate.parents:
+        raise PermanentError(f"path {'/'.join(parts)!r} escapes {root}")
+    return candidate

