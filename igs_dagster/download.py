@@ -1,0 +1,380 @@
+"""Download one video with yt-dlp's Python API into a folder of its own.
+
+Everything lands in `dest_dir` under fixed names (`video.mp4`, `video.info.json`,
+`video.<jpg|webp|png>`), and `download.json` is written last: its presence means the
+download is complete, so a retried or re-run step returns at once without the network.
+Failures that retrying cannot fix raise `PermanentError` and leave nothing behind; all other
+failures are transient (`TransientDownloadError`) and keep nothing but resumable leftovers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import imageio_ffmpeg
+from yt_dlp import YoutubeDL
+from yt_dlp.networking.exceptions import HTTPError
+from yt_dlp.utils import DownloadError, GeoRestrictedError, UnsupportedError
+
+from igs_dagster import fsutil
+from igs_dagster.errors import PermanentError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "download.json"
+VIDEO_STEM = "video"
+THUMBNAIL_EXTS = ("jpg", "jpeg", "webp", "png")
+PERMANENT_HTTP = {400, 401, 403, 404, 410, 451}
+# yt-dlp reports these conditions only as text; retrying never changes them.
+PERMANENT_PHRASES = (
+    "private video",
+    "video unavailable",
+    "this video is unavailable",
+    "has been removed",
+    "is not available",
+    "no longer available",
+    "has been terminated",
+    "does not exist",
+    "confirm your age",
+    "age-restricted",
+    "age restricted",
+    "inappropriate for some users",
+    "members-only",
+    "members only",
+    "join this channel",
+    "available in your country",
+    "channel's members",
+    "geo restrict",
+    "copyright",
+    "drm protected",
+    "unsupported url",
+    "is not a valid url",
+    "no video formats found",
+    "requested format is not available",
+    "connection refused",
+)
+
+
+class TransientDownloadError(RuntimeError):
+    """A download failure that may succeed on retry (timeout, 5xx, network trouble)."""
+
+
+@dataclass
+class DownloadProgress:
+    percent: float | None
+    downloaded_bytes: int
+    total_bytes: int | None
+    speed: float | None
+    eta: float | None
+
+
+@dataclass
+class DownloadResult:
+    video_path: Path
+    info_path: Path
+    thumbnail_path: Path | None
+    video_id: str
+    title: str
+    channel: str | None
+    upload_date: str | None  # YYYY-MM-DD
+    duration: float
+    size: int
+    source_url: str
+    extractor: str
+    description: str | None
+    chapters: list[dict] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for name in ("video_path", "info_path", "thumbnail_path"):
+            data[name] = None if data[name] is None else str(data[name])
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, folder: Path) -> DownloadResult:
+        """Rebuild a recorded result; files are found by name in `folder` (it may have moved)."""
+        data = dict(data)
+        for name in ("video_path", "info_path", "thumbnail_path"):
+            if data.get(name) is not None:
+                data[name] = folder / Path(data[name]).name
+        return cls(**data)
+
+
+def ffmpeg_location() -> str:
+    """`ffmpeg` on PATH if installed, else the static binary shipped by imageio-ffmpeg."""
+    return shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _open_media(path: Path) -> Any:
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise PermanentError(f"unreadable media {Path(path).name}: {_first_line(err)}") from None
+
+
+def _container_duration(container: Any) -> float:
+    if container.duration:
+        return container.duration / av.time_base
+    streams = [float(s.duration * s.time_base) for s in container.streams if s.duration]
+    if streams:
+        return max(streams)
+    ends = [
+        float((p.pts + (p.duration or 0)) * p.time_base)
+        for p in container.demux()
+        if p.pts is not None and p.time_base is not None
+    ]
+    return max(ends, default=0.0)
+
+
+def media_duration(path: Path) -> float:
+    """Length in seconds from the container or its streams; PermanentError if unreadable."""
+    with _open_media(path) as container:
+        try:
+            duration = _container_duration(container)
+        except (av.FFmpegError, ValueError) as err:
+            raise PermanentError(
+                f"unreadable media {Path(path).name}: {_first_line(err)}"
+            ) from None
+    if duration <= 0:
+        raise PermanentError(f"media {Path(path).name} has no duration")
+    return duration
+
+
+def _verify_media(path: Path) -> None:
+    """Refuse files PyAV cannot open, without an audio stream, or whose audio won't decode."""
+    with _open_media(path) as container:
+        if not container.streams.audio:
+            raise PermanentError(f"downloaded media {path.name} has no audio stream")
+        try:
+            decoded = next(iter(container.decode(audio=0)), None)
+        except (av.FFmpegError, ValueError) as err:
+            raise PermanentError(f"corrupt audio in {path.name}: {_first_line(err)}") from None
+        if decoded is None:
+            raise PermanentError(f"no decodable audio in {path.name}")
+
+
+class _Logger:
+    """Sends yt-dlp's messages to Python logging below WARNING, so nothing reaches stderr;
+    its errors surface as the exception this module raises."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+    info = error = debug
+
+
+class _ProgressRelay:
+    """Turn yt-dlp hook calls into throttled `DownloadProgress` calls (every 5 % or second).
+
+    Merged formats arrive as separate files; their bytes are summed and the percentage is
+    kept from going backwards when the second file starts.
+    """
+
+    def __init__(self, callback: Callable[[DownloadProgress], None] | None) -> None:
+        self.callback = callback
+        self.finished_bytes = 0
+        self.best = 0.0
+        self.last_percent = -100.0
+        self.last_time = 0.0
+
+    def __call__(self, d: dict) -> None:
+        if d.get("status") == "finished":
+            self.finished_bytes += int(d.get("total_bytes") or d.get("downloaded_bytes") or 0)
+            return
+        if self.callback is None or d.get("status") != "downloading":
+            return
+        done = self.finished_bytes + int(d.get("downloaded_bytes") or 0)
+        current_total = d.get("total_bytes") or d.get("total_bytes_estimate")
+        total = self.finished_bytes + int(current_total) if current_total else None
+        percent = None
+        if total:
+            self.best = max(self.best, min(99.9, 100.0 * done / total))
+            percent = self.best
+        now = time.monotonic()
+        if now - self.last_time < 1.0 and (percent is None or percent - self.last_percent < 5):
+            return
+        self.last_time, self.last_percent = now, percent if percent is not None else -100.0
+        self.callback(DownloadProgress(percent, done, total, d.get("speed"), d.get("eta")))
+
+    def finish(self, size: int) -> None:
+        if self.callback is not None:
+            self.callback(DownloadProgress(100.0, size, size, None, 0.0))
+
+
+def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
+    return {
+        "logger": _Logger(),
+        "quiet": True,
+        "noprogress": True,
+        "color": "no_color",
+        "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
+        "outtmpl": {"default": f"{VIDEO_STEM}.%(ext)s"},
+        "format": "bv*+ba/b",
+        # Largest resolution up to max_height (else the smallest above it), mp4 + m4a first.
+        "format_sort": [f"res:{int(max_height)}", "ext:mp4:m4a"],
+        "merge_output_format": "mp4",
+        "postprocessors": [{"key": "FFmpegVideoRemuxer", "preferedformat": "mp4"}],
+        "ffmpeg_location": ffmpeg_location(),
+        "writeinfojson": True,
+        "writethumbnail": True,
+        "cachedir": False,
+        "noplaylist": True,
+        "playlist_items": "1",
+        "allow_playlist_files": False,
+        "socket_timeout": 30,
+        "progress_hooks": [relay],
+    }
+
+
+def _first_line(err: BaseException | str) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = text.removeprefix("ERROR: ").split("; please report this issue")[0]
+    text = re.sub(r"\s*\(caused by .*\)$", "", text)
+    return text[:300]
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """The error and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__)."""
+    seen: set[int] = set()
+    todo: list[Any] = [err]
+    while todo:
+        exc = todo.pop()
+        if not isinstance(exc, BaseException) or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        yield exc
+        exc_info = getattr(exc, "exc_info", None)
+        todo += [
+            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
+            getattr(exc, "cause", None),
+            exc.__cause__,
+            exc.__context__,
+        ]
+
+
+def _is_permanent(err: BaseException) -> bool:
+    message = " ".join(str(exc) for exc in _chain(err)).lower()
+    if any(phrase in message for phrase in PERMANENT_PHRASES):
+        return True
+    for exc in _chain(err):
+        if isinstance(exc, HTTPError):
+            return exc.status in PERMANENT_HTTP
+        if isinstance(exc, (ConnectionRefusedError, UnsupportedError, GeoRestrictedError)):
+            return True
+    status = re.search(r"http error (\d{3})", message)
+    return bool(status and int(status.group(1)) in PERMANENT_HTTP)
+
+
+def _iso_date(value: Any) -> str | None:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if re.fullmatch(r"\d{8}", text) else None
+
+
+def _recorded(dest_dir: Path) -> DownloadResult | None:
+    """The finished download recorded in `dest_dir`, if its video file is still intact."""
+    manifest = dest_dir / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        result = DownloadResult.from_json(json.loads(manifest.read_text("utf-8")), dest_dir)
+        if result.video_path.stat().st_size == result.size:
+            return result
+    except (OSError, ValueError, TypeError):
+        pass
+    manifest.unlink(missing_ok=True)
+    return None
+
+
+def _result(info: dict, dest_dir: Path, url: str) -> DownloadResult:
+    if info.get("_type") == "playlist":
+        entries = [e for e in info.get("entries") or [] if e]
+        if not entries:
+            raise PermanentError(f"download failed: no video found at {url}")
+        info = entries[0]
+    video_path = Path(info["requested_downloads"][0]["filepath"])
+    if video_path.parent != dest_dir or not video_path.is_file():
+        raise TransientDownloadError(f"download failed: yt-dlp left no file in {dest_dir}")
+    try:
+        _verify_media(video_path)
+    except PermanentError as err:
+        raise PermanentError(f"download failed: {err}") from None
+    thumbnails = [dest_dir / f"{VIDEO_STEM}.{ext}" for ext in THUMBNAIL_EXTS]
+    return DownloadResult(
+        video_path=video_path,
+        info_path=dest_dir / f"{VIDEO_STEM}.info.json",
+        thumbnail_path=next((p for p in thumbnails if p.is_file()), None),
+        video_id=str(info.get("id") or VIDEO_STEM),
+        title=str(info.get("title") or info.get("id") or "untitled"),
+        channel=info.get("channel") or info.get("uploader"),
+        upload_date=_iso_date(info.get("upload_date")),
+        duration=float(info.get("duration") or media_duration(video_path)),
+        size=video_path.stat().st_size,
+        source_url=str(info.get("webpage_url") or url),
+        extractor=str(info.get("extractor") or "unknown"),
+        description=info.get("description"),
+        chapters=[dict(c) for c in info.get("chapters") or []],
+        tags=[str(t) for t in info.get("tags") or []],
+    )
+
+
+def _remove_ours(dest_dir: Path, created: bool) -> None:
+    """Delete every file this module names in `dest_dir`, so refused input leaves nothing."""
+    if not dest_dir.is_dir():
+        return
+    for entry in dest_dir.iterdir():
+        ours = (
+            entry.name.startswith((f"{VIDEO_STEM}.", fsutil.TEMP_PREFIX)) or entry.name == MANIFEST
+        )
+        if ours and not entry.is_dir():
+            entry.unlink(missing_ok=True)
+    if created and not any(dest_dir.iterdir()):
+        dest_dir.rmdir()
+
+
+def download_video(
+    url: str,
+    dest_dir: Path,
+    *,
+    max_height: int = 1080,
+    on_progress: Callable[[DownloadProgress], None] | None = None,
+) -> DownloadResult:
+    """Download `url` into `dest_dir` once; a finished download is returned from its record.
+
+    Raises PermanentError for what a retry cannot fix, TransientDownloadError otherwise.
+    """
+    dest_dir = Path(dest_dir).absolute()
+    done = _recorded(dest_dir)
+    if done is not None:
+        return done
+    created = not dest_dir.exists()
+    fsutil.sweep_temp_files(dest_dir)
+    _remove_ours(dest_dir, created=False)  # unrecorded files may be stale: yt-dlp would keep them
+    relay = _ProgressRelay(on_progress)
+    try:
+        try:
+            with YoutubeDL(_options(dest_dir, max_height, relay)) as ydl:
+                info = ydl.extract_info(url, download=True)
+        except DownloadError as err:
+            if _is_permanent(err):
+                raise PermanentError(f"download failed: {_first_line(err)}") from err
+            raise TransientDownloadError(f"download failed: {_first_line(err)}") from err
+        result = _result(info, dest_dir, url)
+    except PermanentError:
+        _remove_ours(dest_dir, created)
+        raise
+    fsutil.atomic_write_json(dest_dir / MANIFEST, result.to_json())
+    relay.finish(result.size)
+    return result
