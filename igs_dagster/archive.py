@@ -1,0 +1,555 @@
+"""Archive downloaded media to the NAS over SFTP, or to a local folder.
+
+Layout: `{root}/{year}/{slug}/{file name}`, with a sha256 sidecar `.{file name}.sha256`
+(`sha256sum` format) next to each file.
+
+SFTP uploads go to a temporary name that depends on the content,
+`.{name}.{sha256[:16]}.part`, in the destination folder and are renamed into place
+(`posix-rename@openssh.com` when the server has it), so a cut connection never leaves a partial
+file under the final name. A later run resumes such a `.part` when its bytes match the start of
+the local file. A file already archived with the same size and sha256 is skipped; the sidecar
+(written after the rename) lets later runs compare without reading the file back.
+
+Host keys are always checked against a known_hosts file (paramiko `RejectPolicy`): an unknown
+or changed key is a `PermanentError`, and so is an authentication failure. An unreachable NAS
+(refused, timed out, reset, cut mid-transfer) raises `ArchiveUnavailable`, a `ConnectionError`,
+so the Dagster step retries it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+import re
+import socket
+import stat as stat_mod
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from igs_dagster import fsutil
+from igs_dagster.errors import PermanentError
+
+if TYPE_CHECKING:
+    from igs_dagster.settings import Settings
+
+ProgressCallback = Callable[[str, int, int], None]
+
+CHUNK = 1024 * 1024
+PROGRESS_INTERVAL_S = 0.5
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_YEAR = re.compile(r"^[0-9]{4}$")
+
+
+class ArchiveUnavailable(ConnectionError):
+    """The archive server cannot be reached right now (refused, timeout, reset): retry later."""
+
+
+@dataclass
+class ArchiveResult:
+    location: str  # "sftp://user@host:port/root/2026/slug" or the local folder path
+    files: list[str] = field(default_factory=list)  # final remote/local paths
+    uploaded: int = 0
+    skipped: int = 0
+    bytes_sent: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Item:
+    path: Path
+    name: str
+    size: int
+    sha256: str
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def sha256_file(path: Path, limit: int | None = None) -> str:
+    """sha256 hex of `path` (of its first `limit` bytes when given)."""
+    digest = hashlib.sha256()
+    remaining = limit
+    with open(path, "rb") as handle:
+        while remaining is None or remaining > 0:
+            want = CHUNK if remaining is None else min(CHUNK, remaining)
+            block = handle.read(want)
+            if not block:
+                break
+            digest.update(block)
+            if remaining is not None:
+                remaining -= len(block)
+    return digest.hexdigest()
+
+
+def _check_year(year: object) -> str:
+    if isinstance(year, bool) or not isinstance(year, int | str) or not _YEAR.match(str(year)):
+        raise PermanentError(f"invalid archive year {year!r}: expected 4 digits")
+    return str(year)
+
+
+def _plan(files: list[Path], year: object, slug: str) -> tuple[str, str, list[_Item]]:
+    """Validate the request and hash the local files (before any connection is opened)."""
+    year_s = _check_year(year)
+    fsutil.safe_name(slug, "archive slug")
+    if not files:
+        raise PermanentError("nothing to archive: no files given")
+    items: list[_Item] = []
+    seen: set[str] = set()
+    for raw in files:
+        path = Path(raw)
+        name = fsutil.safe_name(path.name, "archive file name")
+        if name in seen:
+            raise PermanentError(f"two files named {name!r} in one archive request")
+        seen.add(name)
+        if not path.is_file():
+            raise PermanentError(f"cannot archive {path}: no such file")
+        items.append(_Item(path, name, path.stat().st_size, sha256_file(path)))
+    return year_s, slug, items
+
+
+def _sidecar_name(name: str) -> str:
+    return f".{name}.sha256"
+
+
+def _sidecar_text(sha: str, name: str) -> str:
+    return f"{sha}  {name}\n"
+
+
+def _parse_sidecar(text: str) -> str | None:
+    first = text.strip().split(maxsplit=1)
+    if first and _HEX64.match(first[0].lower()):
+        return first[0].lower()
+    return None
+
+
+def _part_name(item: _Item) -> str:
+    return f".{item.name}.{item.sha256[:16]}.part"
+
+
+class _Progress:
+    """Calls `callback(name, done, total)` at most every PROGRESS_INTERVAL_S, plus first/last."""
+
+    def __init__(self, callback: ProgressCallback | None, name: str, total: int) -> None:
+        self.callback = callback
+        self.name = name
+        self.total = total
+        self.last = 0.0
+
+    def __call__(self, done: int, force: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if force or done >= self.total or now - self.last >= PROGRESS_INTERVAL_S:
+            self.last = now
+            self.callback(self.name, done, self.total)
+
+
+# ---------------------------------------------------------------------------------------------
+# local folder
+
+
+class LocalArchive:
+    """Archive into a local (or mounted) folder: `{root}/{year}/{slug}/{name}`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def archive(
+        self,
+        files: list[Path],
+        year: int,
+        slug: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> ArchiveResult:
+        year_s, slug, items = _plan(files, year, slug)
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = fsutil.inside(self.root, year_s, slug)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = ArchiveResult(location=str(folder))
+        for item in items:
+            dest = fsutil.inside(folder, item.name)
+            sidecar = folder / _sidecar_name(item.name)
+            progress = _Progress(on_progress, item.name, item.size)
+            progress(0, force=True)
+            result.files.append(str(dest))
+            if self._same(dest, sidecar, item):
+                result.skipped += 1
+                progress(item.size, force=True)
+                continue
+            sidecar.unlink(missing_ok=True)
+            fsutil.atomic_copy(item.path, dest)
+            fsutil.atomic_write_text(sidecar, _sidecar_text(item.sha256, item.name))
+            result.uploaded += 1
+            result.bytes_sent += item.size
+            progress(item.size, force=True)
+        return result
+
+    @staticmethod
+    def _same(dest: Path, sidecar: Path, item: _Item) -> bool:
+        if not dest.is_file() or dest.stat().st_size != item.size:
+            return False
+        recorded = _parse_sidecar(sidecar.read_text()) if sidecar.is_file() else None
+        if recorded is not None:
+            return recorded == item.sha256
+        if sha256_file(dest) != item.sha256:
+            return False
+        fsutil.atomic_write_text(sidecar, _sidecar_text(item.sha256, item.name))
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# SFTP (NAS)
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(f"host key for {hostname} not in known_hosts")
+        self.hostname = hostname
+        self.key = key
+
+
+class _RefuseUnknownHost(paramiko.RejectPolicy):
+    """paramiko's RejectPolicy, with the host and key kept for a clear message."""
+
+    def missing_host_key(self, client, hostname, key):
+        raise _UnknownHostKey(hostname, key)
+
+
+_TRANSPORT_ERRORS = (
+    paramiko.SSHException,
+    EOFError,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    socket.gaierror,
+)
+
+
+class SftpArchive:
+    """Archive to `{remote_root}/{year}/{slug}/` on an SFTP server, host key verified."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        key_path: Path | None,
+        known_hosts: Path,
+        remote_root: str,
+        timeout: float = 15,
+    ) -> None:
+        if not remote_root.startswith("/"):
+            raise PermanentError(f"NAS root {remote_root!r} must be an absolute remote path")
+        self.host = host
+        self.port = int(port)
+        self.user = user
+        self.key_path = Path(key_path).expanduser() if key_path is not None else None
+        self.known_hosts = Path(known_hosts).expanduser()
+        self.remote_root = posixpath.normpath(remote_root)
+        self.timeout = timeout
+
+    @property
+    def host_label(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def location(self, year: str, slug: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        path = posixpath.join(self.remote_root, year, slug)
+        return f"sftp://{self.user}@{host}:{self.port}{path}"
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.SSHClient:
+        if not self.known_hosts.is_file():
+            raise PermanentError(
+                f"NAS known_hosts file {self.known_hosts} does not exist (host keys are always verified)"
+            )
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(str(self.known_hosts))
+        except (OSError, paramiko.SSHException, ValueError) as err:
+            raise PermanentError(f"cannot read NAS known_hosts {self.known_hosts}: {err}") from None
+        client.set_missing_host_key_policy(_RefuseUnknownHost())
+        kwargs: dict = {}
+        if self.key_path is not None:
+            kwargs = {
+                "key_filename": str(self.key_path),
+                "allow_agent": False,
+                "look_for_keys": False,
+            }
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                channel_timeout=self.timeout,
+                **kwargs,
+            )
+        except BaseException as err:
+            client.close()
+            raise self._connect_error(err) from None
+        return client
+
+    def _connect_error(self, err: BaseException) -> BaseException:
+        if isinstance(err, _UnknownHostKey):
+            return PermanentError(
+                f"NAS host key for {err.hostname} ({_fingerprint(err.key)}) is not in "
+                f"{self.known_hosts}; refusing (check it, then add it to known_hosts)"
+            )
+        if isinstance(err, paramiko.BadHostKeyException):
+            return PermanentError(
+                f"NAS host key for {self.host_label} changed: server sent "
+                f"{_fingerprint(err.key)}, {self.known_hosts} has {_fingerprint(err.expected_key)}; "
+                "refusing (possible man-in-the-middle)"
+            )
+        if isinstance(err, paramiko.PasswordRequiredException):
+            return PermanentError(
+                f"NAS key {self.key_path} is passphrase-protected; use an unencrypted key or an agent"
+            )
+        if isinstance(err, paramiko.AuthenticationException):
+            return PermanentError(f"NAS {self.host_label} refused login for {self.user!r}: {err}")
+        if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError) and (
+            self.key_path is not None and not self.key_path.is_file()
+        ):
+            return PermanentError(f"NAS key {self.key_path} cannot be read: {err}")
+        if isinstance(err, paramiko.ssh_exception.NoValidConnectionsError) and err.errors:
+            cause = next(iter(err.errors.values()))
+            reason = getattr(cause, "strerror", None) or _one_line(cause)
+            return ArchiveUnavailable(f"NAS {self.host_label} unreachable: {reason}")
+        if isinstance(err, OSError | EOFError | paramiko.SSHException):
+            return ArchiveUnavailable(f"NAS {self.host_label} unreachable: {_one_line(err)}")
+        return err
+
+    @contextmanager
+    def _session(self) -> Iterator[paramiko.SFTPClient]:
+        client = self._connect()
+        try:
+            try:
+                sftp = client.open_sftp()
+                sftp.get_channel().settimeout(self.timeout)
+                yield sftp
+            except (PermanentError, ArchiveUnavailable):
+                raise
+            except PermissionError as err:
+                raise PermanentError(f"NAS {self.host_label} refused access: {err}") from None
+            except _TRANSPORT_ERRORS as err:
+                raise ArchiveUnavailable(
+                    f"NAS {self.host_label} connection lost: {_one_line(err)}"
+                ) from None
+            except OSError as err:
+                transport = client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise ArchiveUnavailable(
+                        f"NAS {self.host_label} connection lost: {_one_line(err)}"
+                    ) from None
+                raise
+        finally:
+            client.close()
+
+    # -- archive -------------------------------------------------------------------------------
+
+    def archive(
+        self,
+        files: list[Path],
+        year: int,
+        slug: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> ArchiveResult:
+        year_s, slug, items = _plan(files, year, slug)
+        folder = posixpath.join(self.remote_root, year_s, slug)
+        result = ArchiveResult(location=self.location(year_s, slug))
+        with self._session() as sftp:
+            _makedirs(sftp, folder)
+            listing = set(sftp.listdir(folder))
+            for item in items:
+                final = posixpath.join(folder, item.name)
+                result.files.append(final)
+                progress = _Progress(on_progress, item.name, item.size)
+                progress(0, force=True)
+                if self._same(sftp, folder, listing, item):
+                    result.skipped += 1
+                    progress(item.size, force=True)
+                    continue
+                result.bytes_sent += self._upload(sftp, folder, listing, item, progress)
+                result.uploaded += 1
+        return result
+
+    def _same(self, sftp: paramiko.SFTPClient, folder: str, listing: set[str], item: _Item) -> bool:
+        if item.name not in listing:
+            return False
+        final = posixpath.join(folder, item.name)
+        attrs = sftp.stat(final)
+        if not stat_mod.S_ISREG(attrs.st_mode or 0) or attrs.st_size != item.size:
+            return False
+        sidecar = posixpath.join(folder, _sidecar_name(item.name))
+        recorded = None
+        if _sidecar_name(item.name) in listing:
+            with sftp.open(sidecar, "r") as handle:
+                recorded = _parse_sidecar(handle.read(4096).decode("utf-8", "replace"))
+        if recorded is not None:
+            return recorded == item.sha256
+        if _remote_sha256(sftp, final, item.size) != item.sha256:
+            return False
+        _write_small(sftp, sidecar, _sidecar_text(item.sha256, item.name))
+        return True
+
+    def _upload(
+        self,
+        sftp: paramiko.SFTPClient,
+        folder: str,
+        listing: set[str],
+        item: _Item,
+        progress: _Progress,
+    ) -> int:
+        part = posixpath.join(folder, _part_name(item))
+        final = posixpath.join(folder, item.name)
+        offset = 0
+        if _part_name(item) in listing:
+            have = sftp.stat(part).st_size or 0
+            if 0 < have <= item.size and _remote_sha256(sftp, part, have) == sha256_file(
+                item.path, have
+            ):
+                offset = have
+        sent = 0
+        if offset < item.size or offset == 0:
+            with (
+                sftp.open(part, "r+b" if offset else "wb") as remote,
+                open(item.path, "rb") as local,
+            ):
+                remote.set_pipelined(True)
+                local.seek(offset)
+                remote.seek(offset)
+                progress(offset, force=True)
+                done = offset
+                while block := local.read(CHUNK):
+                    remote.write(block)
+                    done += len(block)
+                    sent += len(block)
+                    progress(done)
+        size = sftp.stat(part).st_size
+        if size != item.size:
+            raise ArchiveUnavailable(
+                f"NAS upload of {item.name} incomplete ({size} of {item.size} bytes); will retry"
+            )
+        sidecar = posixpath.join(folder, _sidecar_name(item.name))
+        if _sidecar_name(item.name) in listing:
+            _remove_quietly(sftp, sidecar)  # never leave an old hash beside new bytes
+        _rename_over(sftp, part, final)
+        _write_small(sftp, sidecar, _sidecar_text(item.sha256, item.name))
+        progress(item.size, force=True)
+        # Parts left by earlier versions of this file are garbage now.
+        stale = re.compile(rf"^\.{re.escape(item.name)}\.[0-9a-f]{{16}}\.part$")
+        for entry in listing:
+            if stale.match(entry) and entry != _part_name(item):
+                _remove_quietly(sftp, posixpath.join(folder, entry))
+        return sent
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:300]
+
+
+def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
+    try:
+        attrs = sftp.stat(path)
+    except FileNotFoundError:
+        parent = posixpath.dirname(path)
+        if parent and parent != path:
+            _makedirs(sftp, parent)
+        try:
+            sftp.mkdir(path)
+        except OSError:
+            attrs = sftp.stat(path)  # created meanwhile by someone else, or re-raise
+            if not stat_mod.S_ISDIR(attrs.st_mode or 0):
+                raise PermanentError(f"NAS path {path} exists and is not a folder") from None
+        return
+    if not stat_mod.S_ISDIR(attrs.st_mode or 0):
+        raise PermanentError(f"NAS path {path} exists and is not a folder")
+
+
+def _remote_sha256(sftp: paramiko.SFTPClient, path: str, size: int) -> str:
+    """Hash the first `size` bytes of a remote file by reading it back."""
+    digest = hashlib.sha256()
+    remaining = size
+    with sftp.open(path, "rb") as handle:
+        handle.prefetch(size, max_concurrent_requests=128)  # 4 MiB in flight
+        while remaining > 0:
+            block = handle.read(min(CHUNK, remaining))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+    return digest.hexdigest()
+
+
+def _write_small(sftp: paramiko.SFTPClient, path: str, text: str) -> None:
+    with sftp.open(path, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def _remove_quietly(sftp: paramiko.SFTPClient, path: str) -> None:
+    try:
+        sftp.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rename_over(sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
+    """Atomic replace with posix-rename@openssh.com; plain SFTP rename (remove first) otherwise."""
+    try:
+        sftp.posix_rename(src, dst)
+        return
+    except PermissionError:
+        raise
+    except OSError:
+        transport = sftp.get_channel().get_transport()
+        if not transport.is_active():
+            raise
+    # No posix-rename: SFTP v3 rename refuses an existing target. The final name is briefly
+    # absent, never partial.
+    _remove_quietly(sftp, dst)
+    sftp.rename(src, dst)
+
+
+def make_archive(settings: Settings) -> LocalArchive | SftpArchive:
+    """The NAS (SFTP) when `archive.sftp_host` is set, else the local archive folder."""
+    cfg = settings.archive
+    if cfg.sftp_host:
+        return SftpArchive(
+            host=cfg.sftp_host,
+            port=cfg.sftp_port,
+            user=cfg.sftp_user or "",
+            key_path=cfg.sftp_key.expanduser() if cfg.sftp_key else None,
+            known_hosts=cfg.sftp_known_hosts.expanduser(),
+            remote_root=cfg.sftp_root,
+        )
+    return LocalArchive(settings.archive_dir)
+
+
+__all__ = [
+    "ArchiveResult",
+    "ArchiveUnavailable",
+    "LocalArchive",
+    "SftpArchive",
+    "make_archive",
+    "sha256_file",
+]
