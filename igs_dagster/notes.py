@@ -1,0 +1,524 @@
+"""The Obsidian vault note for a video, and its link from the daily note (no Dagster here).
+
+The note format is a contract shared with the enricher:
+
+    ---
+    type: video
+    title: "..."
+    source: youtube
+    source_url: "https://..."      # or null
+    video_id: "..."                # the partition key
+    channel: "..."                 # or null
+    published: 2026-01-20          # or null
+    duration: "0:11"               # null when unknown (0)
+    duration_seconds: 11           # null when unknown (0)
+    archive_path: "..."            # or null
+    transcribed: 2026-11-24
+    enriched_by: null              # set by the enricher: builtin | pi | claude | codex
+    tags: [video, youtube]
+    ---
+
+    # {title}
+
+    > [!info] Source
+    > [{title}]({source_url}) · {channel} · {published} · {duration}
+
+    ## Executive Summary
+
+    _Pending enrichment._
+
+    <!-- igs:transcript -->
+    ## Transcript
+
+    > [!note]- Transcript ({duration})
+    > **[0:00](https://www.youtube.com/watch?v=ID&t=0s)** And so my fellow Americans ...
+    >
+    > **[2:03](...&t=123s)** ...
+
+Everything between the `## Executive Summary` line and the (last) `<!-- igs:transcript -->` line
+is the enrichment region: the enricher replaces it, and re-rendering keeps it. Frontmatter keys
+other than the ones above (added by the enricher or the user) are kept too.
+Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import re
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from igs_dagster import fsutil
+from igs_dagster.errors import PermanentError
+
+VIDEOS_DIR = ("Resources", "videos")
+DAILY_DIR = "Daily"
+SUMMARY_HEADING = "## Executive Summary"
+TRANSCRIPT_MARKER = "<!-- igs:transcript -->"
+PENDING_REGION = "\n_Pending enrichment._\n\n"
+PARAGRAPH_SECONDS = 120  # a new timestamped transcript paragraph at most every 2 minutes
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_KEYS = (
+    "type",
+    "title",
+    "source",
+    "source_url",
+    "video_id",
+    "channel",
+    "published",
+    "duration",
+    "duration_seconds",
+    "archive_path",
+    "transcribed",
+    "enriched_by",
+    "tags",
+)
+_QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
+
+
+@dataclass
+class NoteInput:
+    video_id: str
+    title: str
+    source_label: str
+    source_url: str | None
+    channel: str | None
+    published: str | None  # YYYY-MM-DD (YYYYMMDD is accepted) or None
+    duration: float  # seconds; 0 = unknown
+    archive_path: str | None
+    transcribed: str  # YYYY-MM-DD
+    tags: list[str]
+    timestamp_url: Callable[[int], str | None]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def format_duration(seconds: float) -> str:
+    """0:11, 12:05, 1:02:03 (rounded to whole seconds; negative/NaN -> 0:00)."""
+    try:
+        total = max(0, int(round(float(seconds))))
+    except (TypeError, ValueError, OverflowError):
+        total = 0
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def slugify(text: str, max_len: int = 80) -> str:
+    """ASCII, lowercase, words joined by '-', at most `max_len` characters ('' if nothing left)."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > max_len:
+        cut = slug[:max_len]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut
+    return slug.strip("-")
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _check_day(day: str, what: str = "day") -> str:
+    if not isinstance(day, str) or not _DATE.match(day):
+        raise PermanentError(f"invalid {what} {day!r}: expected YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        raise PermanentError(f"invalid {what} {day!r}: not a calendar date") from None
+    return day
+
+
+def _note_path(vault: Path, slug: str) -> Path:
+    fsutil.safe_name(slug, "note slug")
+    return fsutil.inside(Path(vault), *VIDEOS_DIR, f"{slug}.md")
+
+
+def _daily_path(vault: Path, day: str) -> Path:
+    _check_day(day)
+    fsutil.safe_name(day, "day")
+    return fsutil.inside(Path(vault), DAILY_DIR, f"{day}.md")
+
+
+# --------------------------------------------------------------------------- frontmatter
+
+
+class _Quoted(str):
+    """A string always written double-quoted (free text: titles, URLs, ids)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Quoted,
+    lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"'),
+)
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_normalize(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _normalize(item) for key, item in value.items()}
+    return value
+
+
+def split_frontmatter(text: str) -> tuple[dict, str]:
+    """Split a note into (frontmatter dict, body). Dates come back as 'YYYY-MM-DD' strings.
+
+    Missing or invalid frontmatter -> PermanentError.
+    """
+    if not text.startswith("---\n"):
+        raise PermanentError("note has no frontmatter (it must start with '---')")
+    end = text.find("\n---\n", 3)
+    if end == -1:
+        if text.endswith("\n---"):
+            end = len(text) - 4
+        else:
+            raise PermanentError("note frontmatter is not closed with '---'")
+    raw = text[4 : end + 1]
+    body = text[end + 5 :]
+    try:
+        meta = yaml.safe_load(raw) if raw.strip() else {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        raise PermanentError(f"note frontmatter is not valid YAML{where}") from None
+    if not isinstance(meta, dict):
+        raise PermanentError("note frontmatter is not a YAML mapping")
+    return _normalize(meta), body
+
+
+def dump_frontmatter(meta: dict) -> str:
+    """Render `meta` as the note's frontmatter block ('---' ... '---\\n') in the contract's style.
+
+    Known keys come first in contract order; other keys follow in their given order.
+    `dump_frontmatter(split_frontmatter(note)[0])` reproduces a rendered note's frontmatter.
+    """
+    ordered: dict[str, Any] = {}
+    for key in (*_KEYS, *(k for k in meta if k not in _KEYS)):
+        if key not in meta:
+            continue
+        value = meta[key]
+        if key in _QUOTED_KEYS and isinstance(value, str):
+            value = _Quoted(value)
+        elif isinstance(value, str) and _DATE.match(value):
+            try:
+                value = dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        ordered[key] = value
+    body = yaml.dump(
+        ordered,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+        width=1_000_000,
+    )
+    return f"---\n{body}---\n"
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def _summary_start(text: str) -> int | None:
+    """Index just after the `## Executive Summary` line, or None."""
+    match = re.search(rf"^{re.escape(SUMMARY_HEADING)}[ \t]*\n", text, re.MULTILINE)
+    return match.end() if match else None
+
+
+def _marker_start(text: str) -> int | None:
+    """Index of the last line that is exactly the transcript marker, or None."""
+    matches = list(re.finditer(rf"^{re.escape(TRANSCRIPT_MARKER)}[ \t]*$", text, re.MULTILINE))
+    return matches[-1].start() if matches else None
+
+
+def enrichment_region(text: str) -> str | None:
+    """The text between the `## Executive Summary` line and the transcript marker, or None."""
+    start, end = _summary_start(text), _marker_start(text)
+    if start is None or end is None or end < start:
+        return None
+    return text[start:end]
+
+
+def transcript_block(text: str) -> str:
+    """From the transcript marker to the end of the note ('' when the marker is missing)."""
+    start = _marker_start(text)
+    return "" if start is None else text[start:]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _md_escape(text: str) -> str:
+    """Keep transcript text from opening HTML comments/tags or closing link text."""
+    return text.replace("<", "\\<")
+
+
+def _link_text(text: str) -> str:
+    return _md_escape(_one_line(text)).replace("[", "\\[").replace("]", "\\]")
+
+
+def _md_url(url: str) -> str:
+    """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
+    url = _one_line(url).replace(" ", "%20")
+    if any(ch in url for ch in "()<>"):
+        return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
+    return url
+
+
+def _stamp(seconds: int, timestamp_url: Callable[[int], str | None]) -> str:
+    label = format_duration(seconds)
+    url = timestamp_url(seconds)
+    return f"**[{label}]({_md_url(url)})**" if url else f"**{label}**"
+
+
+def _transcript_paragraphs(
+    segments: list[dict], timestamp_url: Callable[[int], str | None]
+) -> Iterator[str]:
+    """Timed segments are grouped into paragraphs that each open with a timestamp; a new one
+    starts at the first segment beginning >= 120 s after the previous marker. Untimed segments
+    (pasted transcripts) are paragraphs of their own, without a timestamp."""
+    parts: list[str] = []
+    marker: float | None = None
+    for seg in segments:
+        text = _md_escape(_one_line(seg.get("text")))
+        start = seg.get("start")
+        if not isinstance(start, int | float):
+            if parts:
+                yield " ".join(parts)
+                parts = []
+            marker = None
+            if text:
+                yield text
+            continue
+        if not text:
+            continue
+        if marker is None or start >= marker + PARAGRAPH_SECONDS:
+            if parts:
+                yield " ".join(parts)
+            marker = float(start)
+            parts = [_stamp(int(start), timestamp_url), text]
+        else:
+            parts.append(text)
+    if parts:
+        yield " ".join(parts)
+
+
+def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
+    tags: list[str] = []
+    for tag in [*inp.tags, *((old or {}).get("tags") or [])]:
+        tag = "-".join(str(tag).strip().lstrip("#").split())  # Obsidian tags have no spaces
+        if tag and tag not in tags:
+            tags.append(tag)
+    published = inp.published
+    if published and re.fullmatch(r"\d{8}", published):
+        published = f"{published[:4]}-{published[4:6]}-{published[6:]}"
+    known = inp.duration is not None and inp.duration > 0
+    meta: dict[str, Any] = {
+        "type": "video",
+        "title": inp.title,
+        "source": inp.source_label,
+        "source_url": inp.source_url or None,
+        "video_id": inp.video_id,
+        "channel": inp.channel or None,
+        "published": published or None,
+        "duration": format_duration(inp.duration) if known else None,
+        "duration_seconds": int(round(inp.duration)) if known else None,
+        "archive_path": inp.archive_path or None,
+        "transcribed": _check_day(inp.transcribed, "transcribed date"),
+        "enriched_by": (old or {}).get("enriched_by"),
+        "tags": tags,
+    }
+    for key, value in (old or {}).items():
+        if key not in meta:
+            meta[key] = value
+    return meta
+
+
+def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -> str:
+    """The full note text. With `existing` (the current note), its enrichment region,
+    `enriched_by`, extra frontmatter keys and tags (merged after `inp.tags`) are kept.
+
+    An existing note whose frontmatter or region markers were broken -> PermanentError
+    (never silently drop what the enricher or the user wrote).
+    """
+    old_meta: dict | None = None
+    region = PENDING_REGION
+    if existing is not None:
+        old_meta, _ = split_frontmatter(existing)
+        old_id = old_meta.get("video_id")
+        if old_id is not None and str(old_id) != inp.video_id:
+            raise PermanentError(
+                f"note belongs to video {old_id!r}, not {inp.video_id!r}: refusing to overwrite"
+            )
+        kept = enrichment_region(existing)
+        if kept is None:
+            raise PermanentError(
+                f"note for {inp.video_id} lost its '{SUMMARY_HEADING}' heading or "
+                f"'{TRANSCRIPT_MARKER}' marker: fix or delete it"
+            )
+        region = kept
+
+    meta = _frontmatter_for(inp, old_meta)
+    title = _md_escape(_one_line(inp.title) or inp.video_id)
+    duration = meta["duration"]
+
+    source_parts = [
+        f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
+    ]
+    source_parts += [_one_line(x) for x in (inp.channel, meta["published"], duration) if x]
+    lines = [
+        f"# {title}",
+        "",
+        "> [!info] Source",
+        "> " + " · ".join(source_parts),
+        "",
+    ]
+    head = "\n".join(lines) + "\n" + SUMMARY_HEADING + "\n" + region
+
+    paragraphs = list(_transcript_paragraphs(transcript.get("segments") or [], inp.timestamp_url))
+    callout = f"> [!note]- Transcript ({duration})" if duration else "> [!note]- Transcript"
+    body_lines = [TRANSCRIPT_MARKER, "## Transcript", "", callout]
+    if paragraphs:
+        for index, paragraph in enumerate(paragraphs):
+            if index:
+                body_lines.append(">")
+            body_lines.append(f"> {paragraph}")
+    else:
+        body_lines.append("> _No speech detected._")
+    return dump_frontmatter(meta) + "\n" + head + "\n".join(body_lines) + "\n"
+
+
+# --------------------------------------------------------------------------- vault files
+
+
+def _video_id_of(path: Path) -> str | None:
+    try:
+        meta, _ = split_frontmatter(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, PermanentError):
+        return None
+    value = meta.get("video_id")
+    return None if value is None else str(value)
+
+
+def note_slug(title: str, video_id: str, vault: Path) -> str:
+    """slugify(title) (or `video-<id>` when nothing is left); when that note already exists for
+    ANOTHER video, `<slug>-<video_id>`. The result is always a safe file name."""
+    slug = slugify(title) or slugify(f"video-{video_id}", max_len=120)
+    fsutil.safe_name(slug, "note slug")
+    path = _note_path(vault, slug)
+    if path.exists() and _video_id_of(path) != video_id:
+        slug = f"{slug}-{video_id}"
+        fsutil.safe_name(slug, "note slug")
+    return slug
+
+
+def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path:
+    """Write (or re-render) `<vault>/Resources/videos/<slug>.md` atomically.
+
+    Idempotent: the same inputs give the same bytes, and an unchanged note is not rewritten.
+    """
+    path = _note_path(vault, slug)
+    existing = path.read_text(encoding="utf-8") if path.exists() else None
+    text = render_note(inp, transcript, existing)
+    if text != existing:
+        fsutil.atomic_write_text(path, text)
+    return path
+
+
+_DAILY_THREAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _daily_lock(path: Path) -> Iterator[None]:
+    """Serialize read-modify-write of one daily note across threads and processes
+    (the lock file lives in the temp folder, not in the vault)."""
+    digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"igs-daily-{digest}.lock"
+    with _DAILY_THREAD_LOCK, open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
+    line = f"- [[{slug}]] — {_one_line(title) or slug}"
+    if channel and _one_line(channel):
+        line += f" by {_one_line(channel)}"
+    if duration and duration > 0:
+        line += f" · {format_duration(duration)}"
+    return line
+
+
+def link_daily(
+    vault: Path, day: str, slug: str, title: str, channel: str | None, duration: float
+) -> bool:
+    """Add `- [[slug]] — title by channel · duration` under `## Videos` in Daily/<day>.md.
+
+    Creates the note (with a `# <day>` header) or the section when missing, keeps everything
+    else, and adds the line once: returns True if it added it, False if the note already
+    links `[[slug]]` anywhere.
+    """
+    fsutil.safe_name(slug, "note slug")
+    path = _daily_path(vault, day)
+    line = _daily_line(slug, title, channel, duration)
+    with _daily_lock(path):
+        if not path.exists():
+            fsutil.atomic_write_text(path, f"# {day}\n\n## Videos\n\n{line}\n")
+            return True
+        text = path.read_text(encoding="utf-8")
+        if re.search(rf"\[\[{re.escape(slug)}(\|[^\]]*)?\]\]", text):
+            return False
+        fsutil.atomic_write_text(path, _insert_daily_line(text, line))
+        return True
+
+
+def _insert_daily_line(text: str, line: str) -> str:
+    lines = text.split("\n")
+    trailing_newline = text.endswith("\n")
+    if trailing_newline:
+        lines.pop()
+    section = next((i for i, value in enumerate(lines) if value.rstrip() == "## Videos"), None)
+    if section is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines += ([""] if lines else []) + ["## Videos", "", line]
+        return "\n".join(lines) + "\n"
+    end = len(lines)
+    for i in range(section + 1, len(lines)):
+        if re.match(r"^#{1,2}\s", lines[i]):
+            end = i
+            break
+    insert_at = end
+    while insert_at > section + 1 and not lines[insert_at - 1].strip():
+        insert_at -= 1
+    if insert_at == section + 1:  # empty section: blank lines around the new list
+        block = ["", line]
+        if insert_at < len(lines) and lines[insert_at].strip():
+            block.append("")
+        lines[insert_at:insert_at] = block
+    else:
+        lines.insert(insert_at, line)
+    result = "\n".join(lines)
+    return result + "\n" if trailing_newline or not result.endswith("\n") else result

