@@ -1,0 +1,173 @@
+"""The PRD: stories with acceptance criteria, and the commands that check the work.
+
+Example `prd.json`::
+
+    {"title": "Slugs", "description": "...",
+     "stories": [{"id": "S1", "title": "Add slugify", "description": "...",
+                  "acceptance_criteria": ["slugify('A b') returns 'a-b'"], "priority": 1}],
+     "checks": {"typecheck": "python -m compileall -q .", "lint": null,
+                "test": "python -m pytest -q"},
+     "tests_dir": "tests"}
+
+Check commands are split with `shlex.split` and run without a shell: pipes, `&&` or
+redirections need a script in the project (e.g. `"lint": "./scripts/lint.sh"`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from igs_dagster.errors import PermanentError
+from igs_dagster.fsutil import atomic_write_json
+
+STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CHECK_NAMES = ("typecheck", "lint", "test")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Story(_Model):
+    id: str
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field("", max_length=20_000)
+    acceptance_criteria: list[str] = Field(min_length=1, max_length=50)
+    priority: int = 100
+    passes: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        if not STORY_ID.match(value) or ".." in value:
+            raise ValueError(
+                f"{value!r} is not file-name safe (letters, digits, '.', '_', '-'; max 64)"
+            )
+        return value
+
+    @field_validator("acceptance_criteria")
+    @classmethod
+    def _criteria_text(cls, value: list[str]) -> list[str]:
+        for index, item in enumerate(value):
+            if not item.strip():
+                raise ValueError(f"item {index} is empty")
+        return value
+
+
+class Checks(_Model):
+    typecheck: str | None = None
+    lint: str | None = None
+    test: str | None = None
+
+    @field_validator("typecheck", "lint", "test")
+    @classmethod
+    def _splittable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("empty command (use null for 'not configured')")
+        try:
+            argv = shlex.split(value)
+        except ValueError as err:
+            raise ValueError(f"cannot split command: {err}") from None
+        if not argv:
+            raise ValueError("empty command (use null for 'not configured')")
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Checks:
+        if not self.configured():
+            raise ValueError("configure at least one of typecheck, lint, test")
+        return self
+
+    def configured(self) -> dict[str, str]:
+        return {name: cmd for name in CHECK_NAMES if (cmd := getattr(self, name))}
+
+
+class Prd(_Model):
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field("", max_length=50_000)
+    stories: list[Story] = Field(min_length=1, max_length=500)
+    checks: Checks
+    tests_dir: str = "tests"
+
+    @field_validator("tests_dir")
+    @classmethod
+    def _relative_dir(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if not value or path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative folder inside the project")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Prd:
+        seen: dict[str, int] = {}
+        for index, story in enumerate(self.stories):
+            if story.id in seen:
+                raise ValueError(
+                    f"stories[{index}].id: duplicate story id {story.id!r} "
+                    f"(also stories[{seen[story.id]}].id)"
+                )
+            seen[story.id] = index
+        return self
+
+    def story(self, story_id: str) -> Story:
+        for story in self.stories:
+            if story.id == story_id:
+                return story
+        raise PermanentError(f"no story {story_id!r} in PRD {self.title!r}")
+
+
+def describe_error(err: ValidationError) -> str:
+    """`stories[1].acceptance_criteria: List should have at least 1 item` (+N more)."""
+    errors = err.errors()
+    # An unknown field is usually a typo of a required one: name it first.
+    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
+    where = ""
+    for part in first.get("loc", ()):
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif not str(part).startswith("function-"):
+            where += f".{part}" if where else str(part)
+    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    message = re.sub(r" after validation, not \d+$", "", message)
+    if first.get("type") == "extra_forbidden":
+        message = "unknown field (not part of the PRD format)"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def parse_prd(raw: object, name: str = "prd.json") -> Prd:
+    if not isinstance(raw, dict):
+        raise PermanentError(f"{name}: the PRD must be a JSON object, not {type(raw).__name__}")
+    try:
+        return Prd.model_validate(raw)
+    except ValidationError as err:
+        raise PermanentError(f"{name}: {describe_error(err)}") from None
+
+
+def load_prd(path: Path) -> Prd:
+    """Read and validate a PRD file; raise PermanentError naming the file, field and reason."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PermanentError(f"{path.name}: no such file ({path})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PermanentError(f"{path.name}: cannot read: {err}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PermanentError(
+            f"{path.name}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
+    return parse_prd(raw, path.name)
+
+
+def save_prd(path: Path, prd: Prd) -> Path:
+    return atomic_write_json(Path(path), prd.model_dump(mode="json"))
