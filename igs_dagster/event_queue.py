@@ -22,6 +22,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
+    key TEXT,                    -- partition key decided at intake (NULL if none)
     data TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS sources (
 @dataclass(frozen=True)
 class QueuedEvent:
     id: int
+    key: str | None
     event: Event
     created_at: str
 
@@ -72,7 +74,7 @@ class EventQueue:
         finally:
             conn.close()
 
-    def put(self, event: Event, source: Source | None = None) -> int:
+    def put(self, event: Event, *, source: Source | None = None, key: str | None = None) -> int:
         """Append `event` (and register its source) in one transaction; return its id."""
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -80,8 +82,8 @@ class EventQueue:
                 if source is not None:
                     self._upsert_source(conn, source)
                 cur = conn.execute(
-                    "INSERT INTO events (name, data, created_at) VALUES (?, ?, ?)",
-                    (event.name, event.data.model_dump_json(), _now()),
+                    "INSERT INTO events (name, key, data, created_at) VALUES (?, ?, ?, ?)",
+                    (event.name, key, event.data.model_dump_json(), _now()),
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -91,7 +93,7 @@ class EventQueue:
 
     def after(self, cursor: int, limit: int = 1000, names: tuple[str, ...] | None = None) -> list[QueuedEvent]:
         """Events with id > cursor, oldest first (optionally only some names)."""
-        query = "SELECT id, name, data, created_at FROM events WHERE id > ?"
+        query = "SELECT id, key, name, data, created_at FROM events WHERE id > ?"
         params: list[object] = [cursor]
         if names:
             query += f" AND name IN ({','.join('?' * len(names))})"
@@ -101,7 +103,7 @@ class EventQueue:
         with self._connect() as conn:
             rows = conn.execute(query, params).fetchall()
         return [
-            QueuedEvent(row[0], parse_event({"name": row[1], "data": json.loads(row[2])}), row[3])
+            QueuedEvent(row[0], row[1], parse_event({"name": row[2], "data": json.loads(row[3])}), row[4])
             for row in rows
         ]
 
@@ -110,16 +112,21 @@ class EventQueue:
             return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
 
     @staticmethod
-    def _upsert_source(conn: sqlite3.Connection, source: Source) -> None:
+    def _upsert_source(conn: sqlite3.Connection, source: Source, replace: bool = False) -> None:
+        on_conflict = (
+            "DO UPDATE SET kind=excluded.kind, location=excluded.location, "
+            "label=excluded.label, title=excluded.title" if replace else "DO NOTHING"
+        )
         conn.execute(
             "INSERT INTO sources (key, kind, location, label, title, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+            f"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) {on_conflict}",
             (source.key, source.kind, source.location, source.label, source.title, _now()),
         )
 
-    def register_source(self, source: Source) -> None:
+    def register_source(self, source: Source, *, replace: bool = False) -> None:
+        """Remember where a partition's media comes from (`replace` updates a known key)."""
         with self._connect() as conn:
-            self._upsert_source(conn, source)
+            self._upsert_source(conn, source, replace)
 
     def get_source(self, key: str) -> Source | None:
         with self._connect() as conn:

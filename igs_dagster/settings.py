@@ -83,6 +83,16 @@ class AgentSettings(_Group):
     codex_command: list[str] | None = None
 
 
+class PostgresSettings(_Group):
+    """Postgres storage for the Dagster instance (scale-out); unset host = SQLite."""
+
+    host: str | None = None
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "dagster"
+    password: SecretStr | None = None
+    db: str = "dagster"
+
+
 class ApiSettings(_Group):
     host: str = "127.0.0.1"
     port: int = Field(3111, ge=1, le=65535)
@@ -106,6 +116,7 @@ class Settings(BaseSettings):
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
     api: ApiSettings = ApiSettings()
+    postgres: PostgresSettings = PostgresSettings()
 
     @model_validator(mode="after")
     def _expand(self) -> Settings:
@@ -154,6 +165,20 @@ class Settings(BaseSettings):
     @property
     def system_log(self) -> Path:
         return self.vault_dir / "system" / "system-log.jsonl"
+
+    def storage_yaml(self) -> str:
+        """dagster.yaml `storage:` block for Postgres (password read from the environment)."""
+        pg = self.postgres
+        if not pg.host:
+            return ""
+        password = "{env: IGS_POSTGRES__PASSWORD}" if pg.password else '""'
+        return (
+            "storage:\n  postgres:\n    postgres_db:\n"
+            "      scheme: postgresql+psycopg2\n"  # SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3
+            f"      hostname: {pg.host}\n      port: {pg.port}\n"
+            f"      username: {pg.user}\n      password: {password}\n"
+            f"      db_name: {pg.db}\n"
+        )
 
 
 def config_file_path() -> Path | None:

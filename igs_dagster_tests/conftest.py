@@ -63,6 +63,25 @@ def sample_mp4() -> Path:
     return SAMPLE_MP4
 
 
+@pytest.fixture(scope="session")
+def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~66 s of real speech (the sample six times): long enough to observe a step in flight."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    folder = tmp_path_factory.mktemp("long")
+    listing = folder / "list.txt"
+    listing.write_text("".join(f"file '{SAMPLE_MP4}'\n" for _ in range(6)))
+    out = folder / "long-talk.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+         "-i", str(listing), "-c", "copy", str(out)],
+        check=True,
+    )
+    return out
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass

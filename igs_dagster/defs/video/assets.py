@@ -1,0 +1,231 @@
+"""The video assets. Each is one step a user can (re)materialize per partition in the UI.
+
+Values passed between assets are small dicts of paths and metadata (claim check): the media,
+the transcript JSON and the note live in the data folder and the vault, not in Dagster.
+"""
+
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from igs_dagster import archive, download, enrich, notes, transcribe
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.steps import NAS_RETRY, RETRY, ProgressLog, permanent_failures
+from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.errors import PermanentError
+from igs_dagster.event_queue import Source
+from igs_dagster.local_media import describe_text, import_media_file
+from igs_dagster.settings import Settings
+from igs_dagster.video_ids import is_partition_key, parse_source, timestamp_url
+
+COMMON = dict(partitions_def=video_partitions, group_name="video")
+
+
+def _source(key: str, igs: IgsSettings) -> Source:
+    """Where a partition's media comes from: registered at intake, or a bare YouTube ID."""
+    if not is_partition_key(key):
+        raise PermanentError(f"invalid partition key {key!r}")
+    known = igs.queue().get_source(key)
+    if known:
+        return known
+    ref = parse_source(key)  # a partition added by hand in the UI: only YouTube IDs qualify
+    if ref.kind != "youtube":
+        raise PermanentError(f"unknown partition {key!r}: send its URL with `igs send` first")
+    return Source(ref.key, ref.kind, ref.location, ref.label, None)
+
+
+def _folder(settings: Settings, key: str) -> Path:
+    return settings.media_dir / key
+
+
+@dg.asset(**COMMON, retry_policy=RETRY, kinds={"python"}, description=(
+    "yt-dlp download (best video up to the quality cap, mp4, info.json, thumbnail) into the "
+    "partition's own folder; local files are copied, pasted transcripts recorded."
+))
+def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
+    settings = igs.get()
+    key = context.partition_key
+    with permanent_failures():
+        source = _source(key, igs)
+        folder = _folder(settings, key)
+        if source.kind in ("youtube", "url"):
+            progress = ProgressLog(context.log, "download")
+            result = download.download_video(
+                source.location, folder, max_height=settings.max_height,
+                on_progress=lambda p: progress(p.percent, _speed(p.speed)),
+            ).to_json()
+        elif source.kind == "file":
+            result = import_media_file(Path(source.location), folder, key=key, title=source.title)
+        else:
+            result = describe_text(Path(source.location), key=key, title=source.title)
+        if source.title:  # a title given at intake wins over one guessed from a file name
+            result["title"] = source.title
+        result.update(
+            source_kind=source.kind,
+            source_label=source.label,
+            source_location=source.location,
+            slug=notes.note_slug(result["title"], key, settings.vault_dir),
+        )
+    context.add_output_metadata({
+        "title": result["title"],
+        "channel": result.get("channel") or "",
+        "upload_date": result.get("upload_date") or "",
+        "duration_s": float(result.get("duration") or 0),
+        "size_bytes": int(result.get("size") or 0),
+        "source": dg.MetadataValue.url(result["source_url"]) if result.get("source_url")
+        else source.location,
+        "folder": dg.MetadataValue.path(str(_folder(settings, key))),
+    })
+    return result
+
+
+def _speed(bps: float | None) -> str:
+    return f"at {bps / 1e6:.1f} MB/s" if bps else ""
+
+
+# priority: archive the media before transcribing it (as the original pipeline did), so a crash
+# during a long transcription never repeats the upload when the run is re-executed from failure
+@dg.asset(**COMMON, retry_policy=NAS_RETRY, kinds={"sftp"}, op_tags={"dagster/priority": "1"}, description=(
+    "Copy the media to the NAS over SFTP (host keys verified, temp name + rename, identical "
+    "files skipped) under {root}/{year}/{slug}/, or to the local archive folder."
+))
+def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict) -> dict:
+    settings = igs.get()
+    files = [
+        Path(p) for p in (
+            video_download.get("video_path"), video_download.get("info_path"),
+            video_download.get("thumbnail_path"), video_download.get("text_path"),
+        ) if p
+    ]
+    year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
+    progress = ProgressLog(context.log, "archive")
+    with permanent_failures():
+        target = archive.make_archive(settings)
+        result = target.archive(
+            files, year, video_download["slug"],
+            on_progress=lambda name, done, total: progress(100 * done / max(total, 1), name),
+        ).to_json()
+    context.add_output_metadata({
+        "location": result["location"], "uploaded": result["uploaded"],
+        "skipped": result["skipped"], "bytes_sent": result["bytes_sent"],
+    })
+    return result
+
+
+@dg.asset(**COMMON, retry_policy=RETRY, pool="gpu", kinds={"whisper"}, description=(
+    "Local Whisper (mlx-whisper on Apple Silicon, faster-whisper elsewhere). The transcript "
+    "goes to a JSON file; Dagster keeps only its path and small metadata. Pool `gpu`: one "
+    "transcription at a time across all runs."
+))
+def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict) -> dict:
+    settings = igs.get()
+    out = _folder(settings, context.partition_key) / "transcript.json"
+    with permanent_failures():
+        if video_download.get("text_path"):
+            text = Path(video_download["text_path"]).read_text(encoding="utf-8")
+            info = transcribe.text_to_transcript(text, out, source=video_download["source_label"])
+        else:
+            progress = ProgressLog(context.log, "transcribe")
+            info = transcribe.transcribe_to_file(
+                Path(video_download["video_path"]), out, settings.transcriber,
+                on_progress=lambda pos, total: progress(
+                    100 * pos / total if total else None, f"({pos:.0f}s of {total:.0f}s)"
+                ),
+            )
+    result = info.to_json()
+    context.add_output_metadata({
+        "path": dg.MetadataValue.path(str(out)),
+        "backend": result["backend"], "model": Path(str(result["model"])).name,
+        "language": result.get("language") or "", "duration_s": float(result["duration"]),
+        "real_time_factor": float(result["rtf"] or 0), "segments": int(result["segments"]),
+        "words": int(result["words"]), "elapsed_s": float(result["elapsed_s"]),
+    })
+    return result
+
+
+def _timestamp_link(video_download: dict):
+    url = video_download.get("source_url") or ""
+    kind = video_download.get("source_kind")
+    if kind in ("youtube", "url") and url:
+        return lambda seconds: timestamp_url(url, seconds)
+    return lambda seconds: None
+
+
+@dg.asset(**COMMON, retry_policy=RETRY, kinds={"markdown"}, description=(
+    "The vault note (frontmatter, source callout, summary placeholder, timestamped transcript) "
+    "and its link in the daily note, once. Enrichment already in the note is kept."
+))
+def vault_note(
+    context: dg.AssetExecutionContext, igs: IgsSettings,
+    video_download: dict, video_archive: dict, transcript: dict,
+) -> dict:
+    settings = igs.get()
+    vault = settings.vault_dir
+    slug = video_download["slug"]
+    with permanent_failures():
+        data = transcribe.load_transcript(Path(transcript["path"]))
+        note_path = vault / "Resources" / "videos" / f"{slug}.md"
+        transcribed = _existing_transcribed_date(note_path) or date.today().isoformat()
+        label = video_download["source_label"]
+        inp = notes.NoteInput(
+            video_id=context.partition_key, title=video_download["title"], source_label=label,
+            source_url=video_download.get("source_url"), channel=video_download.get("channel"),
+            published=video_download.get("upload_date"),
+            duration=float(transcript["duration"] or video_download.get("duration") or 0),
+            archive_path=video_archive.get("location"), transcribed=transcribed,
+            tags=["video", label], timestamp_url=_timestamp_link(video_download),
+        )
+        path = notes.write_note(vault, slug, inp, data)
+        linked = notes.link_daily(
+            vault, transcribed, slug, inp.title, inp.channel, inp.duration
+        )
+    context.add_output_metadata({
+        "note": dg.MetadataValue.path(str(path)),
+        "daily_note": f"Daily/{transcribed}.md",
+        "daily_link_added": linked,
+    })
+    return {"note_path": str(path), "slug": slug, "daily": transcribed}
+
+
+def _existing_transcribed_date(note_path: Path) -> str | None:
+    """Keep the first ingest date so re-runs link the same daily note."""
+    if not note_path.is_file():
+        return None
+    try:
+        meta, _ = notes.split_frontmatter(note_path.read_text(encoding="utf-8"))
+    except PermanentError:
+        return None
+    value = meta.get("transcribed")
+    return str(value) if value else None
+
+
+@dg.asset(**COMMON, retry_policy=RETRY, kinds={"ai"}, description=(
+    "Executive summary, key points, speaker context, quotes, related links and tags, written "
+    "into the note by an agent CLI (pi, claude, codex) or, offline, the built-in enricher."
+))
+def enriched_summary(
+    context: dg.AssetExecutionContext, igs: IgsSettings,
+    video_download: dict, transcript: dict, vault_note: dict,
+) -> dict:
+    settings = igs.get()
+    note_path = Path(vault_note["note_path"])
+    with permanent_failures():
+        if settings.agent.tool == "none":
+            data = transcribe.load_transcript(Path(transcript["path"]))
+            result = enrich.builtin_enrich(
+                note_path, data, video_download, timestamp_url=_timestamp_link(video_download)
+            )
+        else:
+            result = enrich.agent_enrich(
+                note_path, settings.agent.tool, settings.agent,
+                work_dir=_folder(settings, context.partition_key),
+                transcript_path=Path(transcript["path"]),
+            )
+    context.add_output_metadata({
+        "enricher": result.enricher, "method": result.method,
+        "duration_s": round(result.duration_s, 2),
+        "preview": dg.MetadataValue.md(result.preview[:1500]),
+    })
+    return result.to_json()

@@ -1,0 +1,63 @@
+"""Turn queued events into partitions and runs, exactly once.
+
+The cursor is the id of the last queued event handled; Dagster stores it with the tick's run
+requests and partition additions, so a daemon restart re-reads at most the unfinished batch,
+and the run keys (`ingest:<key>`) make a re-read request no second run.
+"""
+
+
+import dagster as dg
+
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.video.jobs import video_ingest_job
+from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.instance_setup import ensure_pool_limits
+
+BATCH = 1000
+INGEST_EVENTS = ("video.download", "transcript.process")
+SUMMARIZE_EVENTS = ("content.summarize",)
+
+
+@dg.sensor(
+    job=video_ingest_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Queued URLs, files and transcripts → new partitions + one run each.",
+)
+def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
+    ensure_pool_limits(context.instance)
+    cursor = int(context.cursor or 0)
+    events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS)
+    if not events:
+        return dg.SkipReason(f"no new events after #{cursor}")
+
+    new_keys: list[str] = []
+    requests: list[dg.RunRequest] = []
+    seen: set[str] = set()
+    for queued in events:
+        key = queued.key
+        if key is None:
+            continue
+        if queued.event.name in SUMMARIZE_EVENTS:
+            requests.append(dg.RunRequest(
+                run_key=f"summarize:{queued.id}", partition_key=key,
+                asset_selection=[dg.AssetKey("enriched_summary")],
+                tags={"igs/event": str(queued.id), "igs/trigger": "content.summarize"},
+            ))
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        if not context.instance.has_dynamic_partition(video_partitions.name, key):
+            new_keys.append(key)
+        requests.append(dg.RunRequest(
+            run_key=f"ingest:{key}", partition_key=key,
+            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name},
+        ))
+
+    context.log.info(f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions")
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[video_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=str(events[-1].id),
+    )

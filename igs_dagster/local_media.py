@@ -1,0 +1,48 @@
+"""Sources that skip yt-dlp: a local audio/video file, or a pasted transcript text.
+
+They produce the same description dict as a download, so every later step treats all
+sources alike.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from igs_dagster.download import media_duration
+from igs_dagster.errors import PermanentError
+from igs_dagster.fsutil import atomic_copy, sweep_temp_files
+
+
+def _describe(key: str, title: str, **fields: object) -> dict:
+    base = {
+        "video_path": None, "info_path": None, "thumbnail_path": None, "video_id": key,
+        "title": title, "channel": None, "upload_date": None, "duration": 0.0, "size": 0,
+        "source_url": None, "extractor": "local", "description": None, "chapters": [], "tags": [],
+    }
+    base.update(fields)
+    return base
+
+
+def import_media_file(src: Path, dest_dir: Path, *, key: str, title: str | None) -> dict:
+    """Copy `src` into the partition folder (atomically, once) and describe it."""
+    src = Path(src)
+    if not src.is_file():
+        raise PermanentError(f"local file {src} no longer exists")
+    sweep_temp_files(dest_dir)
+    dest = dest_dir / f"media{src.suffix.lower()}"
+    if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
+        atomic_copy(src, dest)
+    duration = media_duration(dest)
+    return _describe(
+        key, title or src.stem, video_path=str(dest), duration=duration,
+        size=dest.stat().st_size, upload_date=date.fromtimestamp(src.stat().st_mtime).isoformat(),
+    )
+
+
+def describe_text(text_path: Path, *, key: str, title: str | None) -> dict:
+    """Describe a pasted transcript stored by intake (no media, nothing to download)."""
+    text_path = Path(text_path)
+    if not text_path.is_file():
+        raise PermanentError(f"transcript text {text_path.name} is missing from the inbox")
+    return _describe(key, title or key, text_path=str(text_path), size=text_path.stat().st_size)

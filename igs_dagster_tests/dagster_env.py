@@ -1,0 +1,164 @@
+"""A real Dagster deployment for tests: persistent DAGSTER_HOME with the project's dagster.yaml,
+the `dagster-daemon` process (sensors, run queue, run workers), and the `igs` CLI, all sharing
+one set of IGS_* folders through the environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+@dataclass
+class DagsterEnv:
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    daemon: subprocess.Popen | None = None
+
+    @classmethod
+    def create(cls, root: Path, **extra_env: str) -> DagsterEnv:
+        from igs_dagster.instance_setup import prepare_dagster_home
+        from igs_dagster.settings import load_settings
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IGS_", "DAGSTER_"))}
+        env.update({
+            "IGS_DATA_DIR": str(root / "data"),
+            "IGS_VAULT_DIR": str(root / "vault"),
+            "DAGSTER_HOME": str(root / "data" / "dagster_home"),
+            "PYTHONUNBUFFERED": "1",
+            **extra_env,
+        })
+        deployment = cls(root, env)
+        with deployment.activated():
+            prepare_dagster_home(load_settings())
+        return deployment
+
+    @contextmanager
+    def activated(self) -> Iterator[None]:
+        """Run in-process code (execute_job, sensors) with this deployment's environment."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["DAGSTER_HOME"])
+
+    @property
+    def vault(self) -> Path:
+        return Path(self.env["IGS_VAULT_DIR"])
+
+    @property
+    def data(self) -> Path:
+        return Path(self.env["IGS_DATA_DIR"])
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def run(self, *argv: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+        """Run a command (argv) with this deployment's environment, from the repo root."""
+        proc = subprocess.run(
+            list(argv), env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def igs(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.run(PYTHON, "-m", "igs_dagster.cli", *args, **kw)
+
+    def dagster(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.run(PYTHON, "-m", "dagster", *args, **kw)
+
+    # ---- daemon --------------------------------------------------------------------------
+    def start_daemon(self) -> None:
+        assert self.daemon is None or self.daemon.poll() is not None
+        log = open(self.root / "daemon.log", "ab")  # noqa: SIM115 - closed with the process
+        self.daemon = subprocess.Popen(
+            [PYTHON, "-m", "dagster._daemon", "run", "-m", "igs_dagster.definitions"],
+            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.daemon is None or self.daemon.poll() is not None:
+            return
+        os.killpg(self.daemon.pid, sig)
+        try:
+            self.daemon.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.daemon.pid, signal.SIGKILL)
+            self.daemon.wait(10)
+
+    def daemon_log(self) -> str:
+        path = self.root / "daemon.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+    # ---- waiting -------------------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 180, what: str = "") -> object:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if self.daemon is not None and self.daemon.poll() is not None:
+                raise AssertionError(f"daemon exited while waiting for {what}:\n{self.daemon_log()}")
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}\n--- daemon log ---\n{self.daemon_log()}")
+
+    def finished_runs(self, instance: dg.DagsterInstance, n: int, timeout: float = 240) -> list:
+        done = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+        def ready():
+            records = instance.get_run_records()
+            finished = [r for r in records if r.dagster_run.status in done]
+            return finished if len(finished) >= n else None
+
+        return self.wait_for(ready, timeout, f"{n} finished runs")  # type: ignore[return-value]
+
+
+def step_intervals(instance: dg.DagsterInstance, run_id: str, step_key: str) -> tuple[float, float] | None:
+    """(start, end) timestamps of a step from the event log."""
+    start = end = None
+    for record in instance.get_records_for_run(run_id).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key != step_key:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            start = record.event_log_entry.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            end = record.event_log_entry.timestamp
+    return (start, end) if start and end else None
+
+
+def ingest_job():
+    """The ingest job, importable by path for `dg.reconstructable` (re-execution tests)."""
+    from igs_dagster.definitions import defs
+
+    return defs.resolve_job_def("video_ingest")
+
+
+def stray_temp_files(*roots: Path) -> list[Path]:
+    """Temp/partial files our writers or yt-dlp could leave behind."""
+    found = []
+    for root in roots:
+        if root.exists():
+            for path in root.rglob("*"):
+                if path.is_file() and (path.name.startswith(".igs-tmp-") or path.suffix in (".part", ".ytdl")):
+                    found.append(path)
+    return found
