@@ -84,9 +84,17 @@ def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, medi
     assert Path(metadata["path"].value).is_file()
     assert len(json.dumps({k: str(v.value) for k, v in metadata.items()})) < 2000
 
-    # every stage logged once in the system log
-    lines = [json.loads(x) for x in (deployment.vault / "system" / "system-log.jsonl").read_text().splitlines()]
-    mine = [x for x in lines if x.get("run_id") == run.run_id]
+    # every stage logged once in the system log (by the run-status sensor, a tick later)
+    log = deployment.vault / "system" / "system-log.jsonl"
+
+    def stage_lines():
+        if not log.exists():
+            return None
+        lines = [json.loads(x) for x in log.read_text().splitlines()]
+        mine = [x for x in lines if x.get("run_id") == run.run_id]
+        return mine if len(mine) >= 5 else None
+
+    mine = deployment.wait_for(stage_lines, 60, "system log lines")
     assert sorted(x["action"] for x in mine) == sorted([
         "video.download.succeeded", "video.archive.succeeded", "transcript.process.succeeded",
         "note.write.succeeded", "content.summarize.succeeded",

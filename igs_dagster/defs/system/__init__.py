@@ -1,5 +1,7 @@
-"""The system log side of Dagster: hooks that write one line per pipeline stage."""
+"""System-wide sensors: the system log (one line per stage of every run)."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from igs_dagster.defs.system import log_sensors
+
+defs = dg.Definitions(sensors=[log_sensors.system_log_successes, log_sensors.system_log_failures])

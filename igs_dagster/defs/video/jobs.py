@@ -9,8 +9,6 @@ import json
 
 import dagster as dg
 
-from igs_dagster.defs.system.hooks import log_stage_failure, log_stage_success
-
 # On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node; other launchers ignore the tag.
 # Same content as deploy/helm/transcribe-gpu-k8s-config.json (a test keeps them equal).
 K8S_GPU_CONFIG = {
@@ -28,7 +26,6 @@ video_ingest_job = dg.define_asset_job(
     name="video_ingest",
     selection=dg.AssetSelection.groups("video"),
     executor_def=dg.in_process_executor,
-    hooks={log_stage_success, log_stage_failure},
     tags={"dagster-k8s/config": json.dumps(K8S_GPU_CONFIG)},
     description="Download, archive, transcribe, write and enrich the note for one video.",
 )

@@ -1,0 +1,111 @@
+"""One system-log line per pipeline stage, for every run however it was launched.
+
+Run-status sensors see each finished run once (Dagster keeps their cursor), whether a sensor,
+the UI, a backfill or the dagster CLI launched it, and whatever the job (`video_ingest`, the
+UI's ad-hoc asset job, the coding-loop jobs). Per run they write one line per step that
+succeeded or finally failed (retries are not failures), from the run's own event log, with a
+dedupe key `run:step:status` so a re-evaluated tick writes nothing twice. The steps themselves
+never write these lines, so each stage is logged exactly once.
+"""
+
+import dagster as dg
+
+from igs_dagster import system_log
+from igs_dagster.defs.resources import IgsSettings
+
+# step (asset/op) name → (stage name in the log, tool that does the work)
+STAGES = {
+    "video_download": ("video.download", "yt-dlp"),
+    "video_archive": ("video.archive", "archive"),
+    "transcript": ("transcript.process", "whisper"),
+    "vault_note": ("note.write", "vault"),
+    "enriched_summary": ("content.summarize", "enricher"),
+}
+# small metadata values worth showing in the log line
+DETAIL_KEYS = ("title", "location", "note", "enricher", "backend", "words", "real_time_factor")
+
+_EVENTS = {
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+}
+
+
+def _stage(step_key: str) -> tuple[str, str]:
+    name = step_key.split("[")[0]
+    return STAGES.get(name, (f"{name.replace('_', '.')}", "dagster"))
+
+
+def _failure_reason(event: dg.DagsterEvent) -> str:
+    data = event.step_failure_data
+    user = data.user_failure_data if data else None
+    if user is not None and user.description:
+        text = user.description
+    elif data is not None and data.error is not None:
+        text = data.error.message
+    else:
+        text = "step failed"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "step failed"
+
+
+def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -> int:
+    """Write the stage lines of a finished run; return how many were new."""
+    partition = run.tags.get("dagster/partition")
+    details: dict[str, list[str]] = {}
+    outcomes: list[tuple[str, str, str | None]] = []
+    for record in instance.get_records_for_run(run.run_id, of_type=_EVENTS).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = event.step_materialization_data.materialization.metadata
+            details.setdefault(event.step_key, []).extend(
+                f"{k}={metadata[k].value}" for k in DETAIL_KEYS if k in metadata
+            )
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            outcomes.append((event.step_key, "succeeded", None))
+        else:
+            outcomes.append((event.step_key, "failed", _failure_reason(event)))
+
+    written = 0
+    for step_key, status, reason in outcomes:
+        stage, tool = _stage(step_key)
+        detail = f"{stage} {status}" + (f" for {partition}" if partition else "")
+        if details.get(step_key):
+            detail += " (" + ", ".join(details[step_key]) + ")"
+        written += system_log.write_entry(
+            log_path, f"{stage}.{status}", tool, detail, reason=reason,
+            run_id=run.run_id, partition=partition,
+            dedupe_key=f"{run.run_id}:{step_key}:{status}",
+        )
+    if run.status == dg.DagsterRunStatus.FAILURE and not any(s == "failed" for _, s, _ in outcomes):
+        # the run died outside any step (worker killed, launch failure): say so once
+        written += system_log.write_entry(
+            log_path, "run.failed", "dagster", f"run of {run.job_name} failed"
+            + (f" for {partition}" if partition else ""),
+            reason="run worker exited or failed outside a step", run_id=run.run_id,
+            partition=partition, dedupe_key=f"{run.run_id}:run:failed",
+        )
+    return written
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="system_log_successes",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="One system-log line per stage of every successful run.",
+)
+def system_log_successes(context: dg.RunStatusSensorContext, igs: IgsSettings):
+    log_run_stages(context.instance, context.dagster_run, igs.get().system_log)
+
+
+@dg.run_failure_sensor(
+    name="system_log_failures",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="One system-log line per stage of every failed run, with the reason.",
+)
+def system_log_failures(context: dg.RunFailureSensorContext, igs: IgsSettings):
+    log_run_stages(context.instance, context.dagster_run, igs.get().system_log)

@@ -1,0 +1,46 @@
+"""Stage lines come from each finished run's event log: one per step, written once, with the
+one-line reason for failures, whatever launched the run."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from igs_dagster.defs.system.log_sensors import log_run_stages
+from igs_dagster.event_queue import EventQueue, Source
+from igs_dagster_tests.conftest import SAMPLE_MP4
+
+pytestmark = pytest.mark.slow
+
+
+def _run(instance, key: str, url: str, settings) -> dg.ExecuteInProcessResult:
+    from igs_dagster.definitions import defs
+
+    EventQueue(settings.queue_db).register_source(Source(key, "url", url, "web", None))
+    instance.add_dynamic_partitions("videos", [key])
+    job = defs.resolve_job_def("video_ingest")
+    return job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+
+
+def test_stage_lines_once_per_step_with_reasons(igs_env, media_server):
+    with dg.instance_for_test() as instance:
+        ok = _run(instance, "stage-ok", media_server.add(SAMPLE_MP4, "stages.mp4"), igs_env)
+        bad = _run(instance, "stage-404", media_server.url("missing.mp4"), igs_env)
+        assert ok.success and not bad.success
+        for result in (ok, bad):
+            run = instance.get_run_by_id(result.run_id)
+            assert log_run_stages(instance, run, igs_env.system_log) > 0
+            assert log_run_stages(instance, run, igs_env.system_log) == 0  # a re-evaluated tick
+
+    lines = [json.loads(x) for x in igs_env.system_log.read_text().splitlines()]
+    ok_lines = [x for x in lines if x["run_id"] == ok.run_id]
+    assert sorted(x["action"] for x in ok_lines) == sorted([
+        "video.download.succeeded", "video.archive.succeeded", "transcript.process.succeeded",
+        "note.write.succeeded", "content.summarize.succeeded",
+    ])
+    assert all(x["partition"] == "stage-ok" for x in ok_lines)
+    (failed,) = [x for x in lines if x["run_id"] == bad.run_id]
+    assert failed["action"] == "video.download.failed"
+    assert "404" in failed["reason"] and "\n" not in failed["reason"]
