@@ -49,7 +49,6 @@ import hashlib
 import re
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ import yaml
 
 from igs_dagster import fsutil
 from igs_dagster.errors import PermanentError
+from igs_dagster.video_ids import slugify
 
 VIDEOS_DIR = ("Resources", "videos")
 DAILY_DIR = "Daily"
@@ -114,16 +114,6 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def slugify(text: str, max_len: int = 80) -> str:
-    """ASCII, lowercase, words joined by '-', at most `max_len` characters ('' if nothing left)."""
-    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    if len(slug) > max_len:
-        cut = slug[:max_len]
-        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut
-    return slug.strip("-")
 
 
 def _one_line(text: str | None) -> str:
@@ -423,7 +413,9 @@ def _video_id_of(path: Path) -> str | None:
 def note_slug(title: str, video_id: str, vault: Path) -> str:
     """slugify(title) (or `video-<id>` when nothing is left); when that note already exists for
     ANOTHER video, `<slug>-<video_id>`. The result is always a safe file name."""
-    slug = slugify(title) or slugify(f"video-{video_id}", max_len=120)
+    slug = slugify(title)
+    if slug == "untitled":  # nothing ASCII in the title: name the note after the video
+        slug = slugify(f"video-{video_id}", max_len=120)
     fsutil.safe_name(slug, "note slug")
     path = _note_path(vault, slug)
     if path.exists() and _video_id_of(path) != video_id:

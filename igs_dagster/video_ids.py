@@ -63,10 +63,14 @@ def is_partition_key(key: str) -> bool:
 
 
 def slugify(title: str, max_len: int = 80) -> str:
-    """Lowercase ASCII words joined by '-', cut to `max_len`; 'untitled' when nothing is left."""
+    """Lowercase ASCII words joined by '-', cut to `max_len` at a word boundary where possible;
+    'untitled' when nothing is left."""
     ascii_text = unicodedata.normalize("NFKD", str(title)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[: max(1, max_len)].rstrip("-") or "untitled"
+    if len(slug) > max_len:
+        cut = slug[: max(1, max_len)]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut
+    return slug.strip("-") or "untitled"
 
 
 def text_key(title: str, text: str) -> str:

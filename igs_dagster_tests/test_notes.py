@@ -17,7 +17,6 @@ from igs_dagster.notes import (
     link_daily,
     note_slug,
     render_note,
-    slugify,
     split_frontmatter,
     transcript_block,
     write_note,
@@ -407,7 +406,6 @@ def test_note_slug_collision_and_fallbacks(tmp_path: Path) -> None:
     assert note_slug("Ça va? Très bien!", "id1", vault) == "ca-va-tres-bien"
     long = note_slug("word " * 60, "id1", vault)
     assert len(long) <= 80 and not long.endswith("-")
-    assert slugify("  --  ") == ""
     # a note that is not ours and cannot be parsed counts as taken
     (vault / "Resources" / "videos" / "hand-written.md").write_text("no frontmatter here\n")
     assert note_slug("Hand Written", "id9", vault) == "hand-written-id9"
