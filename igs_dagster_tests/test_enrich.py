@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster import enrich, notes
+from igs_dagster import notes
 from igs_dagster.enrich import SECTIONS, agent_enrich, builtin_enrich, check_enriched
+from igs_dagster.enrich.noteedit import present_sections
 from igs_dagster.errors import PermanentError
 from igs_dagster.settings import AgentSettings
 
@@ -358,7 +359,7 @@ def test_builtin_escapes_structure_breaking_text(jfk_note: Path) -> None:
     assert len(re.findall(r"^<!-- igs:transcript -->$", after, re.M)) == 1
     assert len(re.findall(r"(?<!\\)<!-- igs:transcript -->", after)) == 1
     assert "We wrote \\<!-- igs:transcript --> into the chat today." in after
-    assert enrich._present_sections(after) == list(SECTIONS)
+    assert present_sections(after) == list(SECTIONS)
 
 
 # --------------------------------------------------------------------------- check_enriched

@@ -1,0 +1,204 @@
+"""The agent enricher: an AI agent CLI edits the note, and the edit is checked or undone.
+
+The agent is not trusted: `check_enriched` guards the frontmatter and the transcript block,
+and any failure restores the original bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from string import Template
+
+from igs_dagster import fsutil, notes
+from igs_dagster.enrich.noteedit import (
+    SECTIONS,
+    SUMMARY_HEADING,
+    TRANSCRIPT_MARKER,
+    note_preview,
+    present_sections,
+    read_note,
+    region_bounds,
+    set_frontmatter,
+)
+from igs_dagster.enrich.result import EnrichResult
+from igs_dagster.errors import PermanentError
+from igs_dagster.settings import AgentSettings
+
+PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
+AGENT_LOG_NAME = "agent-output.log"
+STYLE_MAX_CHARS = 20_000
+
+
+def check_enriched(before: str, after: str) -> str | None:
+    """None when `after` is an acceptable enrichment of `before`, else the reason."""
+    if after == before:
+        return "the note is unchanged"
+    try:
+        old_fm, _ = notes.split_frontmatter(before)
+    except PermanentError:
+        old_fm = {}
+    try:
+        new_fm, _ = notes.split_frontmatter(after)
+    except PermanentError as err:
+        return f"frontmatter broken ({err})"
+    missing_keys = [key for key in old_fm if key not in new_fm]
+    if missing_keys:
+        return f"frontmatter keys removed: {', '.join(map(str, missing_keys))}"
+    changed = [
+        key
+        for key, value in old_fm.items()
+        if key not in ("enriched_by", "tags") and new_fm[key] != value
+    ]
+    if changed:
+        return f"frontmatter values changed: {', '.join(map(str, changed))}"
+    old_block, new_block = notes.transcript_block(before), notes.transcript_block(after)
+    if old_block and not new_block:
+        return "transcript block removed"
+    if new_block != old_block:
+        return "transcript block changed"
+    if notes.enrichment_region(after) is None:
+        return f"the '{SUMMARY_HEADING}' heading is gone"
+    missing = [name for name in SECTIONS if name not in present_sections(after)]
+    if missing:
+        return f"missing sections: {', '.join(missing)}"
+    return None
+
+
+def build_prompt(
+    note_path: Path,
+    tool: str,
+    settings: AgentSettings,
+    *,
+    transcript_path: Path | None = None,
+) -> str:
+    """The agent prompt from `prompt.md` for this note."""
+    template = Template(PROMPT_FILE.read_text(encoding="utf-8"))
+    style = ""
+    if settings.style_file is not None:
+        style_path = Path(settings.style_file).expanduser()
+        try:
+            content = style_path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise PermanentError(
+                f"cannot read agent style_file {style_path}: {err.strerror}"
+            ) from None
+        content = content.strip()[:STYLE_MAX_CHARS]
+        if content:
+            style = (
+                "## Writing style\n\nWrite the sections following this style guide "
+                f"(from {style_path.name}):\n\n<style>\n{content}\n</style>\n"
+            )
+    transcript_line = (
+        f"- Transcript with segment times (JSON, read-only): `{Path(transcript_path).resolve()}`"
+        if transcript_path
+        else "- The transcript is in the note itself, below the marker."
+    )
+    return template.substitute(
+        note_path=str(Path(note_path).resolve()),
+        note_name=Path(note_path).name,
+        tool=tool,
+        transcript_line=transcript_line,
+        sections="\n".join(f"## {name}" for name in SECTIONS),
+        marker=TRANSCRIPT_MARKER,
+        style=style,
+    )
+
+
+def _restore(note_path: Path, original: bytes) -> None:
+    try:
+        current = note_path.read_bytes()
+    except OSError:
+        current = None
+    if current != original:
+        fsutil.atomic_write_bytes(note_path, original)
+
+
+def _last_line(tail: str | None) -> str:
+    lines = [line.strip() for line in (tail or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def agent_enrich(
+    note_path: Path,
+    tool: str,
+    settings: AgentSettings,
+    *,
+    work_dir: Path,
+    transcript_path: Path | None = None,
+    argv: list[str] | None = None,
+    pid_file: Path | None = None,
+    cancel_file: Path | None = None,
+    on_output: Callable[[str], None] | None = None,
+) -> EnrichResult:
+    """Let an agent CLI edit the note in place; keep the edit only if `check_enriched` passes.
+
+    The agent runs in the note's folder with the prompt on stdin; its output goes to
+    `work_dir/agent-output.log`. `pid_file`, `cancel_file` and `on_output` are passed to
+    `agent_runner.run_agent`. Rejected edits: the original bytes are restored and
+    PermanentError is raised. Timeouts, cancellation and non-zero exits restore the note and
+    raise RuntimeError (transient, retried).
+    """
+    from igs_dagster import agent_runner
+
+    started = time.monotonic()
+    note_path = Path(note_path)
+    original = note_path.read_bytes() if note_path.is_file() else None
+    if original is None:
+        raise PermanentError(f"note {note_path} does not exist")
+    before = read_note(note_path)
+    region_bounds(before)  # refuse notes without the expected structure up front
+    prompt = build_prompt(note_path, tool, settings, transcript_path=transcript_path)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    command = list(argv) if argv else agent_runner.agent_command(tool, settings)
+
+    try:
+        result = agent_runner.run_agent(
+            tool,
+            prompt,
+            note_path.resolve().parent,
+            work_dir / AGENT_LOG_NAME,
+            timeout_s=settings.timeout_s,
+            argv=command,
+            pid_file=pid_file,
+            cancel_file=cancel_file,
+            on_output=on_output,
+        )
+    except BaseException:
+        _restore(note_path, original)
+        raise
+    if result.timed_out or getattr(result, "cancelled", False) or not result.ok:
+        _restore(note_path, original)
+        if result.timed_out:
+            what = f"timed out after {settings.timeout_s:g}s"
+        elif getattr(result, "cancelled", False):
+            what = "was cancelled"
+        else:
+            what = f"exited with code {result.returncode}"
+        raise RuntimeError(f"agent {tool} {what}: {_last_line(result.tail)}; note restored")
+
+    try:
+        after = note_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        after = None
+        reason = f"the note is unreadable ({type(err).__name__})"
+    else:
+        reason = check_enriched(before, after)
+    if reason is not None or after is None:
+        _restore(note_path, original)
+        raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
+
+    fm, _ = notes.split_frontmatter(after)
+    if fm.get("enriched_by") != tool:
+        after = set_frontmatter(after, {"enriched_by": tool})
+        fsutil.atomic_write_text(note_path, after)
+    return EnrichResult(
+        enricher=tool,
+        method=f"agent: {tool}",
+        duration_s=time.monotonic() - started,
+        note_path=note_path,
+        preview=note_preview(after),
+        sections=present_sections(after),
+    )

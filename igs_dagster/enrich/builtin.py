@@ -1,0 +1,215 @@
+"""The offline enricher: sections from TextRank-ranked transcript sentences.
+
+Deterministic (same inputs, same bytes), so re-running it never churns the vault.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from igs_dagster import fsutil, notes
+from igs_dagster.enrich.metadata import meta_value, related_links, speaker_context
+from igs_dagster.enrich.noteedit import (
+    SECTIONS,
+    note_preview,
+    present_sections,
+    read_note,
+    region_bounds,
+    safe_md,
+    set_frontmatter,
+    stamp_md,
+)
+from igs_dagster.enrich.result import EnrichResult
+from igs_dagster.enrich.text import (
+    Sentence,
+    clean,
+    pick_sentences,
+    shorten,
+    split_sentences,
+    textrank,
+    top_keywords,
+)
+
+BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
+METHOD_NOTE = (
+    "_Extractive summary: transcript sentences ranked by a TextRank-style word-overlap graph, "
+    "shown in their original order._"
+)
+
+
+def _summary(ranked: list[Sentence]) -> tuple[list[str], list[Sentence]]:
+    """2-3 short paragraphs: the top sentences (<= 45 words) in their original order."""
+    n = len(ranked)
+    count = 1 if n <= 3 else min(6, max(2, round(n * 0.03)))
+    chosen = pick_sentences(ranked, count, max_words=45)  # short sentences first, then any
+    chosen += pick_sentences(ranked, count - len(chosen), avoid=chosen)
+    chosen = chosen or pick_sentences(ranked, count, min_words=1, min_terms=0)
+    chosen.sort(key=lambda s: s.index)
+    if not chosen:
+        return ["_The transcript is empty; there is nothing to summarize._"], []
+    groups = 1 if len(chosen) <= 2 else 2 if len(chosen) <= 4 else 3
+    size = math.ceil(len(chosen) / groups)
+    paragraphs = [
+        " ".join(safe_md(clean(s.text)) for s in chosen[k : k + size])
+        for k in range(0, len(chosen), size)
+    ]
+    return paragraphs, chosen
+
+
+def _windows(sentences: list[Sentence], meta: dict) -> list[list[Sentence]]:
+    """Parts of the talk for key points: its chapters (2-8 of them) when sentence times are
+    known, else up to 8 equal runs of sentences."""
+    chapters = [
+        c["start_time"]
+        for c in meta.get("chapters") or []
+        if isinstance(c, dict) and isinstance(c.get("start_time"), int | float)
+    ]
+    timed = all(s.start is not None for s in sentences)
+    if timed and 2 <= len(chapters) <= 8:
+        bounds = sorted(chapters)[1:]
+        parts: list[list[Sentence]] = [[] for _ in range(len(bounds) + 1)]
+        for s in sentences:
+            parts[bisect.bisect_right(bounds, s.start)].append(s)
+        return [p for p in parts if p]
+    count = min(8, max(2, len(sentences) // 10), len(sentences))
+    if count == 0:
+        return []
+    size = len(sentences) / count
+    return [sentences[round(k * size) : round((k + 1) * size)] for k in range(count)]
+
+
+def _point_line(text: str, start: float | None, timestamp_url: Callable[[int], str | None]) -> str:
+    stamp = stamp_md(start, timestamp_url)
+    text = safe_md(clean(shorten(text, 30)))
+    return f"- **{stamp}** {text}" if stamp else f"- {text}"
+
+
+def _key_points(
+    transcript: dict,
+    sentences: list[Sentence],
+    scores: list[float],
+    summary: list[Sentence],
+    meta: dict,
+    timestamp_url: Callable[[int], str | None],
+) -> tuple[list[str], list[Sentence]]:
+    """The best sentence of each part of the talk, preferring ones not in the summary."""
+    if len(sentences) < 2:
+        # A single sentence (a short clip): one point per transcript segment reads better.
+        segs = [s for s in transcript.get("segments") or [] if str(s.get("text") or "").strip()]
+        if len(segs) >= 2:
+            lines = []
+            for seg in segs[:8]:
+                start = seg.get("start")
+                start = start if isinstance(start, int | float) else None
+                lines.append(_point_line(" ".join(str(seg["text"]).split()), start, timestamp_url))
+            return lines, []
+    chosen: list[Sentence] = []
+    windows = _windows(sentences, meta)
+    per_window = max(1, 8 // len(windows)) if windows else 1
+    for window in windows:
+        ranked = sorted(window, key=lambda s: (-scores[s.index], s.index))
+        for _ in range(per_window):
+            pick = (
+                pick_sentences(ranked, 1, avoid=chosen + summary)
+                or pick_sentences(ranked, 1, avoid=chosen)
+                or pick_sentences(ranked, 1, min_words=3, avoid=chosen)
+            )
+            chosen += pick
+    if not chosen:
+        chosen = pick_sentences(
+            sorted(sentences, key=lambda s: (-scores[s.index], s.index)),
+            1,
+            min_words=1,
+            min_terms=0,
+        )
+    chosen.sort(key=lambda s: s.index)
+    lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
+    return lines or ["- _No key points: the transcript is empty._"], chosen
+
+
+def _quotes(
+    ranked: list[Sentence], used: list[Sentence], timestamp_url: Callable[[int], str | None]
+) -> list[str]:
+    """Up to 3 verbatim, quotable (8-35 words) sentences, preferring ones not shown yet."""
+    chosen = pick_sentences(ranked, 3, min_words=8, max_words=35, avoid=used)
+    if len(chosen) < 2:
+        chosen = pick_sentences(ranked, 3, min_words=8, max_words=35) or pick_sentences(
+            ranked, 1, min_words=1, min_terms=0
+        )
+    chosen.sort(key=lambda s: s.index)
+    lines = []
+    for s in chosen:
+        quote = safe_md(s.text).replace('"', "'")
+        stamp = stamp_md(s.start, timestamp_url)
+        lines.append(f'> "{quote}" — {stamp}' if stamp else f'> "{quote}"')
+    # A blank line between quotes: consecutive '>' lines would merge into one blockquote.
+    return "\n\n".join(lines).split("\n") if lines else ["_No quotes: the transcript is empty._"]
+
+
+def _frontmatter_tags(fm: dict) -> list[str]:
+    tags = fm.get("tags")
+    if isinstance(tags, str):
+        return [t for t in re.split(r"[,\s]+", tags) if t]
+    if isinstance(tags, list):
+        return [str(t) for t in tags if t not in (None, "")]
+    return []
+
+
+def builtin_enrich(
+    note_path: Path,
+    transcript: dict,
+    meta: dict,
+    *,
+    timestamp_url: Callable[[int], str | None],
+) -> EnrichResult:
+    """Fill the enrichment region offline; deterministic (same inputs, same bytes)."""
+    started = time.monotonic()
+    note_path = Path(note_path)
+    text = read_note(note_path)
+    fm, _body = notes.split_frontmatter(text)
+    region_start, region_end = region_bounds(text)
+    meta = meta or {}
+
+    sentences = split_sentences(transcript or {})
+    scores = textrank(sentences)
+    ranked = sorted(sentences, key=lambda s: (-scores[s.index], s.index))
+    title = meta_value(meta, fm, "title") or note_path.stem
+
+    paragraphs, summary = _summary(ranked)
+    points, point_sentences = _key_points(
+        transcript or {}, sentences, scores, summary, meta, timestamp_url
+    )
+    keywords = top_keywords(sentences, title)
+    blocks = {
+        "Executive Summary": ["\n\n".join(paragraphs)] + (["", METHOD_NOTE] if summary else []),
+        "Key Points": points,
+        "Speaker Context": speaker_context(meta, fm, sentences, timestamp_url),
+        "Notable Quotes": _quotes(ranked, summary + point_sentences, timestamp_url),
+        "Related": related_links(meta, fm, title),
+        "Tags": [" ".join(f"#{k}" for k in keywords) or "_No keywords found._"],
+    }
+    parts = ["\n" + "\n".join(blocks["Executive Summary"]) + "\n"]
+    for name in SECTIONS[1:]:
+        parts.append(f"\n## {name}\n\n" + "\n".join(blocks[name]) + "\n")
+    region = "".join(parts) + "\n"
+
+    new_text = text[:region_start] + region + text[region_end:]
+    tags = list(dict.fromkeys(_frontmatter_tags(fm) + keywords))
+    new_text = set_frontmatter(new_text, {"enriched_by": "builtin", "tags": tags})
+    if notes.transcript_block(new_text) != notes.transcript_block(text):  # invariant
+        raise RuntimeError("builtin enrichment would change the transcript block")
+    if new_text != text:
+        fsutil.atomic_write_text(note_path, new_text)
+    return EnrichResult(
+        enricher="builtin",
+        method=BUILTIN_METHOD,
+        duration_s=time.monotonic() - started,
+        note_path=note_path,
+        preview=note_preview(new_text),
+        sections=present_sections(new_text),
+    )
