@@ -89,7 +89,7 @@ def cmd_transcript(args: argparse.Namespace, settings: Settings) -> int:
         default_title = Path(args.text_file).stem
     else:
         file = Path(args.file).expanduser().absolute()  # '..' stays visible and is refused
-        default_title = Path(args.file).stem
+        default_title = Path(args.file).stem or "untitled"
     data = TranscriptProcessData(
         file=file, text=text, source=args.source,
         title=args.title if args.title is not None else default_title,
@@ -115,10 +115,8 @@ def cmd_event(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.events import parse_event
     from igs_dagster.intake import accept
 
-    if args.json == "-":
-        text = sys.stdin.read(1024 * 1024 + 1)
-    elif args.json.startswith("@"):
-        text = _read_text_file(args.json[1:])
+    if args.json == "-" or args.json.startswith("@"):
+        text = _read_text_file(args.json.removeprefix("@"))
     else:
         text = args.json
     try:
@@ -151,7 +149,8 @@ def cmd_log_tail(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster import system_log
 
     try:
-        system_log.tail(settings.system_log, args.n, follow=args.follow, as_json=args.json)
+        system_log.tail(settings.system_log, args.n, follow=args.follow, as_json=args.json,
+                        out=sys.stdout)
     except KeyboardInterrupt:
         pass
     return 0
@@ -178,7 +177,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     run_id = args.run_id.strip()
     if len(run_id) < 4 or not all(c in "0123456789abcdef-" for c in run_id.lower()):
-        raise PermanentError(f"invalid run id {args.run_id!r}: give at least 4 characters of the id")
+        raise PermanentError(f"invalid run id {args.run_id!r}: give the id or a unique prefix (hex, 4+ characters)")
     instance = open_instance(settings)
     detail = run_report.run_detail(instance, run_id)
     if args.json:
@@ -371,6 +370,10 @@ def _describe_unexpected(err: BaseException) -> tuple[int, str]:
     if isinstance(err, OSError):
         where = err.filename if err.filename is not None else ""
         return 2, f"{err.strerror or err}{f': {where}' if where else ''}"
+    import sqlite3
+
+    if isinstance(err, sqlite3.Error):  # locked, read-only or corrupt queue/instance database
+        return 1, f"database error: {err}"
     return 1, (f"unexpected {type(err).__name__}: {err} "
                f"(a bug? rerun with {DEBUG_ENV}=1 for the traceback)")
 

@@ -54,7 +54,10 @@ def run_demo(settings: Settings) -> Path:
         if not instance.has_dynamic_partition(video_partitions.name, key):
             instance.add_dynamic_partitions(video_partitions.name, [key])
         job = defs.resolve_job_def("video_ingest")
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         reason = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"

@@ -6,6 +6,10 @@ The same `partition_key_for` runs in the sensor, so the key is decided in one pl
 
 from __future__ import annotations
 
+import fcntl
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +112,66 @@ def note_video_id(note: Path, settings: Settings, queue: EventQueue | None = Non
     return key
 
 
+@contextmanager
+def _loops_lock(loops_dir: Path) -> Iterator[None]:
+    """One intake at a time decides "is this project free?" (CLI and API processes alike)."""
+    loops_dir.mkdir(parents=True, exist_ok=True)
+    with open(loops_dir / ".intake.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -> Accepted:
+    """Validate a coding-loop start now (PRD: file, field and reason; the project is a git
+    repository with a commit; tool overrides name real stories/kinds), refuse a second active
+    loop on the same project, create the loop's `queued` record and queue the event with the
+    loop id as its key. The first run (`loop_start_sensor`) starts the queued record."""
+    from igs_dagster.loop import worktree
+    from igs_dagster.loop.planner import check_overrides, story_kind
+    from igs_dagster.loop.prd import load_prd
+    from igs_dagster.loop.state import list_loops, loop_dir, new_loop, new_loop_id
+
+    data = event.data
+    prd = load_prd(data.prd)
+    project = worktree.repo_root(data.project).resolve()
+    if worktree.git(project, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode:
+        raise PermanentError(f"project {project} has no commits yet: nothing to branch from")
+    check_overrides(data.tools, prd)
+    data = data.model_copy(update={"project": project, "prd": data.prd.resolve()})
+    with _loops_lock(settings.loops_dir):
+        for other in list_loops(settings.loops_dir):
+            if other.status in ("queued", "running") and Path(other.project) == project:
+                raise PermanentError(
+                    f"project {project} already has an active loop {other.loop_id} "
+                    f"({other.status}); cancel it or wait"
+                )
+        state = new_loop(
+            settings.loops_dir,
+            project=project,
+            prd_source=data.prd,
+            prd=prd,
+            story_kinds={story.id: story_kind(story) for story in prd.stories},
+            max_attempts=data.max_attempts,
+            max_iterations=data.max_iterations,
+            tools=dict(data.tools),
+            push=data.push,
+            loop_id=new_loop_id(),
+        )
+        try:
+            event_id = queue.put(LoopStart(name="loop.start", data=data), key=state.loop_id)
+        except BaseException:
+            shutil.rmtree(loop_dir(settings.loops_dir, state.loop_id), ignore_errors=True)
+            raise
+    return Accepted(
+        event_id, event.name, state.loop_id,
+        f"queued loop {state.loop_id}: {len(prd.stories)} stories of {prd.title!r} in {project} "
+        f"(branch {state.branch})",
+    )
+
+
 def accept(event: Event, settings: Settings, queue: EventQueue | None = None) -> Accepted:
     """Validate and queue `event`; raise PermanentError (nothing written) if it's unusable."""
     queue = queue or EventQueue(settings.queue_db)
@@ -120,8 +184,7 @@ def accept(event: Event, settings: Settings, queue: EventQueue | None = None) ->
         event_id = queue.put(event, key=key)
         return Accepted(event_id, event.name, key, f"queued enrichment of {key}")
     if isinstance(event, LoopStart):
-        event_id = queue.put(event)
-        return Accepted(event_id, event.name, None, "queued loop start")
+        return accept_loop_start(event, settings, queue)
     source = source_for(event, settings)
     assert source is not None
     if source.kind == "text":

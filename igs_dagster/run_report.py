@@ -1,7 +1,12 @@
-"""Runs and steps read from the Dagster instance, for `igs status|runs|run` (tables or JSON)."""
+"""Runs and steps read from the Dagster instance, for `igs status|runs|run` (tables or JSON).
+
+Errors are one line each: a failed step shows its `Failure` description (or the first line of
+its error), never a traceback.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -10,6 +15,19 @@ from igs_dagster.errors import PermanentError
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+INBOX_SENSOR = "video_inbox_sensor"
+INBOX_EVENTS = ("video.download", "transcript.process", "content.summarize")
+DAEMON_FRESH_S = 120  # a heartbeat younger than this: the daemon is running
+MAX_ERROR_CHARS = 500
+
+
+def _line(text: str | None) -> str:
+    """First non-empty line of `text`, clipped: errors stay one line in tables and JSON."""
+    for raw in (text or "").splitlines():
+        if raw.strip():
+            line = raw.strip()
+            return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
+    return ""
 
 
 def _ts(value: float | None) -> str | None:
@@ -29,13 +47,14 @@ def _step_errors(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
         event = record.event_log_entry.dagster_event
         if event is None:
             continue
-        if event.is_step_failure and event.step_failure_data.error:
-            message = event.step_failure_data.error.message.strip().splitlines()
-            user = event.step_failure_data.user_failure_data
-            desc = (user.description if user and user.description else None) or (message[0] if message else "")
-            errors[event.step_key or "?"] = desc
+        if event.is_step_failure:
+            data = event.step_failure_data
+            user = data.user_failure_data
+            desc = _line(user.description if user else None) or _line(
+                data.error.message if data.error else None) or "step failed"
+            errors[event.step_key or "?"] = desc  # the last failure (attempt) wins
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
-            errors.setdefault("(run)", record.event_log_entry.message or "run failed")
+            errors.setdefault("(run)", _line(record.event_log_entry.message) or "run failed")
     return errors
 
 
@@ -53,6 +72,9 @@ def _run_summary(record) -> dict:
 
 
 def recent_runs(instance: dg.DagsterInstance, limit: int = 20) -> list[dict]:
+    """The last `limit` runs, newest first, each with its steps."""
+    if limit < 1:
+        raise PermanentError(f"limit must be at least 1, got {limit}")
     runs = []
     for record in instance.get_run_records(limit=limit):
         summary = _run_summary(record)
@@ -76,6 +98,10 @@ def _steps(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
 
 
 def run_detail(instance: dg.DagsterInstance, run_id: str) -> dict:
+    """One run by id or unique id prefix (searched among the last 500 runs)."""
+    run_id = run_id.strip().lower()
+    if not run_id:
+        raise PermanentError("give a run id")
     records = instance.get_run_records(filters=dg.RunsFilter(run_ids=[run_id]), limit=1)
     if not records:
         matches = [r for r in instance.get_run_records(limit=500) if r.dagster_run.run_id.startswith(run_id)]
@@ -88,14 +114,40 @@ def run_detail(instance: dg.DagsterInstance, run_id: str) -> dict:
     return detail
 
 
+def _sensor_cursor(instance: dg.DagsterInstance, name: str) -> int | None:
+    """The event id the sensor has handled up to (None: it never ticked)."""
+    for state in instance.all_instigator_state():
+        if state.name == name:
+            cursor = getattr(state.instigator_data, "cursor", None)
+            try:
+                return int(cursor) if cursor else 0
+            except ValueError:
+                return None
+    return None
+
+
+def _daemon(instance: dg.DagsterInstance) -> dict:
+    beats = instance.get_daemon_heartbeats()
+    last = max((b.timestamp for b in beats.values()), default=None)
+    return {
+        "running": bool(last and time.time() - last < DAEMON_FRESH_S),
+        "last_heartbeat": _ts(last),
+    }
+
+
 def status(instance: dg.DagsterInstance, queue, settings) -> dict:
+    """Inbox backlog, daemon liveness, active runs and the last failures with their errors."""
     active = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE), limit=100)
     failed = instance.get_run_records(
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=5
     )
+    cursor = _sensor_cursor(instance, INBOX_SENSOR)
+    last_id = queue.last_id()
+    waiting = len(queue.after(cursor or 0, limit=10_000, names=INBOX_EVENTS)) if last_id > (cursor or 0) else 0
     return {
         "dagster_home": str(settings.dagster_home),
-        "queued_events": queue.last_id(),
+        "daemon": _daemon(instance),
+        "queue": {"last_event_id": last_id, "sensor_cursor": cursor, "waiting": waiting},
         "active_runs": [_run_summary(r) for r in active],
         "recent_failures": [
             {**_run_summary(r), "errors": _step_errors(instance, r.dagster_run.run_id)} for r in failed
@@ -106,7 +158,7 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    return "\n".join(x.rstrip() for x in [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def format_runs(runs: list[dict]) -> str:
@@ -133,7 +185,16 @@ def format_run(detail: dict) -> str:
 
 
 def format_status(st: dict) -> str:
-    lines = [f"DAGSTER_HOME {st['dagster_home']}", f"events queued so far: {st['queued_events']}"]
+    daemon = st["daemon"]
+    queue = st["queue"]
+    lines = [
+        f"DAGSTER_HOME {st['dagster_home']}",
+        "daemon: running" if daemon["running"] else
+        f"daemon: NOT running (last heartbeat {daemon['last_heartbeat'] or 'never'}); "
+        "queued events wait until it starts (igs dev)",
+        f"inbox: {queue['waiting']} event(s) waiting for the sensor "
+        f"(last event #{queue['last_event_id']}, handled up to #{queue['sensor_cursor'] or 0})",
+    ]
     lines.append(f"active runs: {len(st['active_runs'])}")
     for run in st["active_runs"]:
         lines.append(f"  {run['run_id'][:8]} {run['job']} {run['status']} {run['partition'] or ''}")

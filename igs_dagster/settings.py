@@ -12,7 +12,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     api: ApiSettings = ApiSettings()
     postgres: PostgresSettings = PostgresSettings()
+
+    @field_validator("vault_dir", "data_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
     @model_validator(mode="after")
     def _expand(self) -> Settings:

@@ -42,6 +42,9 @@ class DagsterEnv:
         deployment = cls(root, env)
         with deployment.activated():
             prepare_dagster_home(load_settings())
+        # create the storage schema now: a daemon and its code server racing to create a fresh
+        # SQLite schedules.db can leave two alembic heads behind
+        deployment.instance().dispose()
         return deployment
 
     @contextmanager

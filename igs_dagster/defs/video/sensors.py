@@ -39,6 +39,9 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
         if key is None:
             continue
         if queued.event.name in SUMMARIZE_EVENTS:
+            if not context.instance.has_dynamic_partition(video_partitions.name, key):
+                context.log.warning(f"event #{queued.id}: no partition {key!r} to enrich; skipped")
+                continue
             requests.append(dg.RunRequest(
                 run_key=f"summarize:{queued.id}", partition_key=key,
                 asset_selection=[dg.AssetKey("enriched_summary")],
