@@ -363,6 +363,14 @@ def implement(env: LoopEnv, loop_id: str) -> dict[str, Any]:
         reused = True
         attempt.notes.append("found the tool's own commits from an earlier run: agent not rerun")
     else:
+        if worktree.head_sha(wt) != base or not worktree.is_clean(wt):
+            # a run killed while its agent worked (or stray check output): start clean, so
+            # half-done work never lands in this attempt's commit
+            worktree.reset_hard(wt, base)
+            attempt.notes.append(
+                f"worktree was not clean at the attempt's start (an interrupted run?): "
+                f"reset to {base[:8]}"
+            )
         prompt = implementor_prompt(
             loop_id=state.loop_id,
             prd=prd,
