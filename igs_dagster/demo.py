@@ -6,14 +6,12 @@ whole ingest job executes against the persistent instance (visible later in `igs
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from igs_dagster.errors import IgsError
+from igs_dagster.local_http import FolderServer
 from igs_dagster.settings import Settings
 
 SAMPLE = Path(__file__).parent / "sample" / "jfk-inaugural.mp4"
@@ -21,21 +19,10 @@ SAMPLE_KEY = "sample-jfk-inaugural"  # one partition however often the demo runs
 SAMPLE_TITLE = "JFK inaugural address (excerpt, 1961)"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
 @contextmanager
 def serve_sample() -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(SAMPLE.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{SAMPLE.name}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FolderServer(SAMPLE.parent) as server:
+        yield server.url(SAMPLE.name)
 
 
 def run_demo(settings: Settings) -> Path:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from igs_dagster.local_http import FolderServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MEDIA = FIXTURES / "media"
@@ -82,23 +80,7 @@ def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@dataclass
-class MediaServer:
-    root: Path
-    base_url: str
-
-    def url(self, name: str) -> str:
-        return f"{self.base_url}/{name}"
-
-    def add(self, src: Path, name: str | None = None) -> str:
-        dest = self.root / (name or src.name)
-        shutil.copyfile(src, dest)
-        return self.url(dest.name)
+MediaServer = FolderServer  # the fixture's type, for annotations
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +89,5 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServ
     root = tmp_path_factory.mktemp("served")
     shutil.copyfile(SAMPLE_MP4, root / "jfk-inaugural.mp4")
     (root / "page.html").write_text("<html><body><p>No media here.</p></body></html>")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield MediaServer(root, f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FolderServer(root) as server:
+        yield server
