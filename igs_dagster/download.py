@@ -3,8 +3,8 @@
 Everything lands in `dest_dir` under fixed names (`video.mp4`, `video.info.json`,
 `video.<jpg|webp|png>`), and `download.json` is written last: its presence means the
 download is complete, so a retried or re-run step returns at once without the network.
-Failures that retrying cannot fix raise `PermanentError` and leave nothing behind; all other
-failures are transient (`TransientDownloadError`) and keep nothing but resumable leftovers.
+Failures that retrying cannot fix raise `PermanentError`; all other failures are transient
+(`TransientDownloadError`). Either way the attempt leaves nothing of its own behind (no `.part`).
 """
 
 from __future__ import annotations
@@ -372,7 +372,9 @@ def download_video(
                 raise PermanentError(f"download failed: {_first_line(err)}") from err
             raise TransientDownloadError(f"download failed: {_first_line(err)}") from err
         result = _result(info, dest_dir, url)
-    except PermanentError:
+    except BaseException:
+        # nothing is resumed (the next attempt starts clean), so a failed attempt leaves nothing
+        # half-written behind; on a full disk that also gives the space back
         _remove_ours(dest_dir, created)
         raise
     fsutil.atomic_write_json(dest_dir / MANIFEST, result.to_json())

@@ -29,7 +29,7 @@ from igs_dagster.download import (
     media_duration,
 )
 from igs_dagster.errors import PermanentError
-from igs_dagster_tests.conftest import MediaServer
+from igs_dagster_tests.conftest import SAMPLE_MP4, MediaServer
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SAMPLE_SECONDS = 11.0  # the sample: 11 s of video and speech audio
@@ -293,3 +293,36 @@ def test_result_json_round_trip(tmp_path: Path) -> None:
     data = json.loads(json.dumps(result.to_json()))
     assert data["video_path"] == str(tmp_path / "video.mp4")
     assert DownloadResult.from_json(data, tmp_path) == result
+
+
+class _CutMidway(http.server.BaseHTTPRequestHandler):
+    """Promises the whole sample mp4, sends 64 KB of it, then hangs up (every attempt)."""
+
+    def do_GET(self) -> None:
+        body = SAMPLE_MP4.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: 64 * 1024])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def test_cut_transfer_is_transient_and_leaves_nothing(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutMidway)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    dest = tmp_path / "media" / "cut-key"
+    try:
+        with pytest.raises(TransientDownloadError) as err:
+            download_video(f"http://127.0.0.1:{server.server_address[1]}/talk.mp4", dest)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(err.value).startswith("download failed:") and "\n" not in str(err.value)
+    # no .part or .ytdl file is kept: the next attempt starts clean (and a full disk gets its
+    # space back); the folder the attempt created is gone too
+    assert _files(tmp_path) == ["media"]
