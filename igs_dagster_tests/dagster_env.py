@@ -72,7 +72,10 @@ class DagsterEnv:
         return Path(self.env["IGS_DATA_DIR"])
 
     def instance(self) -> dg.DagsterInstance:
-        return dg.DagsterInstance.from_config(str(self.home))
+        """The deployment's instance; its storage is configured from the deployment's own
+        environment (a Postgres password is read from it when the instance is made)."""
+        with self.activated():
+            return dg.DagsterInstance.from_config(str(self.home))
 
     def run(self, *argv: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
         """Run a command (argv) with this deployment's environment, from the repo root."""

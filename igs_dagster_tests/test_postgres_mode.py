@@ -1,0 +1,123 @@
+"""Postgres mode: the same code with `IGS_POSTGRES__*` set keeps runs, the event log, schedules,
+sensor cursors and pool limits in a real PostgreSQL server (started by the test), and the whole
+pipeline runs through it: `igs send` → sensor → queued runs → run workers → notes, with the
+`gpu` pool keeping transcriptions one at a time."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from drills.common import (
+    SAMPLE_MP4,
+    all_finished,
+    new_deployment,
+    notes_by_key,
+    opened,
+    send,
+    transcript_intervals,
+    wait_until,
+)
+from igs_dagster_tests.dagster_env import DagsterEnv, stray_temp_files
+from igs_dagster_tests.postgres import PostgresServer, PostgresUnavailable
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as err:
+        pytest.skip(str(err))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer):
+    env = new_deployment(tmp_path_factory.mktemp("pg-deployment"), **postgres.igs_env())
+    env.start_daemon()
+    yield env
+    env.stop_daemon()
+
+
+def _rows(postgres: PostgresServer, sql: str, *params) -> list[tuple]:
+    conn = postgres.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params or None)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_settings_switch_the_instance_to_postgres(deployment: DagsterEnv, postgres: PostgresServer):
+    yaml_text = (deployment.home / "dagster.yaml").read_text()
+    assert "scheme: postgresql+psycopg2" in yaml_text
+    assert f"port: {postgres.port}" in yaml_text
+    assert "{env: IGS_POSTGRES__PASSWORD}" in yaml_text and postgres.password not in yaml_text
+    with opened(deployment) as instance:
+        kinds = {type(s).__name__ for s in (
+            instance.run_storage, instance.event_log_storage, instance.schedule_storage
+        )}
+        assert kinds == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
+    # the pool limit the start-up code applies lives in Postgres too
+    limits = _rows(postgres, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
+    assert limits == [("gpu", 1)]
+
+
+def test_pipeline_through_the_run_queue_on_postgres(
+    deployment: DagsterEnv, postgres: PostgresServer, media_server, long_mp4
+):
+    # one long talk first, so the two short ones are launched while it holds the `gpu` slot
+    urls = [media_server.add(long_mp4, "pg-long-talk.mp4")] + [
+        media_server.add(SAMPLE_MP4, f"pg-short-{i}.mp4") for i in range(2)
+    ]
+    keys = send(deployment, *urls)
+    with opened(deployment) as instance:
+        wait_until(lambda: all_finished(instance, keys), 600, "three runs", deployment, every=2)
+        records = [r for r in instance.get_run_records(filters=dg.RunsFilter(job_name="video_ingest"))
+                   if r.dagster_run.tags.get("dagster/partition") in keys]
+        run_ids = [r.dagster_run.run_id for r in records]
+        assert sorted(r.dagster_run.tags["dagster/partition"] for r in records) == sorted(keys)
+        assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
+        assert all(r.dagster_run.tags.get("dagster/sensor_name") == "video_inbox_sensor" for r in records)
+
+        # the pool: transcriptions one at a time, although the runs overlapped
+        intervals = transcript_intervals(instance, run_ids)
+        assert len(intervals) == 3
+        for (_, end, _), (start, _, _) in zip(intervals, intervals[1:], strict=False):
+            assert end <= start, f"transcriptions overlapped: {intervals}"
+        spans = sorted((r.start_time, r.end_time) for r in records)
+        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), (
+            "runs never overlapped; the pool check proves nothing"
+        )
+
+    notes = notes_by_key(deployment.vault)
+    assert all(notes[k] == 1 for k in keys), notes
+    assert not stray_temp_files(deployment.data / "media", deployment.vault)
+
+    # ...and all of it is in PostgreSQL, not in SQLite files under DAGSTER_HOME
+    rows = dict(_rows(postgres, "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", run_ids))
+    assert rows == dict.fromkeys(run_ids, "SUCCESS")
+    steps = _rows(
+        postgres,
+        "SELECT step_key, count(*) FROM event_logs WHERE run_id = ANY(%s) "
+        "AND dagster_event_type = 'STEP_SUCCESS' GROUP BY step_key ORDER BY step_key",
+        run_ids,
+    )
+    assert steps == [(s, 3) for s in sorted(
+        ["enriched_summary", "transcript", "vault_note", "video_archive", "video_download"]
+    )]
+    partitions = {r[0] for r in _rows(
+        postgres, "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'videos'"
+    )}
+    assert set(keys) <= partitions
+    # the sensor's state (cursor) and its ticks that requested the runs
+    assert _rows(postgres, "SELECT count(*) FROM jobs WHERE job_type = 'SENSOR' "
+                 "AND job_body LIKE '%video_inbox_sensor%'")[0][0] == 1
+    ticks = _rows(postgres, "SELECT tick_body FROM job_ticks WHERE status = 'SUCCESS' "
+                  "AND tick_body LIKE '%video_inbox_sensor%'")
+    assert all(any(run_id in body for (body,) in ticks) for run_id in run_ids)
+    assert not list(deployment.home.rglob("*.db")), "SQLite storage files under DAGSTER_HOME"
