@@ -58,6 +58,8 @@ class TranscriptInfo:
     rtf: float | None
     segments: int
     words: int
+    load_s: float = 0.0  # seconds this call spent loading the model (0.0: already loaded)
+    model_loads: int = 0  # models loaded by this process so far (one per process is the goal)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -131,30 +133,131 @@ def _plan(cfg: TranscriberSettings) -> tuple[Backend, str]:
 
 # --------------------------------------------------------------------------- audio
 
+# Long media is decoded and transcribed piece by piece, so memory does not grow with its
+# length: a piece is at most PIECE_S seconds (a shorter rest of up to PIECE_GRACE_S seconds
+# joins the last piece), and it ends at the quietest 50 ms of its last PIECE_CUT_S seconds,
+# so no word is cut in two. Feature extraction takes about 1 MB per second of a piece.
+# Pieces are transcribed independently (the language found in the first is kept): handing the
+# previous piece's last words on as a text prompt made Whisper drop its timestamps and skip
+# words (word error rate 29% instead of 16% on 12 minutes of speech, tiny.en).
+# Media up to PIECE_S + PIECE_GRACE_S seconds (6 minutes) is one piece: exactly the same
+# audio and decoding as faster-whisper given the whole file.
+PIECE_S = 300
+PIECE_GRACE_S = 60
+PIECE_CUT_S = 20
+_FRAME = SAMPLE_RATE // 20  # 50 ms
+_BLOCK_SAMPLES = 500_000  # source samples resampled at a time (as faster-whisper does)
 
-def decode_media(media: Path) -> Any:
-    """Decode the first audio stream of `media` to mono float32 16 kHz (PyAV, no ffmpeg binary).
 
-    Holds the whole waveform in memory: 64 KB per second of audio (230 MB per hour).
-    """
-    import av
-    from faster_whisper.audio import decode_audio
-
-    media = Path(media)
+def _check_media(media: Path) -> None:
     if not media.is_file():
         raise PermanentError(f"media file not found: {media}")
+
+
+def _decode_error(media: Path, err: BaseException) -> PermanentError:
+    return PermanentError(f"cannot decode audio in {media.name}: {_one_line(err)}")
+
+
+def _pcm_blocks(media: Path) -> Iterator[Any]:
+    """The first audio stream of `media` as 16 kHz mono int16 arrays, decoded as they are
+    needed (PyAV, no ffmpeg binary): the same samples faster-whisper's decode_audio makes."""
+    import av
+
+    try:
+        container = av.open(str(media), mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, IndexError, ValueError) as err:
+        raise _decode_error(media, err) from None
+    with container:
+        if not container.streams.audio:
+            raise PermanentError(f"cannot decode audio in {media.name}: no audio stream")
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        fifo = av.audio.fifo.AudioFifo()
+        frames = container.decode(audio=0)
+        try:
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.InvalidDataError:
+                    continue  # a damaged frame is skipped, as faster-whisper does
+                frame.pts = None
+                fifo.write(frame)
+                if fifo.samples >= _BLOCK_SAMPLES:
+                    for out in resampler.resample(fifo.read()):
+                        yield out.to_ndarray().reshape(-1)
+            rest = [fifo.read()] if fifo.samples > 0 else []
+            for block in [*rest, None]:
+                for out in resampler.resample(block):
+                    yield out.to_ndarray().reshape(-1)
+        except (av.error.FFmpegError, IndexError, ValueError) as err:
+            raise _decode_error(media, err) from None
+
+
+def _quiet_cut(audio: Any, end: int) -> int:
+    """Index of the quietest 50 ms frame's middle in the PIECE_CUT_S seconds before `end`."""
+    import numpy as np
+
+    start = max(0, end - PIECE_CUT_S * SAMPLE_RATE)
+    frames = (end - start) // _FRAME
+    if frames < 2:
+        return end
+    window = audio[start : start + frames * _FRAME].astype(np.float32).reshape(frames, _FRAME)
+    energy = np.einsum("ij,ij->i", window, window)
+    return start + int(np.argmin(energy)) * _FRAME + _FRAME // 2
+
+
+def audio_pieces(media: Path) -> Iterator[Any]:
+    """Decode `media` to mono float32 16 kHz, yielded in pieces (see PIECE_S) as needed.
+
+    Undecodable media, media without an audio stream or without samples -> PermanentError,
+    raised by the first `next()`.
+    """
+    import numpy as np
+
+    media = Path(media)
+    _check_media(media)
+    limit = (PIECE_S + PIECE_GRACE_S) * SAMPLE_RATE
+    pending: list[Any] = []
+    size = 0
+    yielded = False
+    for block in _pcm_blocks(media):
+        pending.append(block)
+        size += block.size
+        while size > limit:
+            audio = np.concatenate(pending)
+            cut = _quiet_cut(audio, PIECE_S * SAMPLE_RATE)
+            yield audio[:cut].astype(np.float32) / 32768.0
+            yielded = True
+            pending, size = [audio[cut:]], audio.size - cut
+            del audio
+    if size:
+        yield np.concatenate(pending).astype(np.float32) / 32768.0
+    elif not yielded:
+        raise PermanentError(f"cannot decode audio in {media.name}: no audio samples")
+
+
+def decode_media(media: Path) -> Any:
+    """The whole first audio stream of `media` as mono float32 16 kHz (64 KB per second)."""
+    import numpy as np
+
+    return np.concatenate(list(audio_pieces(media)))
+
+
+def media_seconds(media: Path) -> float | None:
+    """The audio's length from the container (for progress before decoding ends), if known."""
+    import av
+
     try:
         with av.open(str(media), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise PermanentError(f"cannot decode audio in {media.name}: no audio stream")
-        audio = decode_audio(str(media), sampling_rate=SAMPLE_RATE)
-    except PermanentError:
-        raise
-    except (av.error.FFmpegError, IndexError, ValueError) as err:
-        raise PermanentError(f"cannot decode audio in {media.name}: {_one_line(err)}") from None
-    if audio.size == 0:
-        raise PermanentError(f"cannot decode audio in {media.name}: no audio samples")
-    return audio
+            stream = container.streams.audio[0] if container.streams.audio else None
+            if stream is not None and stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            if container.duration:
+                return container.duration / av.time_base
+    except (av.error.FFmpegError, IndexError, ValueError):
+        return None
+    return None
 
 
 def _one_line(err: BaseException) -> str:
@@ -205,8 +308,7 @@ def _whisper_model(model_path: str, device: str, compute_type: str) -> Any:
 @dataclass
 class _Run:
     language: str | None
-    duration: float
-    segments: Iterable[tuple[float | None, float | None, str]]
+    segments: Iterable[tuple[float, float, str]]  # times within the piece
 
 
 def _load_faster_whisper(model_path: str, cfg: TranscriberSettings) -> Any:
@@ -214,17 +316,29 @@ def _load_faster_whisper(model_path: str, cfg: TranscriberSettings) -> Any:
     return _whisper_model(model_path, device, compute_type)
 
 
-def _run_faster_whisper(audio: Any, model: Any, cfg: TranscriberSettings) -> _Run:
-    segments, info = model.transcribe(
-        audio,
-        language=cfg.language,
-        beam_size=cfg.beam_size,
-        vad_filter=cfg.vad_filter,
-        # temperature fallback and condition_on_previous_text stay at their defaults (on)
-    )
+def faster_whisper_options(cfg: TranscriberSettings) -> dict[str, Any]:
+    """The decoding options `WhisperModel.transcribe` gets (bench figure 2 measured them).
+
+    Beam search without temperature fallback: the fallback never fired on normal, human or
+    noisy speech, and on repeated speech (a looped clip) it re-decoded most windows at rising
+    temperatures, 4-7x slower, sometimes adding sampled words; beam search alone transcribed the
+    repetition correctly. (Greedy decoding without fallback did hallucinate there, so a greedy
+    setup such as mlx-whisper keeps its fallback.) condition_on_previous_text stays on.
+    """
+    return {
+        "language": cfg.language,
+        "beam_size": cfg.beam_size,
+        "vad_filter": cfg.vad_filter,
+        "temperature": 0.0,
+    }
+
+
+def _run_faster_whisper(
+    audio: Any, model: Any, cfg: TranscriberSettings, language: str | None
+) -> _Run:
+    segments, info = model.transcribe(audio, **{**faster_whisper_options(cfg), "language": language})
     return _Run(
         language=info.language,
-        duration=float(info.duration),
         segments=((float(s.start), float(s.end), s.text) for s in segments),
     )
 
@@ -246,16 +360,15 @@ def _load_mlx(model: str) -> Any:
     return mlx_whisper
 
 
-def _run_mlx(audio: Any, mlx_whisper: Any, model: str, cfg: TranscriberSettings) -> _Run:
+def _run_mlx(audio: Any, mlx_whisper: Any, model: str, language: str | None) -> _Run:
     # mlx-whisper has no beam search (beam_size raises NotImplementedError) and no VAD filter:
     # greedy decoding with its default temperature fallback.
     result = mlx_whisper.transcribe(
-        audio, path_or_hf_repo=model, language=cfg.language, verbose=None
+        audio, path_or_hf_repo=model, language=language, verbose=None
     )
     segments = result.get("segments") or []
     return _Run(
         language=result.get("language"),
-        duration=len(audio) / SAMPLE_RATE,
         segments=((float(s["start"]), float(s["end"]), str(s["text"])) for s in segments),
     )
 
@@ -293,6 +406,7 @@ def _finish(
     duration: float,
     elapsed_s: float,
     rtf: float | None,
+    load_s: float = 0.0,
 ) -> TranscriptInfo:
     segments = list(_read_stream(stream))  # a few hundred bytes per segment
     sep = "" if language in _NO_SPACE_LANGUAGES else " "
@@ -321,6 +435,8 @@ def _finish(
         rtf=rtf,
         segments=len(segments),
         words=len(text.split()),
+        load_s=round(load_s, 3),
+        model_loads=_LOADS,
     )
 
 
@@ -336,51 +452,82 @@ def transcribe_to_file(
 ) -> TranscriptInfo:
     """Transcribe `media` locally and write the transcript JSON to `out_json` atomically.
 
-    `on_progress(position_seconds, duration_seconds)` is called after each segment.
+    The audio is decoded and transcribed in pieces of at most a few minutes (`audio_pieces`),
+    so memory stays flat however long the media is; each segment is appended to a temp file as
+    it is decoded. `on_progress(position_seconds, duration_seconds)` is called after each
+    segment (the duration is the container's until the last piece is decoded).
     Undecodable media or media without audio -> PermanentError, and nothing is written.
     """
     media, out_json = Path(media), Path(out_json)
     backend, model = _plan(cfg)
-    audio = decode_media(media)  # bad media fails here, before anything is written
+    pieces = audio_pieces(media)
+    first = next(pieces)  # bad media fails here, before anything is written
     out_json.parent.mkdir(parents=True, exist_ok=True)
     _sweep_own_temps(out_json)
 
+    loading = time.perf_counter()
     if backend == "mlx":
         mlx_whisper = _load_mlx(model)
-        started = time.perf_counter()
-        run = _run_mlx(audio, mlx_whisper, model, cfg)
     else:
         loaded = _load_faster_whisper(model, cfg)
-        started = time.perf_counter()  # elapsed_s and rtf exclude model loading
-        run = _run_faster_whisper(audio, loaded, cfg)
+    started = time.perf_counter()  # elapsed_s and rtf exclude model loading
     stream = out_json.parent / _stream_name(out_json)
     try:
         with open(stream, "w", encoding="utf-8") as handle:
-            for start, end, raw in run.segments:
-                text = _clean(raw)
-                if not text:
-                    continue
-                seg = {"start": round(start, 2), "end": round(end, 2), "text": text}
-                handle.write(json.dumps(seg, ensure_ascii=False) + "\n")
-                handle.flush()
-                if on_progress is not None:
-                    on_progress(min(end, run.duration), run.duration)
+            offset = 0  # samples before the current piece
+            language = cfg.language
+            estimate = media_seconds(media) or 0.0
+            audio: Any = first
+            while audio is not None:
+                upcoming = _next_or_none(pieces)  # decoded ahead: is this the last piece?
+                total = (offset + audio.size) / SAMPLE_RATE
+                if upcoming is not None:
+                    total = max(estimate, total + upcoming.size / SAMPLE_RATE)
+                if backend == "mlx":
+                    run = _run_mlx(audio, mlx_whisper, model, language)
+                else:
+                    run = _run_faster_whisper(audio, loaded, cfg, language)
+                shift = offset / SAMPLE_RATE
+                for start, end, raw in run.segments:
+                    text = _clean(raw)
+                    if not text:
+                        continue
+                    start, end = start + shift, end + shift
+                    seg = {"start": round(start, 2), "end": round(end, 2), "text": text}
+                    handle.write(json.dumps(seg, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    if on_progress is not None:
+                        on_progress(min(end, total), total)
+                language = language or run.language
+                offset += audio.size
+                audio = upcoming
+        duration = offset / SAMPLE_RATE
         elapsed = time.perf_counter() - started
-        rtf = round(elapsed / run.duration, 4) if run.duration > 0 else None
+        rtf = round(elapsed / duration, 4) if duration > 0 else None
         return _finish(
             stream,
             out_json,
             backend=backend,
             model=model,
-            language=run.language,
+            language=language,
             source=media.name,
-            duration=run.duration,
+            duration=duration,
             elapsed_s=elapsed,
             rtf=rtf,
+            load_s=started - loading,
         )
     except BaseException:
         stream.unlink(missing_ok=True)
         raise
+    finally:
+        pieces.close()
+
+
+def _next_or_none(pieces: Iterator[Any]) -> Any:
+    try:
+        return next(pieces)
+    except StopIteration:
+        return None
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")

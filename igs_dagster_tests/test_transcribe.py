@@ -437,3 +437,44 @@ def test_load_transcript_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"segments": []}))
     with pytest.raises(PermanentError, match="has no text"):
         load_transcript(bad)
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of 15 s (+ up to 4 s), cut in their last 5 s, so the 66 s clip makes several."""
+    monkeypatch.setattr(transcribe, "PIECE_S", 15)
+    monkeypatch.setattr(transcribe, "PIECE_GRACE_S", 4)
+    monkeypatch.setattr(transcribe, "PIECE_CUT_S", 5)
+
+
+def test_audio_pieces_are_the_whole_audio_cut_in_quiet_places(small_pieces, long_mp4: Path) -> None:
+    from faster_whisper.audio import decode_audio
+
+    pieces = list(transcribe.audio_pieces(long_mp4))
+    whole = decode_audio(str(long_mp4), sampling_rate=transcribe.SAMPLE_RATE)
+    assert len(pieces) >= 4
+    # not one sample lost, added or changed: the same audio faster-whisper decodes at once
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    rate = transcribe.SAMPLE_RATE
+    for piece in pieces[:-1]:
+        assert 10 * rate <= piece.size <= 15 * rate  # cut within the last 5 s of 15
+        tail = piece[-rate // 40 :]  # the 25 ms before the cut: quieter than the piece overall
+        assert np.sqrt(np.mean(tail**2)) < np.sqrt(np.mean(piece**2)) / 3
+    assert pieces[-1].size <= 19 * rate
+
+
+def test_long_media_transcribed_in_pieces(small_pieces, long_mp4: Path, tmp_path: Path) -> None:
+    progress: list[tuple[float, float]] = []
+    info = transcribe_to_file(
+        long_mp4, tmp_path / "long.json", TranscriberSettings(),
+        on_progress=lambda pos, dur: progress.append((pos, dur)),
+    )
+    data = load_transcript(info.path)
+    words = _words(data["text"])
+    assert words.count("fellow americans") >= 5 and words.count("your country") >= 10
+    starts = [s["start"] for s in data["segments"]]
+    assert starts == sorted(starts) and data["segments"][-1]["end"] > 55  # times of the whole clip
+    assert data["duration"] == pytest.approx(66, abs=1.5)
+    positions = [p for p, _ in progress]
+    assert positions == sorted(positions) and progress[-1][1] == pytest.approx(66, abs=1.5)
+    assert _temps(tmp_path) == []

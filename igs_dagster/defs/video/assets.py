@@ -127,7 +127,9 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
             text = Path(video_download["text_path"]).read_text(encoding="utf-8")
             info = transcribe.text_to_transcript(text, out, source=video_download["source_label"])
         else:
-            progress = ProgressLog(context.log, "transcribe")
+            # every 5 %, not every 15 s: a long transcription adds no more log lines to the
+            # instance than a short one (bench figure 4)
+            progress = ProgressLog(context.log, "transcribe", every_pct=5, every_s=float("inf"))
             info = transcribe.transcribe_to_file(
                 Path(video_download["video_path"]), out, settings.transcriber,
                 on_progress=lambda pos, total: progress(
