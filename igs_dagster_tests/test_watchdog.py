@@ -7,7 +7,6 @@ left alone. The daemon-driven case (SIGKILL during transcription → retry compl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -36,13 +35,19 @@ def _dead_pid() -> int:
 
 
 def test_worker_state_of_real_processes():
-    me = os.getpid()
-    assert worker_state(me, time.time())[0] is Worker.ALIVE
-    # a pid whose process started long after the worker reported: reused, so the worker is gone
-    state, why = worker_state(me, time.time() - 3600)
-    assert state is Worker.GONE and "after the worker reported" in why
-    # a pid held by a process far older than the report: another pid namespace, hands off
-    assert worker_state(me, time.time() + 3600)[0] is Worker.UNKNOWN
+    # a fresh process reporting now, as a run worker does right after it starts
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        reported = time.time()
+        assert worker_state(worker.pid, reported)[0] is Worker.ALIVE
+        # a pid whose process started long after the worker reported: reused, so the worker is gone
+        state, why = worker_state(worker.pid, reported - 3600)
+        assert state is Worker.GONE and "after the worker reported" in why
+        # a pid held by a process far older than the report: another pid namespace, hands off
+        assert worker_state(worker.pid, reported + 3600)[0] is Worker.UNKNOWN
+    finally:
+        worker.kill()
+        worker.wait()
     assert worker_state(_dead_pid(), time.time())[0] in (Worker.GONE, Worker.ALIVE)  # reuse race
     assert worker_state(2**22 + 12345, time.time()) == (Worker.GONE, "no such process")
 
