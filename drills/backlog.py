@@ -12,7 +12,7 @@ from drills.common import (
     SAMPLE_MP4,
     DrillResult,
     all_finished,
-    daily_links,
+    check_outcome,
     dry_keys,
     opened,
     overlaps,
@@ -21,7 +21,6 @@ from drills.common import (
     transcript_intervals,
     wait_until,
 )
-from igs_dagster_tests.dagster_env import stray_temp_files
 
 
 def run(ctx, result: DrillResult) -> None:
@@ -64,10 +63,4 @@ def run(ctx, result: DrillResult) -> None:
             for v in runs.values() for r in v),
         "every run came from the inbox sensor",
     )
-    result.check(all(found["notes"][k] == 1 for k in keys), "one note per video")
-    links = daily_links(deployment.vault, keys)
-    result.check(all(v == 1 for v in links.values()), "each note linked once from the daily note",
-                 {k: v for k, v in links.items() if v != 1})
-    stray = stray_temp_files(deployment.data / "media", deployment.data / "archive", deployment.vault)
-    result.check(not stray, "no temp files left", stray[:5])
-    result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")
+    check_outcome(result, deployment, keys, found)

@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.local_http import FolderServer
-from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
+from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv, stray_temp_files
 
 SAMPLE_MP4 = REPO / "igs_dagster" / "sample" / "jfk-inaugural.mp4"
 ASSETS = ("video_download", "video_archive", "transcript", "vault_note", "enriched_summary")
@@ -364,3 +364,27 @@ def step_attempts(instance: dg.DagsterInstance, run_id: str, step_key: str) -> l
             if error is not None:
                 attempts[-1]["error"] = ((error.message or "").strip().splitlines() or [""])[0][:300]
     return attempts
+
+
+def check_outcome(result: DrillResult, deployment: DagsterEnv, keys: list[str], found: dict) -> None:
+    """The checks every drill over the shared deployment ends with: one note per video, linked
+    once from the daily note, no temp file left anywhere, nothing lost and nothing done twice."""
+    result.check(all(found["notes"][k] == 1 for k in keys), "one note per video")
+    links = daily_links(deployment.vault, keys)
+    result.check(all(v == 1 for v in links.values()), "each note linked once from the daily note",
+                 {k: v for k, v in links.items() if v != 1})
+    stray = stray_temp_files(deployment.data / "media", deployment.data / "archive", deployment.vault)
+    result.check(not stray, "no temp files left", stray[:5])
+    result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")
+
+
+def first_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
+    """The newest run of the video `key` (None until the sensor has requested one)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": key}))
+    return records[0].dagster_run if records else None
+
+
+def finished_run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun | None:
+    """The run once it succeeded or failed (None while it is still going)."""
+    run = instance.get_run_by_id(run_id)
+    return run if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None

@@ -22,7 +22,7 @@ from drills.common import (
     SAMPLE_MP4,
     DrillResult,
     all_finished,
-    daily_links,
+    check_outcome,
     dry_keys,
     kill_process_group,
     opened,
@@ -30,7 +30,6 @@ from drills.common import (
     tally,
     wait_until,
 )
-from igs_dagster_tests.dagster_env import stray_temp_files
 
 STREAM = 10
 KILL_AFTER = (3, 7)  # kill the daemon once this many URLs have been sent (see below)
@@ -100,10 +99,4 @@ def run(ctx, result: DrillResult) -> None:
         all(any(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in v) for v in runs.values()),
         "every video has a successful run",
     )
-    result.check(all(found["notes"][k] == 1 for k in keys), "one note per video")
-    links = daily_links(deployment.vault, keys)
-    result.check(all(v == 1 for v in links.values()), "each note linked once from the daily note",
-                 {k: v for k, v in links.items() if v != 1})
-    stray = stray_temp_files(deployment.data / "media", deployment.data / "archive", deployment.vault)
-    result.check(not stray, "no temp files left", stray[:5])
-    result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")
+    check_outcome(result, deployment, keys, found)

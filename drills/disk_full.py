@@ -23,6 +23,8 @@ from drills.common import (
     SAMPLE_MP4,
     DrillResult,
     dry_keys,
+    finished_run,
+    first_run,
     opened,
     step_attempts,
     step_events,
@@ -102,11 +104,7 @@ def _drill(ctx, result: DrillResult, deployment, media: Path) -> None:
     deployment.igs("send", url, check=True)
     deployment.start_daemon()
     with opened(deployment) as instance:
-        def the_run():
-            records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": key}))
-            return records[0].dagster_run if records else None
-
-        run = wait_until(the_run, 300, "the run", deployment)
+        run = wait_until(lambda: first_run(instance, key), 300, "the run", deployment)
 
         def between_attempts():
             """The folder as seen after a failed attempt and before the next one started."""
@@ -124,12 +122,7 @@ def _drill(ctx, result: DrillResult, deployment, media: Path) -> None:
         result.check(not seen["listing"], "nothing half-written left after the failed attempt",
                      seen["listing"])
 
-        def finished():
-            current = instance.get_run_by_id(run.run_id)
-            return current if current.status in (
-                dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
-
-        done = wait_until(finished, 300, "the run to finish", deployment)
+        done = wait_until(lambda: finished_run(instance, run.run_id), 300, "the run to finish", deployment)
         attempts = step_attempts(instance, run.run_id, "video_download")
 
     result.details["download_attempts"] = [

@@ -20,6 +20,8 @@ from drills.common import (
     SAMPLE_MP4,
     DrillResult,
     dry_keys,
+    finished_run,
+    first_run,
     opened,
     step_attempts,
     tally,
@@ -82,11 +84,7 @@ def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
         deployment.igs("send", url, check=True)
         deployment.start_daemon()
         with opened(deployment) as instance:
-            def the_run():
-                records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": key}))
-                return records[0].dagster_run if records else None
-
-            run = wait_until(the_run, 300, "the run", deployment)
+            run = wait_until(lambda: first_run(instance, key), 300, "the run", deployment)
             wait_until(lambda: any(a["outcome"] for a in step_attempts(instance, run.run_id, "video_archive")),
                        300, "the first archive attempt to fail", deployment)
             first_failure = time.time()
@@ -100,12 +98,7 @@ def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
             result.check("video.mp4" not in cut_listing and any(n.endswith(".part") for n in cut_listing),
                          "after the cut: only a .part, no final file", cut_listing)
 
-            def finished():
-                current = instance.get_run_by_id(run.run_id)
-                return current if current.status in (
-                    dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
-
-            done = wait_until(finished, 400, "the run to finish", deployment)
+            done = wait_until(lambda: finished_run(instance, run.run_id), 400, "the run to finish", deployment)
             attempts = step_attempts(instance, run.run_id, "video_archive")
     finally:
         stop.set()

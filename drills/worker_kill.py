@@ -24,7 +24,7 @@ import dagster as dg
 from drills.common import (
     PYTHON,
     DrillResult,
-    daily_links,
+    check_outcome,
     dry_keys,
     opened,
     step_keys_started,
@@ -32,7 +32,6 @@ from drills.common import (
     wait_until,
 )
 from igs_dagster.defs.system.watchdog import _worker_event
-from igs_dagster_tests.dagster_env import stray_temp_files
 
 PHASES = (("A", False), ("B", True))  # (name, kill the code server too)
 
@@ -53,12 +52,7 @@ def run(ctx, result: DrillResult) -> None:
         keys.append(_phase(ctx, result, deployment, name, kill_server))
 
     found = tally(result, deployment, keys)
-    links = daily_links(deployment.vault, keys)
-    result.check(all(found["notes"][k] == 1 for k in keys), "each note written once")
-    result.check(all(v == 1 for v in links.values()), "each note linked once from the daily note")
-    stray = stray_temp_files(deployment.data / "media", deployment.data / "archive", deployment.vault)
-    result.check(not stray, "no partial transcript left", stray[:5])
-    result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")
+    check_outcome(result, deployment, keys, found)
 
 
 def _phase(ctx, result: DrillResult, deployment, name: str, kill_server: bool) -> str:
