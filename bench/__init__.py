@@ -1,0 +1,1 @@
+"""Benchmarks of the igs-dagster pipelines: `python -m bench --help` (see bench/README.md)."""

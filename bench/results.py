@@ -1,0 +1,93 @@
+"""The results table (Markdown) printed by `python -m bench` and kept in bench/README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.common import Record, machine_line
+
+BEGIN = "<!-- bench:results -->"
+END = "<!-- /bench:results -->"
+
+
+def _record(data: dict) -> Record:
+    return Record(**data)
+
+
+def render_table(result: dict) -> str:
+    date = result["date"]
+    machine = machine_line(result["machine"])
+    lines = [
+        f"Measured {date} ({result['mode']} mode, {result['runs']} run(s) per side, "
+        f"{result['total_seconds']:.0f} s in all) on {machine}.",
+        "",
+        "| # | Figure | Goal | Measured: median [range] | Met | Notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for data in result["figures"]:
+        rec = _record(data)
+        met = "—" if rec.met is None else ("yes" if rec.met else "**no**")
+        notes = "; ".join(rec.notes) if not rec.skipped else rec.skipped
+        notes = notes.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {rec.figure} | {rec.name} | {rec.goal} | {rec.shown()} | {met} | {notes} |")
+    figures = {f["figure"]: f for f in result["figures"] if not f.get("skipped")}
+    for number, section in ((1, _overhead), (2, _settings), (7, _loop)):
+        if number in figures and figures[number].get("details"):
+            lines += ["", *section(figures[number]["details"])]
+    return "\n".join(lines)
+
+
+def _overhead(d: dict) -> list[str]:
+    pipe, direct = d.get("pipeline_phases_median_s", {}), d.get("direct_phases_median_s", {})
+    out = [f"Figure 1, where the time goes (median seconds, {d.get('clip_seconds', 0):.0f} s clip):", "",
+           "| Pipeline (queued → note) | s | Plain script | s |", "|---|---|---|---|"]
+    left, right = list(pipe.items()), list(direct.items())
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ("", None)
+        b = right[i] if i < len(right) else ("", None)
+        out.append(f"| {a[0]} | {'' if a[1] is None else f'{a[1]:.2f}'} | {b[0]} | "
+                   f"{'' if b[1] is None else f'{b[1]:.2f}'} |")
+    return out
+
+
+def _settings(d: dict) -> list[str]:
+    sweep = d.get("sweep") or {}
+    clips = list(dict.fromkeys(c for row in sweep.values() for c in row))
+    out = [f"Figure 2, decoding settings (faster-whisper {d.get('device')}; RTF = seconds per second "
+           "of audio, WER, windows re-decoded by the temperature fallback):", "",
+           "| Setting | " + " | ".join(clips) + " |", "|---|" + "---|" * len(clips)]
+    for name, row in sweep.items():
+        cells = []
+        for clip in clips:
+            v = row.get(clip)
+            if v is None:
+                cells.append("—")
+                continue
+            extra = v["words"] - v["reference_words"]
+            words = f" ({extra:+d} words)" if extra else ""
+            cells.append(f"RTF {v['rtf']:.3f}, WER {v['wer']:.1%}{words}, fallback {v['fallback_windows']}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _loop(d: dict) -> list[str]:
+    dag, plain = d.get("dagster_per_role_median_s", {}), d.get("plain_per_role_median_s", {})
+    out = ["Figure 7, orchestration per story by role (median seconds; agents and checks excluded):",
+           "", "| Role | Through Dagster | Plain role functions |", "|---|---|---|"]
+    for key in dict.fromkeys([*dag, *plain]):
+        a, b = dag.get(key), plain.get(key)
+        out.append(f"| {key} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} |")
+    return out
+
+
+def update_readme(path: Path, result: dict) -> None:
+    """Replace the text between the results markers (or append a results section)."""
+    table = f"{BEGIN}\n{render_table(result)}\n{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + table + tail
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + "## Results\n\n" + table + "\n"
+    path.write_text(text, encoding="utf-8")
