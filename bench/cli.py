@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started, 1),
         "figures": [r.to_json() for r in records],
     }
+    if args.only and args.json and args.json.is_file():
+        result = _merge(json.loads(args.json.read_text(encoding="utf-8")), result)
     print(render_table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +124,19 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
+
+
+def _merge(previous: dict, result: dict) -> dict:
+    """`--only` with an existing `--json` file: the figures measured now replace theirs, the
+    others are kept, and the header says which were measured when."""
+    measured = {f["figure"] for f in result["figures"]}
+    kept = [f for f in previous.get("figures", []) if f["figure"] not in measured]
+    if not kept:
+        return result
+    numbers = ", ".join(str(n) for n in sorted(measured))
+    figures = sorted([*kept, *result["figures"]], key=lambda f: f["figure"])
+    return {**result, "figures": figures,
+            "date": f"{result['date']} (figure {numbers}; the others {previous['date']})"}
 
 
 def _measure(ctx: Context, figures: list[int], records: list[Record]) -> bool:

@@ -36,6 +36,9 @@ WILL_RETRY_TAG = "dagster/will_retry"
 # wake-up of the sensor daemon (every 5 s; see defs/video/sensors.py INTERVAL_S). The query
 # behind a tick is one indexed read of new run events.
 CHAIN_INTERVAL_S = 4
+# Failed and canceled loop runs only update the loop record: every other wake-up is enough (each
+# tick of a run-status sensor re-opens the instance in the code server: CPU beside transcription).
+OUTCOME_INTERVAL_S = 10
 
 
 @dg.sensor(
@@ -156,7 +159,7 @@ def _failure_reason(context: dg.RunFailureSensorContext) -> str:
 @dg.run_failure_sensor(
     name="loop_failure_sensor",
     monitored_jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=OUTCOME_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A loop run failed and will not be retried -> the loop is marked failed.",
 )
@@ -185,7 +188,7 @@ def loop_failure_sensor(
     name="loop_canceled_sensor",
     run_status=dg.DagsterRunStatus.CANCELED,
     monitored_jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=OUTCOME_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A loop run was canceled (UI, run monitoring) -> the loop is cancelled.",
 )

@@ -30,11 +30,14 @@ INTERVAL_S = 4
     description="Queued URLs, files and transcripts → new partitions + one run each.",
 )
 def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
-    ensure_pool_limits(context.instance)
     cursor = int(context.cursor or 0)
     events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS)
     if not events:
+        # an idle tick never touches `context.instance`: in the code server each first use
+        # re-opens the instance (on SQLite, with an alembic revision check that loads every
+        # migration script: ~0.1 s of CPU per tick, beside a running transcription)
         return dg.SkipReason(f"no new events after #{cursor}")
+    ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
     new_keys: list[str] = []
     requests: list[dg.RunRequest] = []
