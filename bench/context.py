@@ -14,6 +14,8 @@ from typing import Any
 
 from bench import speech
 from bench.common import PYTHON, REPO
+from igs_dagster.local_http import FolderServer
+from igs_dagster_tests.media import JFK_TEXT, SAMPLE_MP4, repeat_clip  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -29,13 +31,13 @@ class Context:
 
     def deployment(self) -> Any:
         """The deployment figures 1, 3, 4, 6 and 7 share (one daemon start), with its media
-        server: (DagsterEnv, MediaServer, DagsterInstance). Stopped when the invocation ends."""
+        server: (DagsterEnv, FolderServer, DagsterInstance). Stopped when the invocation ends."""
         if "deployment" not in self.shared:
             from bench import deploy
             from bench.fig7_loop import agent_env
 
             root = self.folder("deployment")
-            srv = self.stack.enter_context(deploy.media_server(root / "served"))
+            srv = self.stack.enter_context(FolderServer(root / "served"))
             dep = self.stack.enter_context(deploy.deployment(root / "dep", **agent_env(root)))
             instance = dep.instance()
             dep.wait_for(lambda: instance.all_instigator_state(), 180, "the daemon's first tick")
@@ -66,14 +68,9 @@ class Context:
         return self.shared[key]
 
     def repeated(self, src: Path, times: int) -> Path:
-        return speech.repeated_clip(src, times, self.cache / "speech" / f"{src.stem}-x{times}.mp4")
+        return repeat_clip(src, times, self.cache / "speech" / f"{src.stem}-x{times}.mp4")
 
 
-SAMPLE_MP4 = REPO / "igs_dagster" / "sample" / "jfk-inaugural.mp4"
-JFK_TEXT = (
-    "And so my fellow Americans, ask not what your country can do for you, "
-    "ask what you can do for your country."
-)
 
 
 def use_bytecode_cache(cache: Path) -> None:

@@ -12,16 +12,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.local_http import FolderServer
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 STEPS = ("video_download", "video_archive", "transcript", "vault_note", "enriched_summary")
-
-
-def media_server(root: Path) -> FolderServer:
-    """A threaded HTTP server on 127.0.0.1 serving `root` (use as a context manager)."""
-    return FolderServer(root)
 
 
 @contextmanager

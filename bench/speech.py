@@ -171,24 +171,6 @@ def build_speech(seconds: float, seed: int = 1, folder: Path | None = None) -> C
     return Clip(mp4, actual, text)
 
 
-def repeated_clip(src: Path, times: int, out: Path) -> Path:
-    """`src` concatenated `times` times (stream copy): repeated speech, as in a looped talk."""
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        listing = Path(tmp) / "list.txt"
-        listing.write_text("".join(f"file '{Path(src).resolve()}'\n" for _ in range(times)))
-        part = Path(tmp) / out.name
-        subprocess.run(
-            [ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-             "-i", str(listing), "-c", "copy", str(part)],
-            check=True, capture_output=True, timeout=600,
-        )
-        part.replace(out)
-    return out
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m bench.speech SECONDS OUT.mp4", file=sys.stderr)

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drills.common import DrillResult, MediaServer, make_long_clip, new_deployment
+from drills.common import DrillResult, make_long_clip, new_deployment
+from igs_dagster.local_http import FolderServer
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 
@@ -35,7 +36,7 @@ class DrillContext:
     (and daemon) for the drills that can share it (1, 2, 3, 6)."""
 
     workdir: Path
-    media: object  # anything with .add(src, name) -> url (drills' or the tests' MediaServer)
+    media: object  # anything with .add(src, name) -> url (a FolderServer)
     long_clip: Path
     backlog_size: int = 50
     _shared: DagsterEnv | None = None
@@ -46,7 +47,7 @@ class DrillContext:
     def standalone(cls, workdir: Path | None = None, **kw) -> DrillContext:
         workdir = Path(workdir or tempfile.mkdtemp(prefix="igs-drills-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        media = MediaServer(workdir / "served")
+        media = FolderServer(workdir / "served")
         ctx = cls(workdir, media, make_long_clip(workdir / "long"), **kw)
         ctx._closers.append(media.close)
         return ctx

@@ -11,7 +11,6 @@ Counting rules (the same for every drill):
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.local_http import FolderServer
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv, stray_temp_files
+from igs_dagster_tests.media import SAMPLE_MP4, repeat_clip
 
-SAMPLE_MP4 = REPO / "igs_dagster" / "sample" / "jfk-inaugural.mp4"
 ASSETS = ("video_download", "video_archive", "transcript", "vault_note", "enriched_summary")
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 ACTIVE = {
@@ -86,25 +84,9 @@ class DrillResult:
 # media
 
 
-MediaServer = FolderServer  # a loopback HTTP server over a folder
-
-
 def make_long_clip(folder: Path, repeat: int = 6) -> Path:
     """~66 s of real speech: the 11 s sample six times (as the tests' `long_mp4`)."""
-    import imageio_ffmpeg
-
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / "long-talk.mp4"
-    if out.is_file():
-        return out
-    listing = folder / "list.txt"
-    listing.write_text("".join(f"file '{SAMPLE_MP4}'\n" for _ in range(repeat)))
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-         "-i", str(listing), "-c", "copy", str(out)],
-        check=True,
-    )
-    return out
+    return repeat_clip(SAMPLE_MP4, repeat, folder / "long-talk.mp4")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -149,11 +149,6 @@ _FRAME = SAMPLE_RATE // 20  # 50 ms
 _BLOCK_SAMPLES = 500_000  # source samples resampled at a time (as faster-whisper does)
 
 
-def _check_media(media: Path) -> None:
-    if not media.is_file():
-        raise PermanentError(f"media file not found: {media}")
-
-
 def _decode_error(media: Path, err: BaseException) -> PermanentError:
     return PermanentError(f"cannot decode audio in {media.name}: {_one_line(err)}")
 
@@ -216,7 +211,8 @@ def audio_pieces(media: Path) -> Iterator[Any]:
     import numpy as np
 
     media = Path(media)
-    _check_media(media)
+    if not media.is_file():
+        raise PermanentError(f"media file not found: {media}")
     limit = (PIECE_S + PIECE_GRACE_S) * SAMPLE_RATE
     pending: list[Any] = []
     size = 0
@@ -235,13 +231,6 @@ def audio_pieces(media: Path) -> Iterator[Any]:
         yield np.concatenate(pending).astype(np.float32) / 32768.0
     elif not yielded:
         raise PermanentError(f"cannot decode audio in {media.name}: no audio samples")
-
-
-def decode_media(media: Path) -> Any:
-    """The whole first audio stream of `media` as mono float32 16 kHz (64 KB per second)."""
-    import numpy as np
-
-    return np.concatenate(list(audio_pieces(media)))
 
 
 def media_seconds(media: Path) -> float | None:

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from igs_dagster.local_http import FolderServer
+from igs_dagster_tests.media import JFK_TEXT, SAMPLE_MP4, repeat_clip  # noqa: F401 - re-exported
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MEDIA = FIXTURES / "media"
-SAMPLE_MP4 = Path(__file__).parent.parent / "igs_dagster" / "sample" / "jfk-inaugural.mp4"
-JFK_TEXT = (
-    "And so my fellow Americans, ask not what your country can do for you, "
-    "ask what you can do for your country."
-)
 
 # Never let a test read the developer's own config or write into their home folders.
 os.environ.pop("IGS_CONFIG", None)
@@ -64,20 +60,7 @@ def sample_mp4() -> Path:
 @pytest.fixture(scope="session")
 def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~66 s of real speech (the sample six times): long enough to observe a step in flight."""
-    import subprocess
-
-    import imageio_ffmpeg
-
-    folder = tmp_path_factory.mktemp("long")
-    listing = folder / "list.txt"
-    listing.write_text("".join(f"file '{SAMPLE_MP4}'\n" for _ in range(6)))
-    out = folder / "long-talk.mp4"
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-         "-i", str(listing), "-c", "copy", str(out)],
-        check=True,
-    )
-    return out
+    return repeat_clip(SAMPLE_MP4, 6, tmp_path_factory.mktemp("long") / "long-talk.mp4")
 
 
 MediaServer = FolderServer  # the fixture's type, for annotations

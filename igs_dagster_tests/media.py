@@ -1,0 +1,37 @@
+"""Real media the tests, drills and benchmarks share: the bundled sample, its words, and longer
+clips made from it (no side effects on import, unlike conftest)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from igs_dagster.demo import SAMPLE
+
+SAMPLE_MP4 = SAMPLE  # 11 s, J. F. Kennedy 1961 (public domain): test pattern video + AAC speech
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+
+def repeat_clip(src: Path, times: int, out: Path) -> Path:
+    """`src` concatenated `times` times (stream copy, ffmpeg from imageio-ffmpeg), written
+    atomically; an existing `out` is reused."""
+    import imageio_ffmpeg
+
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        listing = Path(tmp) / "list.txt"
+        listing.write_text("".join(f"file '{Path(src).resolve()}'\n" for _ in range(times)))
+        part = Path(tmp) / out.name
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "concat",
+             "-safe", "0", "-i", str(listing), "-c", "copy", str(part)],
+            check=True, capture_output=True, timeout=600,
+        )
+        part.replace(out)
+    return out
