@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import speech
 from bench.common import PYTHON, REPO
-from igs_dagster.local_http import FolderServer
+from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.media import JFK_TEXT, SAMPLE_MP4, repeat_clip  # noqa: F401 - re-exported
 
 
@@ -85,7 +85,7 @@ def warm_up() -> float:
     started = time.perf_counter()
     subprocess.run(
         [PYTHON, "-c", "import igs_dagster.definitions, igs_dagster.cli, faster_whisper, "
-         "bench.direct, igs_dagster.enrich, dagster._daemon, dagster._cli"],
+         "bench.direct, igs_dagster.video.enrich, dagster._daemon, dagster._cli"],
         cwd=REPO, check=True, capture_output=True, timeout=600,
     )
     return time.perf_counter() - started

@@ -31,7 +31,7 @@ def deployment(root: Path, daemon: bool = True, **env: str) -> Iterator[DagsterE
 
 
 def key_for(url: str) -> str:
-    from igs_dagster.video_ids import parse_source
+    from igs_dagster.video.ids import parse_source
 
     return parse_source(url).key
 
@@ -143,7 +143,7 @@ def wait_file(path: Path, contains: str, timeout: float = 1800) -> float:
 
 
 def note_for(vault: Path, key: str) -> Path | None:
-    from igs_dagster.notes import split_frontmatter
+    from igs_dagster.video.notes import split_frontmatter
 
     for path in (vault / "Resources" / "videos").glob("*.md"):
         try:

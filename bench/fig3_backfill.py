@@ -12,7 +12,7 @@ import time
 from bench import deploy
 from bench.common import Record
 from bench.context import Context
-from igs_dagster.event_queue import EventQueue, Source
+from igs_dagster.core.inbox import EventQueue, Source
 
 
 def new_record(ctx: Context) -> Record:

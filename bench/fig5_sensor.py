@@ -60,11 +60,11 @@ def _latencies(dep, instance, urls: list[str], out: list[float], parts: dict[str
 
 def _evaluate_in_process(dep, count: int) -> tuple[float, int, int]:
     """Queue `count` URLs into a fresh queue and time the sensor function itself."""
+    from igs_dagster.core.events import VideoDownload, VideoDownloadData
+    from igs_dagster.core.settings import load_settings
     from igs_dagster.defs.resources import IgsSettings
     from igs_dagster.defs.video.sensors import video_inbox_sensor
-    from igs_dagster.events import VideoDownload, VideoDownloadData
     from igs_dagster.intake import accept
-    from igs_dagster.settings import load_settings
 
     with dep.activated():
         settings = load_settings()

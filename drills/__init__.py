@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drills.common import DrillResult, make_long_clip, new_deployment
-from igs_dagster.local_http import FolderServer
+from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 

@@ -97,7 +97,7 @@ def new_deployment(root: Path, **env: str) -> DagsterEnv:
     """A DagsterEnv whose instance storage exists and holds the pool limits before any daemon
     process opens it (a daemon and its code server creating a fresh SQLite instance at the same
     moment can stamp two alembic heads into schedules.db)."""
-    from igs_dagster.instance_setup import ensure_pool_limits
+    from igs_dagster.defs.instance import ensure_pool_limits
 
     deployment = DagsterEnv.create(root, **env)
     with opened(deployment) as instance:
@@ -198,7 +198,7 @@ def materialization_counts(instance: dg.DagsterInstance, keys: list[str]) -> dic
 
 def note_paths(vault: Path) -> dict[str, list[Path]]:
     """{partition key: note files whose frontmatter names it}."""
-    from igs_dagster.notes import split_frontmatter
+    from igs_dagster.video.notes import split_frontmatter
 
     found: dict[str, list[Path]] = {}
     folder = vault / "Resources" / "videos"

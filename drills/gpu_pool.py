@@ -24,7 +24,7 @@ from drills.common import (
     transcript_intervals,
     wait_until,
 )
-from igs_dagster.event_queue import EventQueue, Source
+from igs_dagster.core.inbox import EventQueue, Source
 
 
 def run(ctx, result: DrillResult) -> None:

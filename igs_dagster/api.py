@@ -24,11 +24,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from igs_dagster.errors import PermanentError, SettingsError
-from igs_dagster.events import EVENT_NAMES, parse_event
+from igs_dagster.core.errors import PermanentError, SettingsError
+from igs_dagster.core.events import EVENT_NAMES, parse_event
+from igs_dagster.core.redact import redact
+from igs_dagster.core.settings import Settings
 from igs_dagster.intake import accept
-from igs_dagster.redact import redact
-from igs_dagster.settings import Settings
 
 MIN_TOKEN_CHARS = 16
 log = logging.getLogger("igs.api")

@@ -1,14 +1,8 @@
-"""The code location: every pipeline's definitions merged (see defs/<domain>/)."""
+"""The code location: every module under `igs_dagster/defs/` (one folder per pipeline), loaded by
+Dagster's defs-folder loader, so a new asset, job or sensor file is picked up without a list."""
+
+from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.defs import loop, resources, system, video
-
-defs = dg.Definitions.merge(
-    resources.defs,
-    video.defs,
-    system.defs,
-    loop.defs,
-    # ad-hoc runs (UI "Materialize", `dagster asset materialize`) also run in one process
-    dg.Definitions(executor=dg.in_process_executor),
-)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from igs_dagster import system_log
-from igs_dagster.errors import PermanentError
-from igs_dagster.event_queue import EventQueue, Source
-from igs_dagster.events import (
+from igs_dagster.core import system_log
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.events import (
     ContentSummarize,
     Event,
     LoopStart,
@@ -24,9 +23,10 @@ from igs_dagster.events import (
     TranscriptProcess,
     VideoDownload,
 )
-from igs_dagster.fsutil import atomic_write_text
-from igs_dagster.settings import Settings
-from igs_dagster.video_ids import is_partition_key, parse_source, text_key, youtube_id
+from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.settings import Settings
+from igs_dagster.video.ids import is_partition_key, parse_source, text_key, youtube_id
 
 MAX_NOTE_BYTES = 10 * 1024 * 1024
 
@@ -77,7 +77,7 @@ def note_video_id(note: Path, settings: Settings, queue: EventQueue | None = Non
     The note must be a Markdown file inside the vault (symlinks resolved) whose `video_id` names
     a partition this deployment knows: a queued source, or a YouTube ID.
     """
-    from igs_dagster.notes import split_frontmatter
+    from igs_dagster.video.notes import split_frontmatter
 
     vault = settings.vault_dir.resolve()
     note = Path(note).expanduser()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.local_http import FolderServer
+from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.media import JFK_TEXT, SAMPLE_MP4, repeat_clip  # noqa: F401 - re-exported
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,7 +33,7 @@ def _session_igs_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 @pytest.fixture
 def igs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Point IGS_DATA_DIR and IGS_VAULT_DIR at fresh folders; return the loaded Settings."""
-    from igs_dagster.settings import load_settings
+    from igs_dagster.core.settings import load_settings
 
     monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))

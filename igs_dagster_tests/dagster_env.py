@@ -28,8 +28,8 @@ class DagsterEnv:
 
     @classmethod
     def create(cls, root: Path, **extra_env: str) -> DagsterEnv:
-        from igs_dagster.instance_setup import prepare_dagster_home
-        from igs_dagster.settings import load_settings
+        from igs_dagster.core.settings import load_settings
+        from igs_dagster.defs.instance import prepare_dagster_home
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IGS_", "DAGSTER_"))}
         env.update({

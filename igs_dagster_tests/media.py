@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from igs_dagster.demo import SAMPLE
+from igs_dagster.cli.demo import SAMPLE
 
 SAMPLE_MP4 = SAMPLE  # 11 s, J. F. Kennedy 1961 (public domain): test pattern video + AAC speech
 JFK_TEXT = (

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster import agent_runner
-from igs_dagster.agent_runner import (
+from igs_dagster.core import agent_runner
+from igs_dagster.core.agent_runner import (
     DEFAULT_COMMANDS,
     AgentResult,
     agent_command,
@@ -30,8 +30,8 @@ from igs_dagster.agent_runner import (
     run_agent,
     stop_process_group,
 )
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import AgentSettings
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import AgentSettings
 
 WAIT_S = 30.0  # upper bound for things that normally take milliseconds
 
@@ -333,7 +333,7 @@ def test_kill_from_pid_file_from_another_thread(tmp_path: Path, work: Path, with
 RUNNER = """
 import sys
 from pathlib import Path
-from igs_dagster.agent_runner import run_agent
+from igs_dagster.core.agent_runner import run_agent
 agent, work, out, pid_file = sys.argv[1:5]
 run_agent("pi", "x", Path(work), Path(out), timeout_s=300, argv=[agent],
           pid_file=Path(pid_file), grace_s=0.5)

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from igs_dagster.event_queue import EventQueue
+from igs_dagster.core.inbox import EventQueue
 from igs_dagster_tests.conftest import SAMPLE_MP4
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
 
@@ -245,8 +245,8 @@ def test_transcript_text_event_is_queued_by_claim_check(api: Api):
 
 
 def test_video_download_event_materializes_once(api: Api, video_event):
-    from igs_dagster.notes import split_frontmatter
-    from igs_dagster.run_report import _sensor_cursor
+    from igs_dagster.cli.run_report import _sensor_cursor
+    from igs_dagster.video.notes import split_frontmatter
 
     url, _, first = video_event
     key = first["key"]

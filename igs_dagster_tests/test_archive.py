@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.archive import (
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import load_settings
+from igs_dagster.video.archive import (
     ArchiveResult,
     ArchiveUnavailable,
     LocalArchive,
     SftpArchive,
     make_archive,
 )
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import load_settings
 from igs_dagster_tests.sshd import AsyncsshSftpServer, OpenSshServer, new_key
 
 MB = 1024 * 1024

@@ -459,12 +459,12 @@ def test_log_tail_follow(igs_env, capsys):
 @pytest.fixture(scope="module")
 def runs_world(tmp_path_factory: pytest.TempPathFactory, media_server):
     """A Dagster instance with one succeeded ingest run and one failed (404) run."""
+    from igs_dagster.core.events import VideoDownload, VideoDownloadData
+    from igs_dagster.core.inbox import EventQueue
+    from igs_dagster.core.settings import load_settings
     from igs_dagster.definitions import defs
-    from igs_dagster.event_queue import EventQueue
-    from igs_dagster.events import VideoDownload, VideoDownloadData
-    from igs_dagster.instance_setup import open_instance
+    from igs_dagster.defs.instance import open_instance
     from igs_dagster.intake import accept
-    from igs_dagster.settings import load_settings
 
     root = tmp_path_factory.mktemp("cli-runs")
     with pytest.MonkeyPatch.context() as mp:

@@ -1,5 +1,5 @@
 """Deployment files: docker compose, the compose instance config, the Helm values, Caddy and the
-always-on service files rendered by igs_dagster.service.
+always-on service files rendered by igs_dagster.cli.service.
 
 Nothing here starts Docker, Kubernetes or a service manager: the files are parsed and checked
 against each other, against the project's settings model and against Dagster's own instance
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from igs_dagster import service
+from igs_dagster.cli import service
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKER = REPO / "docker"
@@ -128,7 +128,7 @@ def test_compose_requires_the_secrets():
 @pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
 def test_compose_environment_is_valid_settings(gpu: bool, monkeypatch: pytest.MonkeyPatch):
     """The settings every container gets (compose env + the image's ENV) load without error."""
-    from igs_dagster.settings import load_settings
+    from igs_dagster.core.settings import load_settings
 
     env = _service_env(_compose()["services"]["igs-daemon"], REQUIRED_ENV)
     if gpu:
@@ -226,7 +226,7 @@ def test_compose_instance_has_the_project_limits():
     assert compose_instance["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert compose_instance["run_retries"] == {
         "enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
-    local = REPO / "dagster.yaml"
+    local = REPO / "igs_dagster" / "dagster.yaml"
     if local.is_file():
         local_instance = _load(local)
         for key in ("concurrency", "run_retries", "telemetry"):

@@ -19,7 +19,8 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
-from igs_dagster.download import (
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.video.download import (
     DownloadProgress,
     DownloadResult,
     TransientDownloadError,
@@ -28,7 +29,6 @@ from igs_dagster.download import (
     ffmpeg_location,
     media_duration,
 )
-from igs_dagster.errors import PermanentError
 from igs_dagster_tests.conftest import SAMPLE_MP4, MediaServer
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster import notes
-from igs_dagster.enrich import SECTIONS, agent_enrich, builtin_enrich, check_enriched
-from igs_dagster.enrich.noteedit import present_sections
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import AgentSettings
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import AgentSettings
+from igs_dagster.video import notes
+from igs_dagster.video.enrich import SECTIONS, agent_enrich, builtin_enrich, check_enriched
+from igs_dagster.video.enrich.noteedit import present_sections
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 JFK_ID = "jfkSample01"

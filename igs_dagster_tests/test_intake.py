@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.event_queue import EventQueue
-from igs_dagster.events import parse_event
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.events import parse_event
+from igs_dagster.core.inbox import EventQueue
 from igs_dagster.intake import accept, note_video_id, source_for
 from igs_dagster_tests.conftest import SAMPLE_MP4
 

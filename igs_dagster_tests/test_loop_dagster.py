@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from igs_dagster.core.inbox import EventQueue
+from igs_dagster.defs.instance import PROJECT_TAG
 from igs_dagster.defs.loop.resources import LOOP_TAG, project_hash
-from igs_dagster.event_queue import EventQueue
-from igs_dagster.instance_setup import PROJECT_TAG
 from igs_dagster.loop.state import TERMINAL, LoopState, load_loop
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
 from igs_dagster_tests.loop.conftest import AGENTS, S_ADD, S_SLUG, S_WORDS, git, make_project

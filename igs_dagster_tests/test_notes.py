@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import TEMP_PREFIX
-from igs_dagster.notes import (
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import TEMP_PREFIX
+from igs_dagster.video.notes import (
     NoteInput,
     dump_frontmatter,
     enrichment_region,
@@ -516,7 +516,7 @@ def test_plain_modules_do_not_import_dagster() -> None:
     import sys
 
     code = (
-        "import sys, igs_dagster.notes, igs_dagster.transcribe; "
+        "import sys, igs_dagster.video.notes, igs_dagster.video.transcribe; "
         "sys.exit(1 if any(m == 'dagster' or m.startswith('dagster.') for m in sys.modules) else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], check=False)  # noqa: S603

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from igs_dagster.events import TranscriptProcess, TranscriptProcessData
+from igs_dagster.core.events import TranscriptProcess, TranscriptProcessData
 from igs_dagster.intake import accept
-from igs_dagster.notes import split_frontmatter
+from igs_dagster.video.notes import split_frontmatter
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,7 @@ def _runs_for(instance: dg.DagsterInstance, key: str) -> list:
 
 
 def _note_for(deployment: DagsterEnv, key: str) -> Path:
-    from igs_dagster.notes import split_frontmatter
+    from igs_dagster.video.notes import split_frontmatter
 
     for path in (deployment.vault / "Resources" / "videos").glob("*.md"):
         if split_frontmatter(path.read_text())[0].get("video_id") == key:
@@ -146,7 +146,7 @@ def test_cli_materialize_and_backfill(deployment: DagsterEnv, media_server):
     keys = [_key(deployment, u) for u in urls]
     instance = deployment.instance()
     # register sources without a sensor run: add partitions, as a user backfilling would
-    from igs_dagster.event_queue import EventQueue, Source
+    from igs_dagster.core.inbox import EventQueue, Source
 
     queue = EventQueue(deployment.data / "queue.sqlite3")
     for key, url in zip(keys, urls, strict=True):

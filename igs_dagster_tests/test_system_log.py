@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster import system_log
-from igs_dagster.errors import PermanentError
-from igs_dagster.system_log import LogEntry, format_entry, read_entries, tail, write_entry
+from igs_dagster.core import system_log
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.system_log import LogEntry, format_entry, read_entries, tail, write_entry
 
 WORKERS = 8
 LINES_PER_WORKER = 500
@@ -24,7 +24,7 @@ LINES_PER_WORKER = 500
 WRITER = """
 import sys, time
 from pathlib import Path
-from igs_dagster.system_log import write_entry
+from igs_dagster.core.system_log import write_entry
 path, worker, go, count = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 while not go.exists():
     time.sleep(0.001)

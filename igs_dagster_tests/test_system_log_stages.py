@@ -8,8 +8,8 @@ import json
 import dagster as dg
 import pytest
 
+from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.defs.system.log_sensors import log_run_stages
-from igs_dagster.event_queue import EventQueue, Source
 from igs_dagster_tests.conftest import SAMPLE_MP4
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from igs_dagster import transcribe
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import TEMP_PREFIX
-from igs_dagster.settings import TranscriberSettings
-from igs_dagster.transcribe import (
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import TEMP_PREFIX
+from igs_dagster.core.settings import TranscriberSettings
+from igs_dagster.video import transcribe
+from igs_dagster.video.transcribe import (
     TranscriptInfo,
     load_transcript,
     model_loads,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.video_ids import (
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.video.ids import (
     SourceRef,
     is_partition_key,
     parse_source,

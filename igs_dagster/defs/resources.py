@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from igs_dagster.event_queue import EventQueue
-from igs_dagster.settings import Settings, load_settings
+from igs_dagster.core.inbox import EventQueue
+from igs_dagster.core.settings import Settings, load_settings
 
 
 class IgsSettings(dg.ConfigurableResource):

@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from igs_dagster.agent_runner import stop_process_group
+from igs_dagster.core.agent_runner import stop_process_group
+from igs_dagster.core.redact import redact
 from igs_dagster.loop.prd import CHECK_NAMES, Checks
-from igs_dagster.redact import redact
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 2.0

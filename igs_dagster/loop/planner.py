@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.loop.playbook import Playbook
 from igs_dagster.loop.prd import Prd, Story
 from igs_dagster.loop.state import LoopState

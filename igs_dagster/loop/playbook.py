@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from igs_dagster.fsutil import atomic_write_json
+from igs_dagster.core.fsutil import atomic_write_json
 from igs_dagster.loop.state import LoopState, utc_now
 
 PLAYBOOK_FILE = "playbook.json"

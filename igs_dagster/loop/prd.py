@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import atomic_write_json
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import atomic_write_json
 
 STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHECK_NAMES = ("typecheck", "lint", "test")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from igs_dagster.fsutil import atomic_write_text
+from igs_dagster.core.fsutil import atomic_write_text
 
 PROGRESS_FILE = "progress.txt"
 PATTERNS_HEADING = "## Codebase patterns"

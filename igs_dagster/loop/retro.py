@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from igs_dagster.fsutil import atomic_write_text
+from igs_dagster.core.fsutil import atomic_write_text
 from igs_dagster.loop.planner import DEFAULT_TOOL, playbook_pick
 from igs_dagster.loop.playbook import Playbook, ToolKindStats, loop_stats
 from igs_dagster.loop.state import LoopState

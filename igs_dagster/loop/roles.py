@@ -30,10 +30,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from igs_dagster.agent_runner import AgentResult, agent_command, kill_from_pid_file, run_agent
-from igs_dagster.errors import PermanentError
-from igs_dagster.events import LoopStartData, describe_validation_error
-from igs_dagster.fsutil import atomic_write_text
+from igs_dagster.core.agent_runner import AgentResult, agent_command, kill_from_pid_file, run_agent
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.events import LoopStartData, describe_validation_error
+from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.settings import AgentSettings
 from igs_dagster.loop import progress, worktree
 from igs_dagster.loop.checks import run_checks
 from igs_dagster.loop.judge import verdict
@@ -73,7 +74,6 @@ from igs_dagster.loop.state import (
     utc_now,
 )
 from igs_dagster.loop.summary import write_summary
-from igs_dagster.settings import AgentSettings
 
 PROGRESS = progress.PROGRESS_FILE
 

@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import atomic_write_json, atomic_write_text, inside, safe_name
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import atomic_write_json, atomic_write_text, inside, safe_name
 from igs_dagster.loop.checks import CheckResult
 from igs_dagster.loop.prd import Prd, save_prd
 

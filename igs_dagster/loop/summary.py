@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from igs_dagster.fsutil import atomic_write_text, inside, safe_name
+from igs_dagster.core.fsutil import atomic_write_text, inside, safe_name
 from igs_dagster.loop.state import Attempt, LoopState, StoryRecord
 
 LOOPS_FOLDER = "Loops"

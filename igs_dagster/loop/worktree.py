@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 
 GIT_TIMEOUT_S = 120.0
 PUSH_TIMEOUT_S = 300.0

@@ -452,7 +452,7 @@ def test_playbook_where_codex_failed_code_stories_changes_the_next_choice(
 
 
 def test_start_refuses_bad_input(tmp_path: Path, project: Path) -> None:
-    from igs_dagster.errors import PermanentError
+    from igs_dagster.core.errors import PermanentError
 
     env = loop_env(tmp_path)
     good = write_prd(tmp_path / "prd.json", [S_ADD])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.loop.planner import (
     check_overrides,
     choose_reviewer,

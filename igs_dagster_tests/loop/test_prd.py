@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.loop.prd import load_prd, save_prd
 
 STORY = {"id": "S1", "title": "Add", "acceptance_criteria": ["works"], "priority": 1}

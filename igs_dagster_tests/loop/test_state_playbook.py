@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.loop import state as st
 from igs_dagster.loop.playbook import load_playbook, merge_loop
 from igs_dagster.loop.prd import Prd

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.loop import worktree
 
 from .conftest import git

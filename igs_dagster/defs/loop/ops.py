@@ -11,10 +11,10 @@ step finds what its earlier try already did (the implementor its own commit).
 import dagster as dg
 from pydantic import Field
 
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.loop.resources import BEGIN_OP, LoopSettings
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.steps import permanent_failures
-from igs_dagster.errors import PermanentError
+from igs_dagster.defs.retries import permanent_failures
 from igs_dagster.loop import roles
 from igs_dagster.loop.state import load_loop
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.instance_setup import PROJECT_TAG
+from igs_dagster.core.settings import Settings
+from igs_dagster.defs.instance import PROJECT_TAG
 from igs_dagster.loop.roles import LoopEnv
 from igs_dagster.loop.state import LoopState
-from igs_dagster.settings import Settings
 
 LOOP_TAG = "igs/loop"
 TRIGGER_TAG = "igs/trigger"
@@ -67,3 +67,6 @@ def loop_run_request(
             TRIGGER_TAG: trigger,
         },
     )
+
+
+defs = dg.Definitions(resources={"igs_loop": LoopSettings()})

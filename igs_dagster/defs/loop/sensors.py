@@ -16,6 +16,7 @@ drives a loop: its record on disk says what comes next, the sensors read it.
 
 import dagster as dg
 
+from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, LOOP_JOBS, loop_story
 from igs_dagster.defs.loop.resources import (
     BEGIN_OP,
@@ -24,7 +25,6 @@ from igs_dagster.defs.loop.resources import (
     loop_run_request,
 )
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.errors import PermanentError
 from igs_dagster.loop import roles
 from igs_dagster.loop.planner import next_story
 from igs_dagster.loop.prd import load_prd

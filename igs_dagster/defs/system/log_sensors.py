@@ -10,7 +10,7 @@ never write these lines, so each stage is logged exactly once.
 
 import dagster as dg
 
-from igs_dagster import system_log
+from igs_dagster.core import system_log
 from igs_dagster.defs.resources import IgsSettings
 
 # step (asset/op) name → (stage name in the log, tool that does the work)

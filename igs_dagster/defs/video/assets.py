@@ -10,15 +10,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster import archive, download, enrich, notes, transcribe
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.inbox import Source
+from igs_dagster.core.settings import Settings
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.steps import NAS_RETRY, RETRY, ProgressLog, permanent_failures
+from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures
 from igs_dagster.defs.video.partitions import video_partitions
-from igs_dagster.errors import PermanentError
-from igs_dagster.event_queue import Source
-from igs_dagster.local_media import describe_text, import_media_file
-from igs_dagster.settings import Settings
-from igs_dagster.video_ids import is_partition_key, parse_source, timestamp_url
+from igs_dagster.video import archive, download, enrich, notes, transcribe
+from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
+from igs_dagster.video.local_media import describe_text, import_media_file
 
 COMMON = dict(partitions_def=video_partitions, group_name="video")
 

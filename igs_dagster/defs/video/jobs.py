@@ -6,10 +6,13 @@ pool keeps transcription steps one at a time across all of them.
 """
 
 import json
+import os
 
 import dagster as dg
 
-# On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node; other launchers ignore the tag.
+# On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node. Only there: the tag means nothing
+# to the local and Docker launchers, so their runs don't carry it. IGS_K8S_GPU=0/1 overrides the
+# detection (Kubernetes sets KUBERNETES_SERVICE_HOST in every pod).
 # Same content as deploy/helm/transcribe-gpu-k8s-config.json (a test keeps them equal).
 K8S_GPU_CONFIG = {
     "container_config": {
@@ -40,10 +43,15 @@ def _recheck_pool_slots_every(seconds: float) -> None:
 
 _recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)  # in every process that loads these definitions
 
+def _k8s_gpu_tags() -> dict[str, str]:
+    wanted = os.environ.get("IGS_K8S_GPU", "1" if os.environ.get("KUBERNETES_SERVICE_HOST") else "0")
+    return {"dagster-k8s/config": json.dumps(K8S_GPU_CONFIG)} if wanted.strip() == "1" else {}
+
+
 video_ingest_job = dg.define_asset_job(
     name="video_ingest",
     selection=dg.AssetSelection.groups("video"),
     executor_def=dg.in_process_executor,
-    tags={"dagster-k8s/config": json.dumps(K8S_GPU_CONFIG)},
+    tags=_k8s_gpu_tags(),
     description="Download, archive, transcribe, write and enrich the note for one video.",
 )

@@ -8,10 +8,10 @@ and the run keys (`ingest:<key>`) make a re-read request no second run.
 
 import dagster as dg
 
+from igs_dagster.defs.instance import ensure_pool_limits
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.partitions import video_partitions
-from igs_dagster.instance_setup import ensure_pool_limits
 
 BATCH = 1000
 INGEST_EVENTS = ("video.download", "transcript.process")

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from igs_dagster.errors import IgsError
-from igs_dagster.local_http import FolderServer
-from igs_dagster.settings import Settings
+from igs_dagster.core.errors import IgsError
+from igs_dagster.core.local_http import FolderServer
+from igs_dagster.core.settings import Settings
 
-SAMPLE = Path(__file__).parent / "sample" / "jfk-inaugural.mp4"
+SAMPLE = Path(__file__).parents[1] / "sample" / "jfk-inaugural.mp4"
 SAMPLE_KEY = "sample-jfk-inaugural"  # one partition however often the demo runs
 SAMPLE_TITLE = "JFK inaugural address (excerpt, 1961)"
 
@@ -27,10 +27,10 @@ def serve_sample() -> Iterator[str]:
 
 def run_demo(settings: Settings) -> Path:
     """Queue the sample, add its partition and run the ingest job; return the note's path."""
+    from igs_dagster.core.inbox import EventQueue, Source
     from igs_dagster.definitions import defs
+    from igs_dagster.defs.instance import open_instance
     from igs_dagster.defs.video.partitions import video_partitions
-    from igs_dagster.event_queue import EventQueue, Source
-    from igs_dagster.instance_setup import open_instance
 
     instance = open_instance(settings)
     with serve_sample() as url:

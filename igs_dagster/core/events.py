@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 
 
 class _Data(BaseModel):

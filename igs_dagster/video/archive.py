@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from igs_dagster import fsutil
-from igs_dagster.errors import PermanentError
+from igs_dagster.core import fsutil
+from igs_dagster.core.errors import PermanentError
 
 if TYPE_CHECKING:
-    from igs_dagster.settings import Settings
+    from igs_dagster.core.settings import Settings
 
 ProgressCallback = Callable[[str, int, int], None]
 

@@ -9,7 +9,7 @@ with O_APPEND, takes an exclusive `flock` on it, writes the whole line with one 
 (continuing only if the kernel wrote less), fsyncs and unlocks: lines never interleave or
 get lost, whatever their length. `dedupe_key` makes a write happen once: the key is stored in
 the line (`"key"`) and the last `DEDUPE_WINDOW` lines are checked under the same lock.
-Secret values (see `igs_dagster.redact`) never reach the file.
+Secret values (see `igs_dagster.core.redact`) never reach the file.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.redact import redactor
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.redact import redactor
 
 DEDUPE_WINDOW = 2000  # lines checked for an existing dedupe_key
 DEDUPE_MAX_BYTES = 16 * 1024 * 1024  # and never more than this many bytes

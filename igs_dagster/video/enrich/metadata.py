@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from igs_dagster.enrich.noteedit import safe_md, stamp_md
-from igs_dagster.enrich.text import Sentence, shorten
+from igs_dagster.video.enrich.noteedit import safe_md, stamp_md
+from igs_dagster.video.enrich.text import Sentence, shorten
 
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
 

@@ -11,28 +11,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from igs_dagster.fsutil import atomic_write_text
-from igs_dagster.settings import Settings
+from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.settings import Settings
 
 MANAGED_MARKER = "# managed by igs: rewritten at start-up from the project's dagster.yaml"
 GPU_POOL = "gpu"
 POOL_LIMITS = {GPU_POOL: 1}
 PROJECT_TAG = "igs/project"
 
-_TEMPLATE_CANDIDATES = (
-    Path(__file__).parent / "dagster.yaml",  # inside a built wheel (force-included)
-    Path(__file__).parent.parent / "dagster.yaml",  # source checkout
-)
+# The template lives in the package (a checkout and a wheel read the same file). Not at the
+# project root: `dagster dev`/`dg dev` there would warn that it "will not be used".
+TEMPLATE = Path(__file__).parents[1] / "dagster.yaml"
 
 
 def instance_yaml(settings: Settings) -> str:
     """The dagster.yaml for this deployment: the project's template (+ storage when set)."""
-    for candidate in _TEMPLATE_CANDIDATES:
-        if candidate.is_file():
-            text = candidate.read_text()
-            break
-    else:  # pragma: no cover - packaging error
-        raise FileNotFoundError("dagster.yaml template missing from the package")
+    text = TEMPLATE.read_text()
     storage = settings.storage_yaml()
     text = f"{MANAGED_MARKER}\n{text}"
     return text if not storage else text.rstrip() + "\n\n" + storage

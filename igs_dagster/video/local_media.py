@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from igs_dagster.download import media_duration
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import atomic_copy, sweep_temp_files
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import atomic_copy, sweep_temp_files
+from igs_dagster.video.download import media_duration
 
 
 def _describe(key: str, title: str, **fields: object) -> dict:

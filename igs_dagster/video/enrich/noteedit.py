@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from igs_dagster import notes
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.video import notes
 
 SECTIONS = (
     "Executive Summary",

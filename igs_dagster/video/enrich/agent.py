@@ -11,8 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
-from igs_dagster import fsutil, notes
-from igs_dagster.enrich.noteedit import (
+from igs_dagster.core import fsutil
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import AgentSettings
+from igs_dagster.video import notes
+from igs_dagster.video.enrich.noteedit import (
     SECTIONS,
     SUMMARY_HEADING,
     TRANSCRIPT_MARKER,
@@ -22,9 +25,7 @@ from igs_dagster.enrich.noteedit import (
     region_bounds,
     set_frontmatter,
 )
-from igs_dagster.enrich.result import EnrichResult
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import AgentSettings
+from igs_dagster.video.enrich.result import EnrichResult
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
 AGENT_LOG_NAME = "agent-output.log"
@@ -140,7 +141,7 @@ def agent_enrich(
     PermanentError is raised. Timeouts, cancellation and non-zero exits restore the note and
     raise RuntimeError (transient, retried).
     """
-    from igs_dagster import agent_runner
+    from igs_dagster.core import agent_runner
 
     started = time.monotonic()
     note_path = Path(note_path)

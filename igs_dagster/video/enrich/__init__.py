@@ -13,7 +13,7 @@ Both keep the frontmatter (only `enriched_by` and `tags` change) and the transcr
 byte-identical (noteedit.py), and write atomically.
 """
 
-from igs_dagster.enrich.agent import (
+from igs_dagster.video.enrich.agent import (
     AGENT_LOG_NAME,
     PROMPT_FILE,
     STYLE_MAX_CHARS,
@@ -21,15 +21,15 @@ from igs_dagster.enrich.agent import (
     build_prompt,
     check_enriched,
 )
-from igs_dagster.enrich.builtin import BUILTIN_METHOD, METHOD_NOTE, builtin_enrich
-from igs_dagster.enrich.noteedit import (
+from igs_dagster.video.enrich.builtin import BUILTIN_METHOD, METHOD_NOTE, builtin_enrich
+from igs_dagster.video.enrich.noteedit import (
     PREVIEW_MAX,
     SECTIONS,
     SUMMARY_HEADING,
     TRANSCRIPT_MARKER,
 )
-from igs_dagster.enrich.result import EnrichResult
-from igs_dagster.enrich.text import STOPWORDS
+from igs_dagster.video.enrich.result import EnrichResult
+from igs_dagster.video.enrich.text import STOPWORDS
 
 __all__ = [
     "AGENT_LOG_NAME",

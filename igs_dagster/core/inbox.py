@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from igs_dagster.events import Event, parse_event
+from igs_dagster.core.events import Event, parse_event
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from igs_dagster import fsutil
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import TranscriberSettings
+from igs_dagster.core import fsutil
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import TranscriberSettings
 
 SAMPLE_RATE = 16_000
 Backend = Literal["mlx", "faster-whisper"]

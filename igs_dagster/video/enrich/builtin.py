@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from igs_dagster import fsutil, notes
-from igs_dagster.enrich.metadata import meta_value, related_links, speaker_context
-from igs_dagster.enrich.noteedit import (
+from igs_dagster.core import fsutil
+from igs_dagster.video import notes
+from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
+from igs_dagster.video.enrich.noteedit import (
     SECTIONS,
     note_preview,
     present_sections,
@@ -24,8 +25,8 @@ from igs_dagster.enrich.noteedit import (
     set_frontmatter,
     stamp_md,
 )
-from igs_dagster.enrich.result import EnrichResult
-from igs_dagster.enrich.text import (
+from igs_dagster.video.enrich.result import EnrichResult
+from igs_dagster.video.enrich.text import (
     Sentence,
     clean,
     pick_sentences,

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 
 # Transient errors (network, NAS, a busy GPU) retry with exponential backoff and jitter.
 RETRY = dg.RetryPolicy(

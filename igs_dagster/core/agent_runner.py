@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import atomic_write_bytes, atomic_write_json
-from igs_dagster.redact import Redactor, redactor
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import atomic_write_bytes, atomic_write_json
+from igs_dagster.core.redact import Redactor, redactor
 
 if TYPE_CHECKING:
-    from igs_dagster.settings import AgentSettings
+    from igs_dagster.core.settings import AgentSettings
 
 TAIL_CHARS = 2048
 POLL_MAX_S = 0.2  # cancel_file / exit polling period once the run is under way

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 
 TEMP_PREFIX = ".igs-tmp-"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

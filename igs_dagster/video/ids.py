@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from igs_dagster.errors import PermanentError
+from igs_dagster.core.errors import PermanentError
 
 MAX_INPUT = 4096
 MEDIA_EXTENSIONS = frozenset(

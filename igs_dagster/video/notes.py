@@ -57,9 +57,9 @@ from typing import Any
 
 import yaml
 
-from igs_dagster import fsutil
-from igs_dagster.errors import PermanentError
-from igs_dagster.video_ids import slugify
+from igs_dagster.core import fsutil
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.video.ids import slugify
 
 VIDEOS_DIR = ("Resources", "videos")
 DAILY_DIR = "Daily"

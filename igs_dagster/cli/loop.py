@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import Settings
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import Settings
 
 CANCEL_WAIT_S = 30.0  # how long `cancel` waits for terminated runs to finish
 
@@ -72,7 +72,7 @@ def _tools(values: list[str]) -> dict[str, str]:
 
 
 def cmd_loop_start(args: argparse.Namespace, settings: Settings) -> int:
-    from igs_dagster.events import LoopStart, LoopStartData
+    from igs_dagster.core.events import LoopStart, LoopStartData
     from igs_dagster.intake import accept
 
     data = LoopStartData(
@@ -141,7 +141,7 @@ def _stop_runs(instance, runs: list) -> list[dict]:
 
 def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
     """Set the cancel flag and stop the agent (`roles.cancel`), then end the loop's runs."""
-    from igs_dagster.instance_setup import open_instance
+    from igs_dagster.defs.instance import open_instance
     from igs_dagster.loop import roles
     from igs_dagster.loop.state import load_loop
 
@@ -220,8 +220,8 @@ def format_loops(rows: list[dict]) -> str:
 def _loop_runs(settings: Settings, loop_id: str) -> list[dict]:
     import dagster as dg
 
+    from igs_dagster.defs.instance import open_instance
     from igs_dagster.defs.loop.resources import LOOP_TAG
-    from igs_dagster.instance_setup import open_instance
 
     instance = open_instance(settings)
     runs = []
@@ -315,7 +315,7 @@ def cmd_loop_status(args: argparse.Namespace, settings: Settings) -> int:
 # ---- parser ---------------------------------------------------------------------------------
 
 
-def add_loop_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     loop = sub.add_parser("loop", help="the autonomous coding loop (PRD in, commits out)")
     commands = loop.add_subparsers(dest="loop_command", required=True)
 

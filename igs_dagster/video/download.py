@@ -25,8 +25,8 @@ from yt_dlp import YoutubeDL
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.utils import DownloadError, GeoRestrictedError, UnsupportedError
 
-from igs_dagster import fsutil
-from igs_dagster.errors import PermanentError
+from igs_dagster.core import fsutil
+from igs_dagster.core.errors import PermanentError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from igs_dagster.errors import SettingsError
+from igs_dagster.core.errors import SettingsError
 
 DEFAULT_CONFIG_FILE = Path("~/.config/igs/config.toml").expanduser()
 

@@ -1,0 +1,5 @@
+import sys
+
+from igs_dagster.cli.app import main
+
+sys.exit(main())

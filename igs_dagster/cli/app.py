@@ -1,0 +1,92 @@
+"""`igs`: send work to the pipelines, read the system log, inspect runs, run the demo.
+
+Every command validates settings first. A problem with the input or the settings is reported
+as one line on stderr (`igs: error: ...`, exit 2) and changes nothing. An unexpected failure
+is one line too (exit 1); set IGS_DEBUG=1 (or pass --debug) to see its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from igs_dagster.cli import log, loop, runs, serve, video
+from igs_dagster.cli.common import UsageError, _Parser
+from igs_dagster.core.errors import IgsError
+from igs_dagster.core.settings import load_settings
+from igs_dagster.core.text import one_line
+
+DEBUG_ENV = serve.DEBUG_ENV
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="igs", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (same as IGS_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (video, log, runs, serve, loop):
+        group.add_commands(sub)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    from igs_dagster.core.redact import redact
+
+    return one_line(redact(str(text))) or "failed"
+
+
+def _describe_unexpected(err: BaseException) -> tuple[int, str]:
+    """(exit code, message) for an exception that is not an IgsError."""
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        from igs_dagster.core.events import describe_validation_error
+
+        return 2, describe_validation_error(err)
+    if isinstance(err, UnicodeError):
+        return 2, f"not UTF-8 text ({err.reason})" if hasattr(err, "reason") else str(err)
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else ""
+        return 2, f"{err.strerror or err}{f': {where}' if where else ''}"
+    import sqlite3
+
+    if isinstance(err, sqlite3.Error):  # locked, read-only or corrupt queue/instance database
+        return 1, f"database error: {err}"
+    return 1, (f"unexpected {type(err).__name__}: {err} "
+               f"(a bug? rerun with {DEBUG_ENV}=1 for the traceback)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    try:
+        args = build_parser().parse_args(argv)
+        debug = debug or args.debug
+        settings = load_settings()
+        return int(args.func(args, settings) or 0)
+    except IgsError as err:
+        if debug and not isinstance(err, UsageError):
+            traceback.print_exc()
+        print(f"igs: error: {_one_line(str(err))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `igs log tail | head`: the reader left, nothing to report
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        except OSError:
+            pass
+        return 0
+    except SystemExit as exc:  # --help, or a library calling sys.exit
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as err:  # noqa: BLE001 - the user gets one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        code, message = _describe_unexpected(err)
+        print(f"igs: error: {_one_line(message)}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""`igs status|runs|run`: the Dagster instance's runs and the daemon, as tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+from igs_dagster.cli.common import count, print_json
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import Settings
+
+
+def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from igs_dagster.cli import run_report
+    from igs_dagster.defs.instance import open_instance
+
+    instance = open_instance(settings)
+    runs = run_report.recent_runs(instance, limit=args.limit)
+    if args.json:
+        print_json(runs)
+    else:
+        print(run_report.format_runs(runs))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from igs_dagster.cli import run_report
+    from igs_dagster.defs.instance import open_instance
+
+    run_id = args.run_id.strip()
+    if len(run_id) < 4 or not all(c in "0123456789abcdef-" for c in run_id.lower()):
+        raise PermanentError(f"invalid run id {args.run_id!r}: give the id or a unique prefix (hex, 4+ characters)")
+    instance = open_instance(settings)
+    detail = run_report.run_detail(instance, run_id)
+    if args.json:
+        print_json(detail)
+    else:
+        print(run_report.format_run(detail))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from igs_dagster.cli import run_report
+    from igs_dagster.core.inbox import EventQueue
+    from igs_dagster.defs.instance import open_instance
+
+    instance = open_instance(settings)
+    status = run_report.status(instance, EventQueue(settings.queue_db), settings)
+    if args.json:
+        print_json(status)
+    else:
+        print(run_report.format_status(status))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="queue, daemon, runs in progress, recent failures")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("runs", help="recent runs with their steps")
+    p.add_argument("--limit", type=count(1), default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+    p = sub.add_parser("run", help="one run: steps, durations, errors")
+    p.add_argument("run_id", help="run id or a unique prefix of it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)

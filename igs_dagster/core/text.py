@@ -1,0 +1,26 @@
+"""Text shaping shared by errors, tables and logs: one line, clipped."""
+
+from __future__ import annotations
+
+
+def one_line(value: object, limit: int | None = None) -> str:
+    """`value` (text or an exception) as one line of single-spaced words, clipped to `limit`.
+
+    An exception with no message reads as its type name, so a reason is never empty.
+    """
+    text = " ".join(str(value or "").split())
+    if not text and isinstance(value, BaseException):
+        text = type(value).__name__
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 3, 0)] + "..."
+    return text
+
+
+def table(rows: list[list[object]], header: list[str]) -> str:
+    """A plain-text table: a header, a rule, then one line per row (trailing blanks trimmed)."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+
+    def line(cells: list[object]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
