@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner
+from igs_dagster.core import agent_runner, processes
 from igs_dagster.core.agent_runner import (
     DEFAULT_COMMANDS,
     AgentResult,
@@ -453,14 +453,14 @@ def test_background_leftovers_are_stopped_after_a_normal_exit(tmp_path: Path, wo
 
 
 def test_stale_pid_file_with_reused_pid_is_left_alone(tmp_path: Path):
-    if agent_runner._proc_start(os.getpid()) is None:
+    if processes.start_time(os.getpid()) is None:
         pytest.skip("needs /proc to detect pid reuse")
     bystander = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
     )
     try:
         pid_file = tmp_path / "agent.pid"
-        real_start = agent_runner._proc_start(bystander.pid)
+        real_start = processes.start_time(bystander.pid)
         pid_file.write_text(
             json.dumps({"pid": bystander.pid, "pgid": bystander.pid, "proc_start": real_start - 1})
         )

@@ -1,18 +1,11 @@
 """Run an AI agent CLI (pi, claude, codex) non-interactively: the one way every caller does it.
 
-- The CLI runs in its own session / process group, in `cwd`; the prompt goes to its stdin
-  (then stdin is closed), so there is no argument-length limit and the prompt never shows up
-  in `ps`. stdout+stderr go to `output_path` (claim check): callers keep the path and a short,
-  redacted tail.
-- Timeout, a `cancel_file` appearing, or any exception / KeyboardInterrupt / SystemExit in the
-  caller's thread stops the WHOLE group: SIGTERM, then SIGKILL after `grace_s`, so no child or
-  grandchild survives (even one that ignores SIGTERM). Leftover background processes of an
-  agent that exited normally are stopped the same way.
-- If the caller's process gets SIGTERM while no handler is installed (plain CLI use), a
-  temporary handler turns it into SystemExit so the cleanup still runs; an existing handler
-  (Dagster's) is left alone: it raises in the caller's thread and the same cleanup runs.
-- `pid_file` records the group while it runs, so another process (`igs loop cancel`, or a
-  retried step after the runner was SIGKILLed) can stop it with `kill_from_pid_file`.
+Which argv each CLI gets (DEFAULT_COMMANDS, or IGS_AGENT__<TOOL>_COMMAND), and the agent's side
+of supervision (core.processes does the rest: own process group, timeout, cancel file, pid
+file, whole-tree stop on any exit or exception):
+- the prompt goes to the CLI's stdin (then stdin is closed), so there is no argument-length
+  limit and the prompt never shows up in `ps`;
+- stdout+stderr go to `output_path` (claim check): callers keep the path and a short tail;
 - API keys pass through the environment only. Values of secret-looking variables are
   redacted from the tail, `to_json()`, `on_output` chunks and the stored output file.
 
@@ -21,33 +14,29 @@ No dagster import here: assets call this module.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import errno
-import json
 import os
 import shutil
-import signal
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.fsutil import atomic_write_bytes, atomic_write_json
-from igs_dagster.core.redact import Redactor, redactor
+from igs_dagster.core.processes import (
+    StartError,
+    kill_from_pid_file,
+    read_tail,
+    redact_file,
+    run_supervised,
+    stop_process_group,
+)
+from igs_dagster.core.redact import redactor
 
 if TYPE_CHECKING:
     from igs_dagster.core.settings import AgentSettings
 
 TAIL_CHARS = 2048
-POLL_MAX_S = 0.2  # cancel_file / exit polling period once the run is under way
-_REDACT_FILE_MAX_BYTES = 64 * 1024 * 1024
-_KILL_SETTLE_S = 5.0  # how long to wait for SIGKILLed processes to disappear
+__all__ = ["AgentResult", "agent_command", "kill_from_pid_file", "run_agent", "stop_process_group"]
 
 # Default argv per tool. The prompt is never an argument: it is written to stdin.
 DEFAULT_COMMANDS: dict[str, list[str]] = {
@@ -138,131 +127,6 @@ def agent_command(tool: str, settings: AgentSettings | None = None) -> list[str]
     return list(DEFAULT_COMMANDS[tool])
 
 
-# --------------------------------------------------------------------------- processes
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state, ppid, pgrp, ...), or None."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return raw[raw.rfind(b")") + 2 :].decode("ascii", "replace").split()
-
-
-def _proc_start(pid: int) -> int | None:
-    """Kernel start time of `pid` (clock ticks since boot), to detect pid reuse; Linux only."""
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes whose process group is `pgid`."""
-    members: list[int] = []
-    if Path("/proc/self/stat").exists():
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            fields = _proc_stat(int(entry.name))
-            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in "ZX":
-                members.append(int(entry.name))
-        return members
-    ps = shutil.which("ps")
-    if ps is None:  # last resort: a zombie leader counts as alive here
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    listing = subprocess.run(  # noqa: S603 - fixed argument list
-        [ps, "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    for line in listing.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1] == str(pgid) and not parts[2].startswith("Z"):
-            members.append(int(parts[0]))
-    return members
-
-
-def _killpg(pgid: int, sig: int) -> bool:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def stop_process_group(pgid: int, grace_s: float = 5.0) -> bool:
-    """SIGTERM every live process of group `pgid`, SIGKILL what is left after `grace_s`.
-
-    Returns True if it had to act (some member was alive), False if the group was gone.
-    Refuses our own group and pgid <= 1 (those would hit the caller or the whole system).
-    """
-    if pgid <= 1 or pgid == os.getpgrp():
-        raise ValueError(f"refusing to signal process group {pgid}")
-    if not _group_members(pgid):
-        return False
-    if not _killpg(pgid, signal.SIGTERM):
-        return False
-    deadline = time.monotonic() + max(grace_s, 0.0)
-    while time.monotonic() < deadline:
-        if not _group_members(pgid):
-            return True
-        time.sleep(0.05)
-    _killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + _KILL_SETTLE_S
-    while _group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return True
-
-
-def _read_pid_file(pid_file: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(Path(pid_file).read_text(encoding="utf-8"))
-        int(data["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _remove_pid_file(pid_file: Path, pid: int) -> None:
-    """Remove `pid_file` if it still describes `pid` (a newer run may have replaced it)."""
-    data = _read_pid_file(pid_file)
-    if data is not None and int(data["pid"]) == pid:
-        Path(pid_file).unlink(missing_ok=True)
-
-
-def kill_from_pid_file(pid_file: Path, grace_s: float = 5.0) -> bool:
-    """Stop the agent group recorded in `pid_file` (from any process). True if it had to act.
-
-    Safe against pid reuse: the leader's kernel start time is recorded and compared, and a
-    pid is never reallocated while its process group still has members.
-    Removes the pid file once the group is gone.
-    """
-    pid_file = Path(pid_file)
-    data = _read_pid_file(pid_file)
-    if data is None:
-        return False
-    pid = int(data["pid"])
-    pgid = int(data.get("pgid", pid))
-    if pid <= 1 or pgid <= 1 or pgid == os.getpgrp():
-        return False
-    recorded = data.get("proc_start")
-    current = _proc_start(pid)
-    if recorded is not None and current is not None and current != recorded:
-        # The leader's pid now belongs to another process, so the original group is gone.
-        _remove_pid_file(pid_file, pid)
-        return False
-    acted = stop_process_group(pgid, grace_s)
-    _remove_pid_file(pid_file, pid)
-    return acted
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -278,137 +142,6 @@ def _resolve_executable(tool: str, program: str, env: Mapping[str, str]) -> str:
             f"IGS_AGENT__{tool.upper()}_COMMAND"
         )
     return found
-
-
-def _leader_exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Has the child exited? Leaves it a zombie (not reaped) so its pid/pgid stay reserved
-    until the rest of its group has been dealt with."""
-    if hasattr(os, "waitid"):
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return info is not None
-    return proc.poll() is not None
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While running, turn SIGTERM into SystemExit if nobody handles it (main thread only).
-
-    With the default disposition SIGTERM would end the interpreter without running any
-    `finally`, leaving the agent (in its own session) orphaned. A handler someone else
-    installed (Dagster's) is kept: it raises in the caller's thread and our cleanup runs.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            yield
-            return
-    except ValueError:
-        yield
-        return
-
-    def _raise(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGTERM) is _raise:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _feed_stdin(stream: Any, data: bytes) -> None:
-    try:
-        stream.write(data)
-    except (BrokenPipeError, OSError, ValueError):
-        pass  # the agent exited or was stopped before reading everything
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            stream.close()
-
-
-class _OutputStreamer:
-    """Feed new output to `on_output` as redacted text, holding back possible secret halves."""
-
-    def __init__(self, path: Path, redact: Redactor, on_output: Callable[[str], None]):
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in finish()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._redact = redact
-        self._on_output = on_output
-        self._pending = ""
-
-    def pump(self) -> None:
-        data = self._file.read(1024 * 1024)
-        if not data:
-            return
-        text = self._pending + self._decoder.decode(data)
-        safe, self._pending = self._redact.split_safe(text)
-        if safe:
-            self._on_output(safe)
-
-    def finish(self) -> None:
-        try:
-            while True:
-                before = self._file.tell()
-                self.pump()
-                if self._file.tell() == before:
-                    break
-            rest = self._redact(self._pending + self._decoder.decode(b"", final=True))
-            self._pending = ""
-            if rest:
-                self._on_output(rest)
-        finally:
-            self._file.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _redact_file(path: Path, redact: Redactor) -> None:
-    """Rewrite the stored output without secrets (only when one actually appears)."""
-    if not redact:
-        return
-    try:
-        if path.stat().st_size > _REDACT_FILE_MAX_BYTES:
-            return
-        data = path.read_bytes()
-    except OSError:
-        return
-    if redact.contains_secret(data):
-        text = redact(data.decode("utf-8", "surrogateescape"))
-        atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
-
-
-def _read_tail(path: Path, redact: Redactor, chars: int = TAIL_CHARS) -> str:
-    # Read a margin before the window so a secret straddling its start is still matched.
-    want = chars * 4 + redact.max_bytes + 4
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - want))
-            data = handle.read()
-    except OSError:
-        return ""
-    return redact(data.decode("utf-8", "replace"))[-chars:]
-
-
-def _write_pid_file(pid_file: Path, proc: subprocess.Popen[bytes], tool: str) -> None:
-    atomic_write_json(
-        pid_file,
-        {
-            "pid": proc.pid,
-            "pgid": proc.pid,  # start_new_session: the child leads its own group
-            "proc_start": _proc_start(proc.pid),
-            "tool": tool,
-            "runner_pid": os.getpid(),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
 
 
 def run_agent(
@@ -455,102 +188,22 @@ def run_agent(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file = Path(pid_file) if pid_file is not None else None
     cancel_file = Path(cancel_file) if cancel_file is not None else None
-    if pid_file is not None and pid_file.exists():
-        kill_from_pid_file(pid_file, grace_s)  # leftovers of a runner that was killed hard
-
-    def result(returncode: int | None, timed_out: bool, cancelled: bool) -> AgentResult:
-        _redact_file(output_path, redact)
-        return AgentResult(
-            tool=tool,
-            argv=shown_argv,
-            returncode=returncode,
-            timed_out=timed_out,
-            cancelled=cancelled,
-            duration_s=time.monotonic() - start,
-            output_path=output_path,
-            tail=_read_tail(output_path, redact),
+    try:
+        finished = run_supervised(
+            command, cwd=cwd, output_path=output_path, timeout_s=timeout_s, env=child_env,
+            executable=executable, stdin_data=prompt.encode("utf-8"), cancel_file=cancel_file,
+            pid_file=pid_file, label=tool, grace_s=grace_s, redact=redact, on_output=on_output,
         )
-
-    start = time.monotonic()
-    if cancel_file is not None and cancel_file.exists():
-        atomic_write_bytes(output_path, b"")
-        return result(None, False, True)
-
-    with _sigterm_raises():
-        out_fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            proc = subprocess.Popen(  # noqa: S603 - argument list, never a shell
-                command,
-                executable=executable,
-                cwd=cwd,
-                env=child_env,
-                stdin=subprocess.PIPE,
-                stdout=out_fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as err:
-            if err.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
-                raise PermanentError(
-                    f"agent {tool!r} cannot start ({command[0]}): {err.strerror}"
-                ) from None
-            raise
-        finally:
-            os.close(out_fd)
-
-        pgid = proc.pid
-        writer = threading.Thread(
-            target=_feed_stdin,
-            args=(proc.stdin, prompt.encode("utf-8")),
-            name=f"agent-stdin-{proc.pid}",
-            daemon=True,
-        )
-        streamer: _OutputStreamer | None = None
-        finished = False
-        timed_out = cancelled = False
-        try:
-            writer.start()
-            if pid_file is not None:
-                _write_pid_file(pid_file, proc, tool)
-            if on_output is not None:
-                streamer = _OutputStreamer(output_path, redact, on_output)
-            delay = 0.01
-            while not _leader_exited(proc):
-                if streamer is not None:
-                    streamer.pump()
-                elapsed = time.monotonic() - start
-                if elapsed >= timeout_s:
-                    timed_out = True
-                    break
-                if cancel_file is not None and cancel_file.exists():
-                    cancelled = True
-                    break
-                time.sleep(max(0.0, min(delay, timeout_s - elapsed)))
-                delay = min(delay * 2, POLL_MAX_S)
-            # Timeout / cancel: stop the agent. Normal exit: stop what it left running.
-            stop_process_group(pgid, grace_s)
-            returncode = proc.wait()
-            if returncode != 0 and cancel_file is not None and cancel_file.exists():
-                cancelled = cancelled or not timed_out  # stopped from outside after a cancel
-            if streamer is not None:
-                s, streamer = streamer, None
-                s.finish()
-            finished = True
-        finally:
-            if not finished:
-                try:
-                    stop_process_group(pgid, grace_s)
-                except BaseException:
-                    _killpg(pgid, signal.SIGKILL)  # interrupted again: no more grace
-                    raise
-                finally:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=_KILL_SETTLE_S)
-                    if streamer is not None:
-                        streamer.close()
-            writer.join(timeout=1.0)
-            if pid_file is not None:
-                _remove_pid_file(pid_file, proc.pid)
-
-    return result(returncode, timed_out, cancelled)
+    except StartError as err:
+        raise PermanentError(f"agent {tool!r} cannot start ({command[0]}): {err.strerror}") from None
+    redact_file(output_path, redact)
+    return AgentResult(
+        tool=tool,
+        argv=shown_argv,
+        returncode=finished.returncode,
+        timed_out=finished.timed_out,
+        cancelled=finished.cancelled,
+        duration_s=finished.duration_s,
+        output_path=output_path,
+        tail=read_tail(output_path, redact, TAIL_CHARS),
+    )

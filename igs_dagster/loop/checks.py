@@ -2,16 +2,16 @@
 
 Each command string is split with `shlex.split` and run as an argument list (no shell), in its
 own process group, with a timeout; its output goes to a file. The loop's cancel flag stops a
-running check within POLL_S seconds. A check the PRD leaves out is
+running check within a fraction of a second (core.processes supervises it). A check the PRD leaves out is
 reported as "not configured"; a command that cannot be started (missing program, not
 executable) FAILS with that reason: it never counts as not configured.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,13 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from igs_dagster.core.agent_runner import stop_process_group
-from igs_dagster.core.redact import redact
+from igs_dagster.core.fsutil import atomic_write_bytes
+from igs_dagster.core.processes import StartError, read_tail, run_supervised
+from igs_dagster.core.redact import redactor
 from igs_dagster.loop.prd import CHECK_NAMES, Checks
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 2.0
-POLL_S = 0.2  # how often a running check looks at the cancel flag
 
 CheckStatus = Literal["passed", "failed", "not configured"]
 
@@ -55,18 +55,6 @@ class CheckResult(BaseModel):
         return f"{self.name}: {self.status} ({self.reason}, {self.duration_s:.1f} s)"
 
 
-def _tail(path: Path, chars: int = TAIL_CHARS) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - chars * 4))
-            data = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return redact(data[-chars:])
-
-
 def run_check(
     name: str,
     command: str | None,
@@ -82,69 +70,41 @@ def run_check(
     out_dir.mkdir(parents=True, exist_ok=True)
     output_path = out_dir / f"{name}.log"
     argv = shlex.split(command)
-    started = time.monotonic()
+    redact = redactor(env if env is not None else os.environ)
 
-    def result(status: CheckStatus, reason: str, returncode: int | None = None) -> CheckResult:
+    def result(status: CheckStatus, reason: str, returncode: int | None = None,
+               duration_s: float = 0.0) -> CheckResult:
         return CheckResult(
             name=name,
             command=command,
             status=status,
             returncode=returncode,
-            duration_s=round(time.monotonic() - started, 3),
+            duration_s=round(duration_s, 3),
             output_path=str(output_path),
-            tail=_tail(output_path),
+            tail=read_tail(output_path, redact, TAIL_CHARS),
             reason=reason,
         )
 
-    with open(output_path, "wb") as out:
-        out.write(f"$ {command}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(  # noqa: S603 - argv from shlex.split, no shell
-                argv,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            out.write(f"command not found: {argv[0]}\n".encode())
-            out.flush()
-            return result("failed", f"command not found: {argv[0]}")
-        except PermissionError:
-            out.write(f"not executable: {argv[0]}\n".encode())
-            out.flush()
-            return result("failed", f"not executable: {argv[0]}")
-        deadline = started + timeout_s
-        stopped = ""
-        try:
-            while True:
-                try:
-                    returncode = proc.wait(
-                        timeout=max(0.0, min(POLL_S, deadline - time.monotonic()))
-                    )
-                    break
-                except subprocess.TimeoutExpired:
-                    if cancel_file is not None and Path(cancel_file).exists():
-                        stopped = "cancelled"
-                    elif time.monotonic() >= deadline:
-                        stopped = f"timed out after {timeout_s:g} s"
-                    if stopped:
-                        break
-        finally:
-            # Stopped, interrupted, or finished: nothing the check started may keep running
-            # (servers, watchers, a hung test).
-            stop_process_group(proc.pid, KILL_GRACE_S)
-            proc.wait()
-        if stopped:
+    started = time.monotonic()
+    header = f"$ {command}\n".encode()
+    try:
+        finished = run_supervised(
+            argv, cwd=cwd, output_path=output_path, timeout_s=timeout_s, env=env,
+            header=header, cancel_file=cancel_file, grace_s=KILL_GRACE_S,
+        )
+    except StartError as err:
+        what = "command not found" if err.errno == errno.ENOENT else "not executable"
+        atomic_write_bytes(output_path, header + f"{what}: {argv[0]}\n".encode())
+        return result("failed", f"{what}: {argv[0]}", duration_s=time.monotonic() - started)
+    stopped = ("cancelled" if finished.cancelled and not finished.timed_out
+               else f"timed out after {timeout_s:g} s" if finished.timed_out else "")
+    if stopped:
+        with open(output_path, "ab") as out:
             out.write(f"\n[{stopped}]\n".encode())
-            out.flush()
-            return result("failed", stopped, proc.returncode)
-    if returncode == 0:
-        return result("passed", "exit 0", 0)
-    return result("failed", f"exit {returncode}", returncode)
+        return result("failed", stopped, finished.returncode, finished.duration_s)
+    if finished.returncode == 0:
+        return result("passed", "exit 0", 0, finished.duration_s)
+    return result("failed", f"exit {finished.returncode}", finished.returncode, finished.duration_s)
 
 
 def run_checks(

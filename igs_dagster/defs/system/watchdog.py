@@ -25,17 +25,14 @@ alone when:
 - the run finished between the look-up and the check (status read again before acting).
 
 "Gone" means: no such process, a zombie, or a process with that pid that started after the
-worker had already reported (the pid was reused). Process start times come from /proc on Linux
-and `ps` elsewhere.
+worker had already reported (the pid was reused). The process table is read through
+core.processes (psutil).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -43,6 +40,8 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import GRPC_INFO_TAG
+
+from igs_dagster.core.processes import process_info
 
 WATCHDOG_INTERVAL_S = 30
 HOST_TAG = "igs/worker_host"
@@ -56,7 +55,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
 
 
 # ---------------------------------------------------------------------------------------------
-# processes (plain Python)
+# the worker's process
 
 
 class Worker(Enum):
@@ -65,56 +64,12 @@ class Worker(Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
-    state: str  # ps/proc state letter: R, S, D, Z (zombie), ...
-    started_at: float  # epoch seconds
-
-
-def _boot_time() -> float:
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
-
-
-def _proc_info(pid: int) -> ProcessInfo | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
-    ticks = int(fields[19])  # field 22 of proc(5): start time in clock ticks after boot
-    return ProcessInfo(fields[0], _boot_time() + ticks / os.sysconf("SC_CLK_TCK"))
-
-
-def _ps_info(pid: int) -> ProcessInfo | None:
-    proc = subprocess.run(
-        ["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)],
-        capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}, timeout=10,
-    )
-    parts = proc.stdout.split(None, 1)
-    if proc.returncode != 0 or len(parts) != 2:
-        return None
-    started = time.mktime(time.strptime(" ".join(parts[1].split()), "%a %b %d %H:%M:%S %Y"))
-    return ProcessInfo(parts[0][:1], started)
-
-
-def process_info(pid: int) -> ProcessInfo | None:
-    """State and start time of `pid` on this machine, None when there is no such process."""
-    if pid <= 0:
-        return None
-    if Path("/proc/self/stat").exists():
-        return _proc_info(pid)
-    return _ps_info(pid)
-
-
 def worker_state(pid: int, reported_at: float) -> tuple[Worker, str]:
     """Is the worker that reported `pid` at `reported_at` (epoch s) still running here?"""
     info = process_info(pid)
     if info is None:
         return Worker.GONE, "no such process"
-    if info.state in ("Z", "X"):
+    if info.exited:
         return Worker.GONE, "the process exited (zombie)"
     if info.started_at > reported_at + CLOCK_SLACK_S:
         lag = info.started_at - reported_at
