@@ -147,15 +147,11 @@ def _plain_loop(ctx: Context, root: Path) -> list[dict[str, float]]:
     prd = write_prd(root / "prd.json", _stories(ctx.quick), CHECKS)
     env = loop_env(root)
     loop_id = roles.start(env, {"project": str(project), "prd": str(prd)})["loop_id"]
-    calls = {"plan": roles.plan, "implement": roles.implement, "review": roles.review,
-             "judge": roles.judge, "complete": roles.complete, "retro": roles.retro}
     spans: list[tuple[str, str | None, float]] = []
-    step = "plan"
-    while step != "done":
-        t0 = time.perf_counter()
-        result = calls[step](env, loop_id)
+    t0 = time.perf_counter()
+    for step, result in roles.steps(env, loop_id):
         spans.append((step, result.get("story"), time.perf_counter() - t0))
-        step = result["next"]
+        t0 = time.perf_counter()
     costs = _attempt_costs(load_loop(env.loops_dir, loop_id))
     per_story: dict[str, dict[str, float]] = {}
     current = None

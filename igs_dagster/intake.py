@@ -6,12 +6,11 @@ The same `partition_key_for` runs in the sensor, so the key is decided in one pl
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from igs_dagster.core import system_log
 from igs_dagster.core.errors import PermanentError
@@ -112,16 +111,10 @@ def note_video_id(note: Path, settings: Settings, queue: EventQueue | None = Non
     return key
 
 
-@contextmanager
-def _loops_lock(loops_dir: Path) -> Iterator[None]:
+def _loops_lock(loops_dir: Path) -> FileLock:
     """One intake at a time decides "is this project free?" (CLI and API processes alike)."""
     loops_dir.mkdir(parents=True, exist_ok=True)
-    with open(loops_dir / ".intake.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(loops_dir / ".intake.lock")
 
 
 def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -> Accepted:

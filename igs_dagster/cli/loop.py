@@ -16,17 +16,9 @@ from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
+from igs_dagster.core.text import table
 
 CANCEL_WAIT_S = 30.0  # how long `cancel` waits for terminated runs to finish
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def _seconds(value: float | None) -> str:
@@ -212,7 +204,7 @@ def format_loops(rows: list[dict]) -> str:
             f"{row['passed']}/{row['skipped']}/{row['total']}", current,
             _short_time(row["started_at"]), _seconds(row["duration_s"]),
         ])
-    return _table(
+    return table(
         table, ["LOOP", "PROJECT", "STATUS", "PASS/SKIP/ALL", "CURRENT", "STARTED", "TIME"]
     )
 
@@ -287,7 +279,7 @@ def format_loop(detail: dict) -> str:
                 *(_seconds(durations.get(k)) for k in ("implement", "review", "checks", "judge")),
                 ", ".join(commits) or "-",
             ])
-    lines += ["", _table(rows, ["STORY", "TITLE", "STATUS", "TRY", "TOOL", "REVIEWER", "VERDICT",
+    lines += ["", table(rows, ["STORY", "TITLE", "STATUS", "TRY", "TOOL", "REVIEWER", "VERDICT",
                                 "IMPLEMENT", "REVIEW", "CHECKS", "JUDGE", "COMMITS"])]
     if detail["runs"]:
         run_rows = [
@@ -296,7 +288,7 @@ def format_loop(detail: dict) -> str:
              " ".join(f"{k.removeprefix('loop_')}={v:.1f}" for k, v in run["steps_s"].items())]
             for run in detail["runs"]
         ]
-        lines += ["", _table(run_rows, ["RUN", "JOB", "STATUS", "RUN KEY", "TIME", "STEPS (s)"])]
+        lines += ["", table(run_rows, ["RUN", "JOB", "STATUS", "RUN KEY", "TIME", "STEPS (s)"])]
     return "\n".join(lines)
 
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.text import table
+from igs_dagster.defs.failures import run_failure_reasons
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -19,15 +21,6 @@ INBOX_SENSOR = "video_inbox_sensor"
 INBOX_EVENTS = ("video.download", "transcript.process", "content.summarize")
 DAEMON_FRESH_S = 120  # a heartbeat younger than this: the daemon is running
 MAX_ERROR_CHARS = 500
-
-
-def _line(text: str | None) -> str:
-    """First non-empty line of `text`, clipped: errors stay one line in tables and JSON."""
-    for raw in (text or "").splitlines():
-        if raw.strip():
-            line = raw.strip()
-            return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
-    return ""
 
 
 def _ts(value: float | None) -> str | None:
@@ -39,23 +32,7 @@ def _duration(start: float | None, end: float | None) -> float | None:
 
 
 def _step_errors(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    records = instance.get_records_for_run(
-        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
-    ).records
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        if event is None:
-            continue
-        if event.is_step_failure:
-            data = event.step_failure_data
-            user = data.user_failure_data
-            desc = _line(user.description if user else None) or _line(
-                data.error.message if data.error else None) or "step failed"
-            errors[event.step_key or "?"] = desc  # the last failure (attempt) wins
-        elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
-            errors.setdefault("(run)", _line(record.event_log_entry.message) or "run failed")
-    return errors
+    return run_failure_reasons(instance, run_id, MAX_ERROR_CHARS)
 
 
 def _run_summary(record) -> dict:
@@ -155,12 +132,6 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
     }
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
-    return "\n".join(x.rstrip() for x in [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
 def format_runs(runs: list[dict]) -> str:
     if not runs:
         return "no runs yet"
@@ -171,7 +142,7 @@ def format_runs(runs: list[dict]) -> str:
         rows.append([run["run_id"][:8], run["job"], run["status"], run["partition"] or "-",
                      run["trigger"], run["created"] or "-", _fmt_s(run["duration_s"]),
                      steps + (f" (failed: {', '.join(failed)})" if failed else "")])
-    return _table(rows, ["RUN", "JOB", "STATUS", "PARTITION", "TRIGGER", "CREATED", "TIME", "STEPS"])
+    return table(rows, ["RUN", "JOB", "STATUS", "PARTITION", "TRIGGER", "CREATED", "TIME", "STEPS"])
 
 
 def format_run(detail: dict) -> str:
@@ -179,7 +150,7 @@ def format_run(detail: dict) -> str:
             f"partition={detail['partition'] or '-'}  {_fmt_s(detail['duration_s'])}")
     rows = [[s["step"], s["status"], str(s["attempts"]), _fmt_s(s["duration_s"]), s["error"] or ""]
             for s in detail["steps"]]
-    body = _table(rows, ["STEP", "STATUS", "TRIES", "TIME", "ERROR"]) if rows else "no steps ran"
+    body = table(rows, ["STEP", "STATUS", "TRIES", "TIME", "ERROR"]) if rows else "no steps ran"
     run_error = detail["errors"].get("(run)")
     return "\n".join([head, body] + ([f"run error: {run_error}"] if run_error else []))
 

@@ -16,6 +16,14 @@ def one_line(value: object, limit: int | None = None) -> str:
     return text
 
 
+def first_line(value: object, limit: int | None = None) -> str:
+    """The first non-empty line of `value`, stripped and clipped (tracebacks, tool output)."""
+    for raw in str(value or "").splitlines():
+        if raw.strip():
+            return one_line(raw, limit)
+    return type(value).__name__ if isinstance(value, BaseException) else ""
+
+
 def table(rows: list[list[object]], header: list[str]) -> str:
     """A plain-text table: a header, a rule, then one line per row (trailing blanks trimmed)."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]

@@ -13,12 +13,10 @@ reads it to pick a better tool than a kind's default (`planner.choose_tool`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from igs_dagster.core.fsutil import atomic_write_json
@@ -110,15 +108,9 @@ def load_playbook(loops_dir: Path) -> Playbook:
         return Playbook()  # a damaged playbook only costs the planner its hints
 
 
-@contextlib.contextmanager
-def _locked(loops_dir: Path) -> Iterator[None]:
+def _locked(loops_dir: Path) -> FileLock:
     Path(loops_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(loops_dir) / f"{PLAYBOOK_FILE}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return FileLock(Path(loops_dir) / f"{PLAYBOOK_FILE}.lock")
 
 
 def merge_loop(loops_dir: Path, state: LoopState) -> Playbook:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -142,6 +142,48 @@ def _enter(env: LoopEnv, loop_id: str, role: str) -> LoopState:
     if state.status == "queued" and role != "start":
         raise PermanentError(f"loop {loop_id} was never started (run start first)")
     return state
+
+
+@dataclass
+class _Turn:
+    """What implement, review and judge each start from: the current story's attempt."""
+
+    state: LoopState
+    record: StoryRecord
+    attempt: Attempt
+    prd: Prd
+    story: Story
+    wt: Path
+    folder: Path
+
+
+def _begin(env: LoopEnv, loop_id: str, role: str) -> tuple[LoopState, _Turn | None]:
+    """Enter `role` for the current attempt; no turn when the record says another role is
+    next (a retried step that already ran: the caller answers "repeated")."""
+    state = _enter(env, loop_id, role)
+    if state.next_step != role:
+        return state, None
+    record, attempt = state.current()
+    prd = load_prd(Path(state.prd))
+    story = prd.story(record.id)
+    wt = _worktree(state)
+    folder = _attempt_dir(env, state, story.id, attempt.number)
+    return state, _Turn(state, record, attempt, prd, story, wt, folder)
+
+
+def _agent_turn(env: LoopEnv, turn: _Turn, role: str, tool: str, prompt: str,
+                doing: str) -> AgentResult:
+    """Run `tool` for `role` ("implement" or "review") on `prompt`, record it in the attempt;
+    a cancel while it runs marks the loop cancelled and raises LoopCancelled."""
+    prompt_path = atomic_write_text(turn.folder / f"{role}-prompt.md", prompt)
+    result = _run(env, turn.state, tool, prompt, turn.wt, turn.folder / f"{role}-output.log")
+    setattr(turn.attempt, role, _agent_run(result, prompt_path))
+    turn.attempt.durations[role] = round(result.duration_s, 3)
+    if result.cancelled:
+        save_loop(env.loops_dir, turn.state)
+        _mark_cancelled(env, turn.state)
+        raise LoopCancelled(f"loop {turn.state.loop_id} cancelled while {tool} was {doing}")
+    return result
 
 
 def _worktree(state: LoopState) -> Path:
@@ -342,14 +384,10 @@ def implement(env: LoopEnv, loop_id: str) -> dict[str, Any]:
     `{"next": "judge", "ok": False, "error": "..."}` (the judge fails the attempt).
     Raises LoopCancelled when the cancel flag appears while the agent runs.
     """
-    state = _enter(env, loop_id, "implement")
-    if state.next_step != "implement":
+    state, turn = _begin(env, loop_id, "implement")
+    if turn is None:
         return _reply(state, repeated=True)
-    record, attempt = state.current()
-    prd = load_prd(Path(state.prd))
-    story = prd.story(record.id)
-    wt = _worktree(state)
-    folder = _attempt_dir(env, state, story.id, attempt.number)
+    record, attempt, prd, story, wt = turn.record, turn.attempt, turn.prd, turn.story, turn.wt
     if attempt.base_sha is None:
         attempt.base_sha = worktree.head_sha(wt)
         save_loop(env.loops_dir, state)
@@ -381,14 +419,7 @@ def implement(env: LoopEnv, loop_id: str) -> dict[str, Any]:
             patterns=progress.read_patterns(wt),
             guidance=read_guidance(wt),
         )
-        prompt_path = atomic_write_text(folder / "implement-prompt.md", prompt)
-        result = _run(env, state, attempt.tool, prompt, wt, folder / "implement-output.log")
-        attempt.implement = _agent_run(result, prompt_path)
-        attempt.durations["implement"] = round(result.duration_s, 3)
-        if result.cancelled:
-            save_loop(env.loops_dir, state)
-            _mark_cancelled(env, state)
-            raise LoopCancelled(f"loop {loop_id} cancelled while {attempt.tool} was implementing")
+        result = _agent_turn(env, turn, "implement", attempt.tool, prompt, "implementing")
         if not result.ok:
             attempt.error = f"implementor {attempt.tool} {_failure(result, env.timeout_s)}"
             worktree.reset_hard(wt, base)  # drop half-done work: the next attempt starts clean
@@ -418,14 +449,10 @@ def review(env: LoopEnv, loop_id: str) -> dict[str, Any]:
     configured"}, "reviewer"}`. A reviewer that times out or fails raises RuntimeError
     (transient: the step is retried; its partial work is dropped first).
     """
-    state = _enter(env, loop_id, "review")
-    if state.next_step != "review":
+    state, turn = _begin(env, loop_id, "review")
+    if turn is None:
         return _reply(state, repeated=True)
-    record, attempt = state.current()
-    prd = load_prd(Path(state.prd))
-    story = prd.story(record.id)
-    wt = _worktree(state)
-    folder = _attempt_dir(env, state, story.id, attempt.number)
+    attempt, prd, story, wt, folder = turn.attempt, turn.prd, turn.story, turn.wt, turn.folder
     reviewer = attempt.reviewer_tool or choose_reviewer(attempt.tool, state.tools)[0]
     mark = marker("test", state.loop_id, story.id, attempt.number)
     found = worktree.find_commit(wt, mark, since=attempt.base_sha)
@@ -438,14 +465,7 @@ def review(env: LoopEnv, loop_id: str) -> dict[str, Any]:
         else:
             worktree.reset_hard(wt, attempt.review_base)  # leftovers of an interrupted run
         prompt = reviewer_prompt(story=story, tests_dir=prd.tests_dir, test_command=prd.checks.test)
-        prompt_path = atomic_write_text(folder / "review-prompt.md", prompt)
-        result = _run(env, state, reviewer, prompt, wt, folder / "review-output.log")
-        attempt.review = _agent_run(result, prompt_path)
-        attempt.durations["review"] = round(result.duration_s, 3)
-        if result.cancelled:
-            save_loop(env.loops_dir, state)
-            _mark_cancelled(env, state)
-            raise LoopCancelled(f"loop {loop_id} cancelled while {reviewer} was writing tests")
+        result = _agent_turn(env, turn, "review", reviewer, prompt, "writing tests")
         if not result.ok:
             worktree.reset_hard(wt, attempt.review_base)
             save_loop(env.loops_dir, state)
@@ -521,15 +541,12 @@ def judge(env: LoopEnv, loop_id: str) -> dict[str, Any]:
     `agent-loop/{loopId}--skipped-{storyId}` and the loop branch returns to where the story
     began -> `{"next": "plan", "verdict": "FAIL", "skipped": True, "parked_branch"}`.
     """
-    state = _enter(env, loop_id, "judge")
-    if state.next_step != "judge":
-        return _reply(state, repeated=True)
     started = time.monotonic()
-    record, attempt = state.current()
-    prd = load_prd(Path(state.prd))
-    story = prd.story(record.id)
-    wt = _worktree(state)
-    folder = _attempt_dir(env, state, story.id, attempt.number)
+    state, turn = _begin(env, loop_id, "judge")
+    if turn is None:
+        return _reply(state, repeated=True)
+    record, attempt, prd, story = turn.record, turn.attempt, turn.prd, turn.story
+    wt, folder = turn.wt, turn.folder
     if attempt.error:
         output = attempt.implement.output_path if attempt.implement else "-"
         tail = attempt.implement.tail[-3000:] if attempt.implement else ""
@@ -780,24 +797,19 @@ ROLES = {
 }
 
 
-def step(env: LoopEnv, loop_id: str) -> dict[str, Any]:
-    """Run whichever role the record says is next (for the CLI and tests)."""
-    state = load_loop(env.loops_dir, loop_id)
-    role = ROLES.get(state.next_step or "")
-    if role is None:
-        return _reply(state)
-    return role(env, loop_id)
+def steps(env: LoopEnv, loop_id: str, max_steps: int = 10_000) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Run the role the loop record names next, again and again, until the loop is done (no
+    Dagster: the plain driver the tests and the benchmark use); yields (role, its reply)."""
+    for _ in range(max_steps):
+        role = load_loop(env.loops_dir, loop_id).next_step or ""
+        if role not in ROLES:
+            return
+        yield role, ROLES[role](env, loop_id)
 
 
 def run_to_end(env: LoopEnv, loop_id: str, max_steps: int = 10_000) -> list[dict[str, Any]]:
-    """Call `step` until the loop is done (no Dagster): the roles' results in order."""
-    results: list[dict[str, Any]] = []
-    for _ in range(max_steps):
-        result = step(env, loop_id)
-        results.append(result)
-        if result.get("next") in (None, "done"):
-            break
-    return results
+    """`steps` to the end: every reply in order, with its role under "role"."""
+    return [{"role": role, **reply} for role, reply in steps(env, loop_id, max_steps)]
 
 
 __all__ = [
@@ -813,5 +825,5 @@ __all__ = [
     "review",
     "run_to_end",
     "start",
-    "step",
+    "steps",
 ]

@@ -35,6 +35,7 @@ import paramiko
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.text import one_line
 
 if TYPE_CHECKING:
     from igs_dagster.core.settings import Settings
@@ -332,10 +333,10 @@ class SftpArchive:
             return PermanentError(f"NAS key {self.key_path} cannot be read: {err}")
         if isinstance(err, paramiko.ssh_exception.NoValidConnectionsError) and err.errors:
             cause = next(iter(err.errors.values()))
-            reason = getattr(cause, "strerror", None) or _one_line(cause)
+            reason = getattr(cause, "strerror", None) or one_line(cause, 300)
             return ArchiveUnavailable(f"NAS {self.host_label} unreachable: {reason}")
         if isinstance(err, OSError | EOFError | paramiko.SSHException):
-            return ArchiveUnavailable(f"NAS {self.host_label} unreachable: {_one_line(err)}")
+            return ArchiveUnavailable(f"NAS {self.host_label} unreachable: {one_line(err, 300)}")
         return err
 
     @contextmanager
@@ -352,13 +353,13 @@ class SftpArchive:
                 raise PermanentError(f"NAS {self.host_label} refused access: {err}") from None
             except _TRANSPORT_ERRORS as err:
                 raise ArchiveUnavailable(
-                    f"NAS {self.host_label} connection lost: {_one_line(err)}"
+                    f"NAS {self.host_label} connection lost: {one_line(err, 300)}"
                 ) from None
             except OSError as err:
                 transport = client.get_transport()
                 if transport is None or not transport.is_active():
                     raise ArchiveUnavailable(
-                        f"NAS {self.host_label} connection lost: {_one_line(err)}"
+                        f"NAS {self.host_label} connection lost: {one_line(err, 300)}"
                     ) from None
                 raise
         finally:
@@ -461,11 +462,6 @@ class SftpArchive:
             if stale.match(entry) and entry != _part_name(item):
                 _remove_quietly(sftp, posixpath.join(folder, entry))
         return sent
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:300]
 
 
 def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:

@@ -27,6 +27,7 @@ from yt_dlp.utils import DownloadError, GeoRestrictedError, UnsupportedError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.text import first_line
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +241,8 @@ def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
 
 
 def _first_line(err: BaseException | str) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    text = text.removeprefix("ERROR: ").split("; please report this issue")[0]
-    text = re.sub(r"\s*\(caused by .*\)$", "", text)
-    return text[:300]
+    text = first_line(err).removeprefix("ERROR: ").split("; please report this issue")[0]
+    return re.sub(r"\s*\(caused by .*\)$", "", text)[:300]
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:

@@ -44,21 +44,20 @@ Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import slugify
 
 VIDEOS_DIR = ("Resources", "videos")
@@ -114,10 +113,6 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
 
 
 def _check_day(day: str, what: str = "day") -> str:
@@ -264,12 +259,12 @@ def _md_escape(text: str) -> str:
 
 
 def _link_text(text: str) -> str:
-    return _md_escape(_one_line(text)).replace("[", "\\[").replace("]", "\\]")
+    return _md_escape(one_line(text)).replace("[", "\\[").replace("]", "\\]")
 
 
 def _md_url(url: str) -> str:
     """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
-    url = _one_line(url).replace(" ", "%20")
+    url = one_line(url).replace(" ", "%20")
     if any(ch in url for ch in "()<>"):
         return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
     return url
@@ -290,7 +285,7 @@ def _transcript_paragraphs(
     parts: list[str] = []
     marker: float | None = None
     for seg in segments:
-        text = _md_escape(_one_line(seg.get("text")))
+        text = _md_escape(one_line(seg.get("text")))
         start = seg.get("start")
         if not isinstance(start, int | float):
             if parts:
@@ -369,13 +364,13 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
         region = kept
 
     meta = _frontmatter_for(inp, old_meta)
-    title = _md_escape(_one_line(inp.title) or inp.video_id)
+    title = _md_escape(one_line(inp.title) or inp.video_id)
     duration = meta["duration"]
 
     source_parts = [
         f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
     ]
-    source_parts += [_one_line(x) for x in (inp.channel, meta["published"], duration) if x]
+    source_parts += [one_line(x) for x in (inp.channel, meta["published"], duration) if x]
     lines = [
         f"# {title}",
         "",
@@ -437,27 +432,18 @@ def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path
     return path
 
 
-_DAILY_THREAD_LOCK = threading.Lock()
 
-
-@contextmanager
-def _daily_lock(path: Path) -> Iterator[None]:
+def _daily_lock(path: Path) -> FileLock:
     """Serialize read-modify-write of one daily note across threads and processes
     (the lock file lives in the temp folder, not in the vault)."""
     digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"igs-daily-{digest}.lock"
-    with _DAILY_THREAD_LOCK, open(lock_path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return FileLock(Path(tempfile.gettempdir()) / f"igs-daily-{digest}.lock")
 
 
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
-    line = f"- [[{slug}]] — {_one_line(title) or slug}"
-    if channel and _one_line(channel):
-        line += f" by {_one_line(channel)}"
+    line = f"- [[{slug}]] — {one_line(title) or slug}"
+    if channel and one_line(channel):
+        line += f" by {one_line(channel)}"
     if duration and duration > 0:
         line += f" · {format_duration(duration)}"
     return line

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import TranscriberSettings
+from igs_dagster.core.text import one_line
 
 SAMPLE_RATE = 16_000
 Backend = Literal["mlx", "faster-whisper"]
@@ -150,7 +151,7 @@ _BLOCK_SAMPLES = 500_000  # source samples resampled at a time (as faster-whispe
 
 
 def _decode_error(media: Path, err: BaseException) -> PermanentError:
-    return PermanentError(f"cannot decode audio in {media.name}: {_one_line(err)}")
+    return PermanentError(f"cannot decode audio in {media.name}: {one_line(err, 300)}")
 
 
 def _pcm_blocks(media: Path) -> Iterator[Any]:
@@ -249,11 +250,6 @@ def media_seconds(media: Path) -> float | None:
     return None
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:300]
-
-
 # --------------------------------------------------------------------------- backends
 
 
@@ -287,7 +283,7 @@ def _whisper_model(model_path: str, device: str, compute_type: str) -> Any:
                 model = WhisperModel(model_path, device=device, compute_type=compute_type)
             except ValueError as err:  # e.g. an unknown compute_type
                 raise PermanentError(
-                    f"cannot load transcriber model on {device}/{compute_type}: {_one_line(err)}"
+                    f"cannot load transcriber model on {device}/{compute_type}: {one_line(err, 300)}"
                 ) from None
             _MODELS[key] = model
             _LOADS += 1
@@ -587,7 +583,7 @@ def load_transcript(path: Path) -> dict:
     except FileNotFoundError:
         raise PermanentError(f"transcript not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PermanentError(f"cannot read transcript {path.name}: {_one_line(err)}") from None
+        raise PermanentError(f"cannot read transcript {path.name}: {one_line(err, 300)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("text"), str):
         raise PermanentError(f"transcript {path.name} has no text")
     segments = data.get("segments")

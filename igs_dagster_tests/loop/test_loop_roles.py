@@ -36,20 +36,8 @@ def checkout_snapshot(project: Path) -> dict[str, str]:
 
 def drive(env: roles.LoopEnv, loop_id: str) -> list[dict]:
     """Call the role functions in sequence, as the Dagster layer will, until the loop is done."""
-    calls = {
-        "plan": roles.plan,
-        "implement": roles.implement,
-        "review": roles.review,
-        "judge": roles.judge,
-        "complete": roles.complete,
-        "retro": roles.retro,
-    }
-    results, step = [], "plan"
-    while step != "done":
-        result = calls[step](env, loop_id)
-        results.append({"role": step, **result})
-        step = result["next"]
-        assert len(results) < 100
+    results = roles.run_to_end(env, loop_id, max_steps=100)
+    assert results and results[0]["role"] == "plan" and results[-1]["next"] == "done"
     return results
 
 

@@ -17,6 +17,8 @@ drives a loop: its record on disk says what comes next, the sensors read it.
 import dagster as dg
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.text import first_line
+from igs_dagster.defs.failures import step_failure_reason
 from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, LOOP_JOBS, loop_story
 from igs_dagster.defs.loop.resources import (
     BEGIN_OP,
@@ -146,14 +148,8 @@ def loop_chain_sensor(
 
 def _failure_reason(context: dg.RunFailureSensorContext) -> str:
     for event in context.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            return f"{event.step_key}: {data.user_failure_data.description}"
-        if data.error is not None:
-            lines = [line for line in data.error.message.strip().splitlines() if line.strip()]
-            return f"{event.step_key}: {lines[-1] if lines else data.error.cls_name}"
-    message = context.failure_event.message or "run failed"
-    return message.strip().splitlines()[0]
+        return f"{event.step_key}: {step_failure_reason(event)}"
+    return first_line(context.failure_event.message) or "run failed"
 
 
 @dg.run_failure_sensor(

@@ -11,6 +11,7 @@ never write these lines, so each stage is logged exactly once.
 import dagster as dg
 
 from igs_dagster.core import system_log
+from igs_dagster.defs.failures import step_failure_reason
 from igs_dagster.defs.resources import IgsSettings
 
 # step (asset/op) name → (stage name in the log, tool that does the work)
@@ -36,19 +37,6 @@ def _stage(step_key: str) -> tuple[str, str]:
     return STAGES.get(name, (f"{name.replace('_', '.')}", "dagster"))
 
 
-def _failure_reason(event: dg.DagsterEvent) -> str:
-    data = event.step_failure_data
-    user = data.user_failure_data if data else None
-    if user is not None and user.description:
-        text = user.description
-    elif data is not None and data.error is not None:
-        text = data.error.message
-    else:
-        text = "step failed"
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "step failed"
-
-
 def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -> int:
     """Write the stage lines of a finished run; return how many were new."""
     partition = run.tags.get("dagster/partition")
@@ -66,7 +54,7 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             outcomes.append((event.step_key, "succeeded", None))
         else:
-            outcomes.append((event.step_key, "failed", _failure_reason(event)))
+            outcomes.append((event.step_key, "failed", step_failure_reason(event)))
 
     written = 0
     for step_key, status, reason in outcomes:
