@@ -254,6 +254,54 @@ def stop_process_group(pgid: int, grace_s: float = 5.0) -> bool:
     return True
 
 
+def _descendants(pgid: int) -> dict[int, int | None]:
+    """Members of group `pgid` and all their descendants, wherever their group or session
+    (pi 0.73.1 runs its bash tool detached: in a session of its own), with start times."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    parent: dict[int, int] = {}
+    found: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields and len(fields) > 2 and fields[0] not in "ZX":
+                parent[int(entry.name)] = int(fields[1])
+                if fields[2] == str(pgid):
+                    found.add(int(entry.name))
+    grew = True
+    while grew:
+        more = {pid for pid, ppid in parent.items() if ppid in found and pid not in found}
+        found |= more
+        grew = bool(more)
+    return {pid: _proc_start(pid) for pid in found}
+
+
+def _stop_strays(tracked: dict[int, int | None], pgid: int, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL, the tracked descendants outside group `pgid` still alive (same
+    start time: a reused pid is left alone)."""
+
+    def alive() -> list[int]:
+        return [
+            pid
+            for pid, started in tracked.items()
+            if started is not None
+            and _proc_start(pid) == started
+            and (_proc_stat(pid) or ["Z"])[0] not in "ZX"
+            and pid != os.getpid()
+        ]
+
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _KILL_SETTLE_S)):
+        pids = alive()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + max(wait, 0.0)
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def _read_pid_file(pid_file: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(Path(pid_file).read_text(encoding="utf-8"))
@@ -542,6 +590,7 @@ def run_agent(
         streamer: _OutputStreamer | None = None
         finished = False
         timed_out = cancelled = False
+        tracked: dict[int, int | None] = {}  # the agent's process tree, as seen so far
         try:
             writer.start()
             if pid_file is not None:
@@ -550,6 +599,7 @@ def run_agent(
                 streamer = _OutputStreamer(output_path, redact, on_output)
             delay = 0.01
             while not _leader_exited(proc):
+                tracked.update(_descendants(pgid))
                 if streamer is not None:
                     streamer.pump()
                 elapsed = time.monotonic() - start
@@ -561,8 +611,11 @@ def run_agent(
                     break
                 time.sleep(max(0.0, min(delay, timeout_s - elapsed)))
                 delay = min(delay * 2, POLL_MAX_S)
-            # Timeout / cancel: stop the agent. Normal exit: stop what it left running.
+            # Timeout / cancel: stop the agent. Normal exit: stop what it left running,
+            # including descendants that left the group (setsid / detached spawns).
+            tracked.update(_descendants(pgid))
             stop_process_group(pgid, grace_s)
+            _stop_strays(tracked, pgid, grace_s)
             returncode = proc.wait()
             if returncode != 0 and cancel_file is not None and cancel_file.exists():
                 cancelled = cancelled or not timed_out  # stopped from outside after a cancel
@@ -573,7 +626,9 @@ def run_agent(
         finally:
             if not finished:
                 try:
+                    tracked.update(_descendants(pgid))
                     stop_process_group(pgid, grace_s)
+                    _stop_strays(tracked, pgid, grace_s)
                 except BaseException:
                     _killpg(pgid, signal.SIGKILL)  # interrupted again: no more grace
                     raise
