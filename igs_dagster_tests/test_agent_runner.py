@@ -116,8 +116,14 @@ def work(tmp_path: Path) -> Path:
 
 def test_default_commands_are_documented_and_take_the_prompt_on_stdin():
     assert DEFAULT_COMMANDS == {
-        "pi": ["pi", "--print", "--no-session", "--no-extensions"],
-        "claude": ["claude", "-p", "--permission-mode", "acceptEdits"],
+        "pi": ["pi", "--print", "--no-session"],
+        "claude": [
+            "claude",
+            "-p",
+            "--permission-mode",
+            "acceptEdits",
+            "--allowedTools=WebSearch,WebFetch",
+        ],
         "codex": [
             "codex",
             "exec",
@@ -125,6 +131,8 @@ def test_default_commands_are_documented_and_take_the_prompt_on_stdin():
             "workspace-write",
             "--skip-git-repo-check",
             "--ephemeral",
+            "-c",
+            'web_search="live"',
             "-",
         ],
     }
@@ -142,6 +150,11 @@ def test_agent_command_settings_override_and_unknown_tool():
     assert agent_command("pi", settings) == DEFAULT_COMMANDS["pi"]
     with pytest.raises(PermanentError, match="unknown agent tool 'gemini'"):
         agent_command("gemini")
+    # research off (IGS_AGENT__RESEARCH=false): the web tools are turned off, not just unused
+    quiet = AgentSettings(research=False)
+    assert agent_command("pi", quiet) == DEFAULT_COMMANDS["pi"]
+    assert agent_command("claude", quiet)[-1] == "--disallowedTools=WebSearch,WebFetch"
+    assert agent_command("codex", quiet)[-3:] == ["-c", 'web_search="disabled"', "-"]
     with pytest.raises(PermanentError, match="IGS_AGENT__CODEX_COMMAND"):
         agent_command("codex", AgentSettings(codex_command=[]))
 

@@ -388,6 +388,42 @@ def test_check_enriched_reasons() -> None:
     )
 
 
+def test_check_enriched_quotes_and_links() -> None:
+    before = (FIXTURES / "jfk_note.md").read_text(encoding="utf-8")
+
+    def with_region(quote_lines: str, related: str = "- [Source](https://example.org/a_(b))") -> str:
+        region = _GOOD_REGION.replace(
+            '> "ask what you can do for your country." — '
+            "[0:00](https://www.youtube.com/watch?v=jfkSample01&t=0s)",
+            quote_lines,
+        ).replace("- [Source](https://www.youtube.com/watch?v=jfkSample01)", related)
+        return before.replace("\n_Pending enrichment._\n\n", region)
+
+    # Verbatim up to case, spacing and punctuation, across segment and line breaks: accepted.
+    ok = with_region(
+        '> "And so, my fellow Americans:\n>  ASK NOT what your country can do for you —" '
+        "— [0:00](https://www.youtube.com/watch?v=jfkSample01&t=0s)\n\n"
+        "> “ask what you can do for your country” — 0:05"
+    )
+    assert check_enriched(before, ok) is None
+    misquote = with_region('> "ask what your country can do for me" — [0:00](https://x.org/)')
+    assert check_enriched(before, misquote) == (
+        "quote not in the transcript: 'ask what your country can do for me'"
+    )
+    partial_word = with_region('> "ask no" — 0:00')  # words, not characters
+    assert "quote not in the transcript" in check_enriched(before, partial_word)
+    for bad in (
+        "- [Profile](www.example.org/jfk)",
+        "- [Profile](javascript:alert(1))",
+        "- [Profile](https:///nohost)",
+        "- see ftp://example.org/file",
+        "- [Profile]()",
+    ):
+        reason = check_enriched(before, with_region('> "ask not" — 0:00', bad))
+        assert reason and reason.startswith("link is not a well-formed http(s) URL"), bad
+    assert check_enriched(before, with_region('> "ask not"', "- <https://example.org/x>")) is None
+
+
 # --------------------------------------------------------------------------- agent path
 
 _AGENT_PRELUDE = f"""#!{sys.executable}

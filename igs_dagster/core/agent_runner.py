@@ -39,38 +39,57 @@ TAIL_CHARS = 2048
 __all__ = ["AgentResult", "agent_command", "kill_from_pid_file", "run_agent", "stop_process_group"]
 
 # Default argv per tool. The prompt is never an argument: it is written to stdin.
+# Checked against the real CLIs from npm (igs_dagster_tests/agents/package.json) pointed at a
+# scripted model server: pi 0.73.1, claude 2.1.332, codex 0.169.0.
 DEFAULT_COMMANDS: dict[str, list[str]] = {
     # pi (Mario Zechner's coding agent, npm @mariozechner/pi-coding-agent, repo badlogic/pi-mono):
     #   --print / -p      "Non-interactive mode: process prompt and exit"
     #   --no-session      "Don't save session (ephemeral)"
-    #   --no-extensions   "Disable extension discovery (explicit -e paths still work)"
     #   stdin: "Piped stdin | Prepend its contents to the first prompt"; piped stdin also
     #   forces print mode (main.ts: `parsed.print = true; parsed.messages.unshift(stdinContent)`).
+    #   pi 0.73.1 itself offers the model only read, bash, edit, write: web search comes from
+    #   what the user installs (an extension in ~/.pi/agent/extensions/ registering a search
+    #   tool, or a skill such as pi-skills' brave-search). So extension and skill discovery
+    #   stay ON (no --no-extensions, which used to be here and removed such a tool: checked
+    #   from the tool list pi sends).
     # Sources: packages/coding-agent/src/cli/args.ts (printHelp) in github.com/badlogic/pi-mono;
-    #   packages/coding-agent/docs/cli.md in github.com/earendil-works/pi (the project's new home).
-    "pi": ["pi", "--print", "--no-session", "--no-extensions"],
+    #   docs/extensions.md, docs/skills.md of the npm package.
+    "pi": ["pi", "--print", "--no-session"],
     # Claude Code:
     #   -p / --print      non-interactive: print the response and exit; with no prompt
-    #                     argument it reads the prompt from stdin (piped input is capped at
-    #                     10 MB by recent versions).
-    #   --permission-mode acceptEdits   file edits and common filesystem commands run without
-    #                     asking (nothing can be approved interactively in print mode); shell
-    #                     commands still need allow rules (--allowedTools or settings.json).
-    # Sources: https://code.claude.com/docs/en/cli-reference (flags table: -p, --permission-mode),
-    #   https://code.claude.com/docs/en/permission-modes (what acceptEdits allows),
-    #   https://docs.anthropic.com/en/docs/claude-code/sdk/sdk-headless (headless -p usage).
-    "claude": ["claude", "-p", "--permission-mode", "acceptEdits"],
+    #                     argument it reads the prompt from stdin.
+    #   --permission-mode acceptEdits   file edits run without asking (nothing can be
+    #                     approved interactively in print mode).
+    #   --allowedTools=WebSearch,WebFetch   2.1.332 in print mode answers a WebFetch call with
+    #                     "Claude requested permissions to use WebFetch, but you haven't
+    #                     granted it yet." unless allowed here (seen in the recorded requests).
+    #                     One `=` argument: the option is variadic and would eat what follows.
+    #                     (Both are "deferred" tools in 2.1.x: named in the system prompt and
+    #                     loaded through ToolSearch.) Research off: --disallowedTools instead.
+    #   Exit code 0 on success; a warning about an unknown model id goes to stderr.
+    # Sources: `claude --help` of 2.1.332; https://code.claude.com/docs/en/cli-reference.
+    "claude": [
+        "claude",
+        "-p",
+        "--permission-mode",
+        "acceptEdits",
+        "--allowedTools=WebSearch,WebFetch",
+    ],
     # OpenAI Codex CLI:
     #   exec              non-interactive mode; "Codex does not ask for command or edit approvals"
     #   --sandbox workspace-write   edits inside the working folder allowed (the default for exec
-    #                     is read-only); replaces the deprecated --full-auto
+    #                     is read-only)
     #   --skip-git-repo-check       "Allow running Codex outside a Git repository" (the vault)
     #   --ephemeral       "Run without persisting session files to disk"
+    #   -c web_search="live"   0.169.0 offers its web_search tool by default with
+    #                     `external_web_access: false` (cached results only); "live" turns on
+    #                     live access (seen in the tool definitions of the recorded requests).
+    #                     Research off: web_search="disabled".
     #   -                 PROMPT: "If not provided as an argument (or if `-` is used),
     #                     instructions are read from stdin"
-    # Sources: github.com/openai/codex codex-rs/exec/src/cli.rs (clap help texts),
-    #   docs/exec.md (non-interactive mode, approvals, git check), codex-rs/utils/cli
-    #   SharedCliOptions (--sandbox / -s).
+    #   Progress (the header, commands run) goes to stderr, the final message to stdout.
+    # Sources: `codex exec --help` of 0.169.0 (-c key=value, --enable/--disable);
+    #   github.com/openai/codex codex-rs/exec/src/cli.rs, docs/exec.md.
     "codex": [
         "codex",
         "exec",
@@ -78,8 +97,17 @@ DEFAULT_COMMANDS: dict[str, list[str]] = {
         "workspace-write",
         "--skip-git-repo-check",
         "--ephemeral",
+        "-c",
+        'web_search="live"',
         "-",
     ],
+}
+
+# What replaces the web-tool arguments above when research is off (transcript-only notes).
+_NO_RESEARCH: dict[str, dict[str, list[str]]] = {
+    "pi": {},  # nothing to turn off: pi's web tools are the user's own extensions
+    "claude": {"--allowedTools=WebSearch,WebFetch": ["--disallowedTools=WebSearch,WebFetch"]},
+    "codex": {'web_search="live"': ['web_search="disabled"']},
 }
 
 
@@ -113,7 +141,8 @@ class AgentResult:
 
 
 def agent_command(tool: str, settings: AgentSettings | None = None) -> list[str]:
-    """argv for `tool`: `settings.<tool>_command` when set, else DEFAULT_COMMANDS[tool]."""
+    """argv for `tool`: `settings.<tool>_command` when set, else DEFAULT_COMMANDS[tool]
+    (with the web tools turned off when `settings.research` is false)."""
     if tool not in DEFAULT_COMMANDS:
         known = ", ".join(DEFAULT_COMMANDS)
         raise PermanentError(f"unknown agent tool {tool!r} (known: {known})")
@@ -124,7 +153,11 @@ def agent_command(tool: str, settings: AgentSettings | None = None) -> list[str]
                 f"IGS_AGENT__{tool.upper()}_COMMAND must be a non-empty list of arguments"
             )
         return list(override)
-    return list(DEFAULT_COMMANDS[tool])
+    command = list(DEFAULT_COMMANDS[tool])
+    if settings is not None and not getattr(settings, "research", True):
+        swaps = _NO_RESEARCH[tool]
+        command = [new for arg in command for new in swaps.get(arg, [arg])]
+    return command
 
 
 # --------------------------------------------------------------------------- running

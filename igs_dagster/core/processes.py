@@ -3,7 +3,9 @@
 - `run_supervised` starts an argument list (never a shell) in its own session / process group,
   output to a file, optional stdin data; it ends on exit, timeout, a cancel file appearing, or
   any exception in the caller's thread. Then the WHOLE group is stopped (SIGTERM, SIGKILL after
-  `grace_s`), so no child or grandchild survives, even one that ignores SIGTERM.
+  `grace_s`), so no child or grandchild survives, even one that ignores SIGTERM; descendants
+  seen while it ran that left the group (setsid) are stopped too. One whose parent had already
+  exited before it was seen (re-parented to init) can still escape: that needs cgroups.
 - A pid file records a running group so another process (`igs loop cancel`, or a retried step
   after its runner was SIGKILLed) can stop it: `kill_from_pid_file`, safe against pid reuse.
 - `process_info` / `group_members` read the process table through psutil (Linux and macOS).
@@ -117,6 +119,56 @@ def stop_process_group(pgid: int, grace_s: float = 5.0) -> bool:
     while group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return True
+
+
+def _tree(pgid: int, leader: int) -> dict[int, psutil.Process]:
+    """Members of group `pgid` and all descendants of the leader and of those members,
+    wherever their group or session (pi 0.73.1 runs its bash tool detached: setsid)."""
+    found: dict[int, psutil.Process] = {}
+    roots = [leader, *group_members(pgid)]
+    for pid in roots:
+        try:
+            proc = psutil.Process(pid)
+            found.setdefault(pid, proc)
+            for child in proc.children(recursive=True):
+                found.setdefault(child.pid, child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _stop_strays(tracked: dict[int, psutil.Process], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL, tracked descendants that left the group and still run. psutil
+    remembers each one's start time, so a pid reused by someone else is never signalled."""
+
+    def alive() -> list[psutil.Process]:
+        procs = []
+        for proc in tracked.values():
+            try:
+                if proc.pid != os.getpid() and proc.is_running() and proc.status() not in (
+                        psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    procs.append(proc)
+            except psutil.Error:
+                continue
+        return procs
+
+    for method, wait in (("terminate", grace_s), ("kill", KILL_SETTLE_S)):
+        procs = alive()
+        if not procs:
+            return
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                getattr(proc, method)()
+        deadline = time.monotonic() + max(wait, 0.0)
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _stop_all(pgid: int, tracked: dict[int, psutil.Process], grace_s: float) -> None:
+    """The group first, then what escaped it (setsid, detached spawns) but was seen running."""
+    tracked.update(_tree(pgid, pgid))
+    stop_process_group(pgid, grace_s)
+    _stop_strays(tracked, grace_s)
 
 
 # --------------------------------------------------------------------------- pid files
@@ -377,6 +429,7 @@ def run_supervised(
         streamer: _OutputStreamer | None = None
         finished = False
         timed_out = cancelled = False
+        tracked: dict[int, psutil.Process] = {}  # the process tree, as seen so far
         try:
             if writer is not None:
                 writer.start()
@@ -386,6 +439,7 @@ def run_supervised(
                 streamer = _OutputStreamer(output_path, redact, on_output, len(header))
             delay = 0.01
             while not _leader_exited(proc):
+                tracked.update(_tree(pgid, pgid))
                 if streamer is not None:
                     streamer.pump()
                 elapsed = time.monotonic() - start
@@ -398,7 +452,7 @@ def run_supervised(
                 time.sleep(max(0.0, min(delay, timeout_s - elapsed)))
                 delay = min(delay * 2, POLL_MAX_S)
             # Timeout / cancel: stop it. Normal exit: stop what it left running.
-            stop_process_group(pgid, grace_s)
+            _stop_all(pgid, tracked, grace_s)
             returncode = proc.wait()
             if returncode != 0 and cancel_file is not None and Path(cancel_file).exists():
                 cancelled = cancelled or not timed_out  # stopped from outside after a cancel
@@ -409,7 +463,7 @@ def run_supervised(
         finally:
             if not finished:
                 try:
-                    stop_process_group(pgid, grace_s)
+                    _stop_all(pgid, tracked, grace_s)
                 except BaseException:
                     _killpg(pgid, signal.SIGKILL)  # interrupted again: no more grace
                     raise

@@ -86,6 +86,9 @@ class AgentSettings(_Group):
     tool: Literal["none", "pi", "claude", "codex"] = "none"
     timeout_s: float = Field(900, gt=0)
     style_file: Path | None = None
+    # research the speaker, people and works on the web (agents get their web tools);
+    # false = transcript-only notes, for agents without web access
+    research: bool = True
     pi_command: list[str] | None = None
     claude_command: list[str] | None = None
     codex_command: list[str] | None = None

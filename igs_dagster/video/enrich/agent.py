@@ -6,6 +6,7 @@ and any failure restores the original bytes.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
+from igs_dagster.video.enrich import verify
 from igs_dagster.video.enrich.noteedit import (
     SECTIONS,
     SUMMARY_HEADING,
@@ -28,6 +30,8 @@ from igs_dagster.video.enrich.noteedit import (
 from igs_dagster.video.enrich.result import EnrichResult
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
+MODES_FILE = Path(__file__).with_name("prompt_modes.md")  # its research / transcript-only parts
+STYLE_SKILL = "writing-style"  # the style file as a pi skill: <work_dir>/skills/writing-style/
 AGENT_LOG_NAME = "agent-output.log"
 STYLE_MAX_CHARS = 20_000
 
@@ -64,7 +68,50 @@ def check_enriched(before: str, after: str) -> str | None:
     missing = [name for name in SECTIONS if name not in present_sections(after)]
     if missing:
         return f"missing sections: {', '.join(missing)}"
-    return None
+    region = notes.enrichment_region(after) or ""
+    return verify.check_quotes(after, region) or verify.check_links(region)
+
+
+def _mode_texts(research: bool) -> dict[str, str]:
+    """The `=== mode: name ===` parts of prompt_modes.md for this mode."""
+    mode = "research" if research else "transcript"
+    texts: dict[str, str] = {}
+    current: str | None = None
+    for line in MODES_FILE.read_text(encoding="utf-8").splitlines(keepends=True):
+        match = re.match(r"=== (\w+): (\w+) ===\s*$", line)
+        if match:
+            current = match.group(2) if match.group(1) == mode else None
+            if current:
+                texts[current] = ""
+        elif current:
+            texts[current] += line
+    return {key: value.rstrip("\n") for key, value in texts.items()}
+
+
+def read_style(settings: AgentSettings) -> tuple[Path, str] | None:
+    """(path, content) of the user's writing-style file, or None when unset or empty."""
+    if settings.style_file is None:
+        return None
+    style_path = Path(settings.style_file).expanduser()
+    try:
+        content = style_path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PermanentError(f"cannot read agent style_file {style_path}: {err.strerror}") from None
+    content = content.strip()[:STYLE_MAX_CHARS]
+    return (style_path, content) if content else None
+
+
+def write_style_skill(work_dir: Path, style_path: Path, content: str) -> Path:
+    """The style file as an Agent Skills folder (SKILL.md with name + description) for pi."""
+    folder = Path(work_dir) / "skills" / STYLE_SKILL
+    folder.mkdir(parents=True, exist_ok=True)
+    skill = (
+        f"---\nname: {STYLE_SKILL}\ndescription: The user's writing style (from "
+        f"{style_path.name}). Read it before writing any note text and follow it.\n---\n\n"
+        f"{content}\n"
+    )
+    fsutil.atomic_write_text(folder / "SKILL.md", skill)
+    return folder
 
 
 def build_prompt(
@@ -73,24 +120,27 @@ def build_prompt(
     settings: AgentSettings,
     *,
     transcript_path: Path | None = None,
+    style_as_skill: bool = False,
 ) -> str:
-    """The agent prompt from `prompt.md` for this note."""
+    """The agent prompt from `prompt.md` for this note (research or transcript-only mode).
+
+    The writing-style file is appended, or with `style_as_skill` only named: the caller
+    hands it to the CLI as the `writing-style` skill.
+    """
     template = Template(PROMPT_FILE.read_text(encoding="utf-8"))
     style = ""
-    if settings.style_file is not None:
-        style_path = Path(settings.style_file).expanduser()
-        try:
-            content = style_path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise PermanentError(
-                f"cannot read agent style_file {style_path}: {err.strerror}"
-            ) from None
-        content = content.strip()[:STYLE_MAX_CHARS]
-        if content:
-            style = (
-                "## Writing style\n\nWrite the sections following this style guide "
-                f"(from {style_path.name}):\n\n<style>\n{content}\n</style>\n"
-            )
+    found = read_style(settings)
+    if found is not None and style_as_skill:
+        style = (
+            f"## Writing style\n\nWrite the sections following the user's style guide: the "
+            f"`{STYLE_SKILL}` skill. Read its SKILL.md before you write.\n"
+        )
+    elif found is not None:
+        style_path, content = found
+        style = (
+            "## Writing style\n\nWrite the sections following this style guide "
+            f"(from {style_path.name}):\n\n<style>\n{content}\n</style>\n"
+        )
     transcript_line = (
         f"- Transcript with segment times (JSON, read-only): `{Path(transcript_path).resolve()}`"
         if transcript_path
@@ -104,6 +154,7 @@ def build_prompt(
         sections="\n".join(f"## {name}" for name in SECTIONS),
         marker=TRANSCRIPT_MARKER,
         style=style,
+        **_mode_texts(settings.research),
     )
 
 
@@ -150,10 +201,17 @@ def agent_enrich(
         raise PermanentError(f"note {note_path} does not exist")
     before = read_note(note_path)
     region_bounds(before)  # refuse notes without the expected structure up front
-    prompt = build_prompt(note_path, tool, settings, transcript_path=transcript_path)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     command = list(argv) if argv else agent_runner.agent_command(tool, settings)
+    # pi takes skills (`--skill <folder>`): the style file goes as one; the others get it inline
+    style = read_style(settings)
+    as_skill = style is not None and Path(command[0]).name == "pi"
+    if as_skill and style is not None:
+        command += ["--skill", str(write_style_skill(work_dir, *style))]
+    prompt = build_prompt(
+        note_path, tool, settings, transcript_path=transcript_path, style_as_skill=as_skill
+    )
 
     try:
         result = agent_runner.run_agent(
