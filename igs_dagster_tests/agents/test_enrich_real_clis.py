@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner
+from igs_dagster.core import agent_runner, processes
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
@@ -208,17 +208,14 @@ def test_a_breaking_edit_is_restored_byte_for_byte(
 _CMDLINES: dict[int, str] = {}
 
 
-def _cmdline(pid: int, seen: dict[int, int | None]) -> str:
+def _cmdline(pid: int, seen: dict[int, float | None]) -> str:
     return _CMDLINES.get(pid, "")
 
 
-def _alive(pid: int, start: int | None) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return fields[0] not in "ZX" and (start is None or int(fields[19]) == start)
+def _alive(pid: int, start: float | None) -> bool:
+    """Still running, and the same process (same start time), as the kernel says."""
+    info = processes.process_info(pid)
+    return info is not None and not info.exited and (start is None or info.started_at == start)
 
 
 HANGS = {
@@ -239,16 +236,16 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
     original = note.read_bytes()
     server.play(HANGS[tool], default=ms.hang())
     pid_file = tmp_path / "agent.pid"
-    seen: dict[int, int | None] = {}
+    seen: dict[int, float | None] = {}
     done = threading.Event()
 
     def watch() -> None:  # every process of the agent's group, while it runs
         while not done.is_set():
-            data = agent_runner._read_pid_file(pid_file)
+            data = processes.read_pid_file(pid_file)
             if data:
-                for pid, started in agent_runner._descendants(int(data["pgid"])).items():
+                for pid in processes._tree(int(data["pgid"]), int(data["pid"])):
                     if pid not in seen:
-                        seen[pid] = started
+                        seen[pid] = processes.start_time(pid)
                         with contextlib.suppress(OSError):
                             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
                             _CMDLINES[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
