@@ -121,6 +121,22 @@ class _ServerBase:
         if self._own_base:
             shutil.rmtree(self.base, ignore_errors=True)
 
+    def start(self):  # pragma: no cover - each server starts its own way
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # ---------------------------------------------------------------------------------------------
 # asyncssh
@@ -263,16 +279,6 @@ class AsyncsshSftpServer(_ServerBase):
             self._loop.close()
             self._cleanup()
 
-    def __enter__(self) -> AsyncsshSftpServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # ---------------------------------------------------------------------------------------------
 # OpenSSH
@@ -396,12 +402,3 @@ class OpenSshServer(_ServerBase):
         self._kill()
         self._cleanup()
 
-    def __enter__(self) -> OpenSshServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

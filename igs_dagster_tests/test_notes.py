@@ -276,21 +276,9 @@ def test_frontmatter_types() -> None:
     assert meta["published"] == "2026-01-20" and meta["transcribed"] == "2026-11-24"
     assert meta["duration"] == "0:11" and meta["duration_seconds"] == 11
     assert meta["enriched_by"] is None and meta["type"] == "video"
-    assert list(meta) == [
-        "type",
-        "title",
-        "source",
-        "source_url",
-        "video_id",
-        "channel",
-        "published",
-        "duration",
-        "duration_seconds",
-        "archive_path",
-        "transcribed",
-        "enriched_by",
-        "tags",
-    ]
+    assert list(meta) == ["type", "title", "source", "source_url", "video_id", "channel", "published",
+                          "duration", "duration_seconds", "archive_path", "transcribed",
+                          "enriched_by", "tags"]
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from igs_dagster.core.errors import PermanentError
 
@@ -38,15 +40,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file + rename (readers see old or new, never half)."""
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temp file beside `path` that replaces `path` when the
+    block ends without error; on any error the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -54,7 +58,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file + rename (readers see old or new, never half)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -67,20 +77,9 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy `src` to `dst` through a temp file in dst's folder, then rename."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    with atomic_writer(dst) as out, open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out, 1024 * 1024)
+    return Path(dst)
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:

@@ -238,6 +238,12 @@ def _run(
     return result
 
 
+def _run_checks(env: LoopEnv, state: LoopState, prd: Prd, wt: Path, folder: Path) -> list:
+    """The PRD's checks in the worktree, output under `folder`/checks, stopped by a cancel."""
+    return run_checks(prd.checks, wt, folder / "checks", timeout_s=env.check_timeout_s,
+                      env=env.check_env(), cancel_file=cancel_path(env.loops_dir, state.loop_id))
+
+
 def _open_attempt(
     env: LoopEnv, state: LoopState, prd: Prd, story: Story, number: int
 ) -> dict[str, Any]:
@@ -492,14 +498,7 @@ def review(env: LoopEnv, loop_id: str) -> dict[str, Any]:
         if attempt.test_commit is None:
             attempt.notes.append("no test commit: the reviewer changed no test files")
     started = time.monotonic()
-    results = run_checks(
-        prd.checks,
-        wt,
-        folder / "checks",
-        timeout_s=env.check_timeout_s,
-        env=env.check_env(),
-        cancel_file=cancel_path(env.loops_dir, state.loop_id),
-    )
+    results = _run_checks(env, state, prd, wt, folder)
     if is_cancelled(env.loops_dir, state.loop_id):
         _mark_cancelled(env, state)
         raise LoopCancelled(f"loop {loop_id} cancelled while the checks ran")
@@ -652,14 +651,7 @@ def _recheck(env: LoopEnv, state: LoopState, prd: Prd, record: StoryRecord, wt: 
         record.note += "; recheck: its work no longer applies (or is empty)"
         return
     folder = loop_dir(env.loops_dir, state.loop_id) / "stories" / record.id / "recheck"
-    results = run_checks(
-        prd.checks,
-        wt,
-        folder / "checks",
-        timeout_s=env.check_timeout_s,
-        env=env.check_env(),
-        cancel_file=cancel_path(env.loops_dir, state.loop_id),
-    )
+    results = _run_checks(env, state, prd, wt, folder)
     if is_cancelled(env.loops_dir, state.loop_id):
         worktree.reset_hard(wt, before)
         _mark_cancelled(env, state)
