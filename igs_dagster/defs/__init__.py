@@ -1,11 +1,3 @@
 """Dagster wiring only, one folder per pipeline (video/, loop/, system/); the plain logic lives in
 igs_dagster.video, igs_dagster.loop and igs_dagster.core. Every module here is loaded by
 `dg.load_from_defs_folder` (definitions.py): a new asset, job or sensor file needs no list."""
-
-import warnings
-
-import dagster as dg
-
-# Dagster's own sensor decorators pass `owners=None` through a beta-annotated parameter, so every
-# sensor warned at import; we set no owners.
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `owners`")
