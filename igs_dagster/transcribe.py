@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -358,7 +359,8 @@ def _run_faster_whisper(
 
 
 def _load_mlx(model: str) -> Any:
-    """Import mlx_whisper; it loads and caches the model itself on first use (counted here)."""
+    """Import mlx_whisper and load the model into its own cache (`ModelHolder`, which
+    `mlx_whisper.transcribe` uses), so loading is timed as `load_s`, not as transcription."""
     global _LOADS
     try:
         import mlx_whisper
@@ -378,6 +380,18 @@ def _load_mlx(model: str) -> Any:
         )
     with _MODEL_LOCK:
         if model not in _MLX_MODELS:
+            holder = getattr(sys.modules.get("mlx_whisper.transcribe"), "ModelHolder", None)
+            if holder is not None:  # mlx-whisper 0.4.x; otherwise transcribe() loads it
+                import mlx.core as mx
+
+                try:  # float16: what transcribe() asks for by default (fp16=True)
+                    holder.get_model(model, mx.float16)
+                except Exception as err:  # a local folder that is not a loadable model
+                    if not folder.is_dir():
+                        raise  # a hub download: may be transient, let the step retry
+                    raise PermanentError(
+                        f"cannot load MLX model {model}: {_one_line(err)}"
+                    ) from None
             _MLX_MODELS.add(model)
             _LOADS += 1
     return mlx_whisper

@@ -141,6 +141,7 @@ def test_mlx_output_has_faster_whispers_shape(runs, mlx_tiny_en: Path) -> None:
     assert set(info) == set(fw_info)
     assert info["segments"] == len(mlx["segments"]) and info["words"] == len(mlx["text"].split())
     assert runs.mlx.model_loads == runs.faster_whisper.model_loads + 1  # the MLX model, counted
+    assert runs.mlx.load_s > 0  # loaded before transcribing: not counted in elapsed_s and rtf
 
 
 @pytest.mark.slow  # mlx on CPU: ~20 s for the 30 s window (shared by the three)
@@ -160,6 +161,9 @@ def test_not_an_mlx_folder_is_permanent(tmp_path: Path, jfk_wav: Path) -> None:
     (folder / "config.json").write_text("{}")
     cfg = TranscriberSettings(backend="mlx", model=str(folder))
     with pytest.raises(PermanentError, match="is not an MLX Whisper model folder"):
+        transcribe_to_file(jfk_wav, tmp_path / "out" / "t.json", cfg)
+    (folder / "weights.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(PermanentError, match=r"^cannot load MLX model .*empty-model: "):
         transcribe_to_file(jfk_wav, tmp_path / "out" / "t.json", cfg)
     assert not (tmp_path / "out" / "t.json").exists()
 
