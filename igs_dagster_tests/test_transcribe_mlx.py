@@ -60,6 +60,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, jfk_wav: Path, mlx_tiny_en: P
 # --------------------------------------------------------------------------- the converted model
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the Linux test environment's promise")
+def test_linux_test_environment_has_mlx_without_torch() -> None:
+    import importlib.util
+
+    import mlx.core as mx
+
+    assert importlib.util.find_spec("mlx_whisper") is not None
+    assert importlib.util.find_spec("torch") is None  # 5.8 GB of CUDA wheels kept out
+    assert mx.default_device() == mx.cpu
+
+
 def test_converted_folder_is_what_mlx_whisper_loads(mlx_tiny_en: Path) -> None:
     import mlx.core as mx
     from mlx.utils import tree_flatten
