@@ -4,7 +4,9 @@ progress) vs raw faster-whisper (`WhisperModel.transcribe(path)`, segments consu
 file with the same model object and settings, alternating in one process. Also: real-time
 factor and word error rate per decoding setting on realistic speech (espeak-ng reading
 public-domain speeches), real human speech (the JFK sample) and repeated speech (the sample
-looped), from which the defaults are chosen."""
+looped), from which the defaults are chosen. And the two backends on jfk.wav through
+`transcribe_to_file`, warm: faster-whisper (the default) and mlx-whisper on mlx's CPU backend,
+with the bundled tiny.en converted to an MLX folder (`igs_dagster_tests/mlx_model.py`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from bench.common import PYTHON, Record, paired_ratios, run_json, wer
 from bench.context import JFK_TEXT, SAMPLE_MP4, Context
+
+JFK_WAV = Path(__file__).resolve().parent.parent / "igs_dagster_tests/fixtures/media/jfk.wav"
 
 # decoding settings compared (faster-whisper arguments); the first is the project default.
 # "only": the clips a setting is tried on (VAD and float32 say nothing about repetition).
@@ -59,6 +63,9 @@ def run(ctx: Context) -> Record:
         "clips": clips,
         "settings": {k: SETTINGS[k] for k in (QUICK_SETTINGS if ctx.quick else SETTINGS)},
         "out": str(ctx.folder("fig2")),
+        # backends on jfk.wav: quick mode does one run each with no warm-up (the path works)
+        "backends": {"runs": 1 if ctx.quick else max(ctx.runs, 3), "warm_up": not ctx.quick,
+                     "mlx_cache": str(ctx.cache / "mlx-models")},
     }
     spec_path = ctx.work / "fig2" / "spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -82,7 +89,22 @@ def run(ctx: Context) -> Record:
     for clip, row in d.items():
         rec.note(f"default on {clip}: RTF {row['rtf']:.3f}, WER {row['wer']:.1%}, "
                  f"fallback windows {row['fallback_windows']}")
+    rec.note(_backends_note(out["backends"]))
     return rec
+
+
+def _backends_note(b: dict) -> str:
+    if "skipped" in b:
+        return f"mlx backend: not measured ({b['skipped']})"
+    fw, mlx = b["faster-whisper"], b["mlx"]
+    return (
+        f"backends on jfk.wav (11 s) through transcribe_to_file, {'warm, ' if b['warm_up'] else ''}"
+        f"median of {b['runs']}: faster-whisper (tiny.en int8, beam 5) RTF {fw['rtf_median']:.3f}, "
+        f"mlx-whisper on mlx's CPU backend (tiny.en converted, float16, greedy) RTF "
+        f"{mlx['rtf_median']:.3f} ({mlx['rtf_median'] / fw['rtf_median']:.1f}× faster-whisper's); "
+        f"CPU seconds per audio second {fw['cpu_rtf_median']:.3f} vs {mlx['cpu_rtf_median']:.3f}; "
+        f"WER {fw['wer']:.1%} vs {mlx['wer']:.1%}"
+    )
 
 
 # ---- the child process: one model object for both sides --------------------------------
@@ -162,7 +184,44 @@ def child(spec: dict) -> dict:
         "raw_wer": round(wer(ab["text"], texts["raw"]), 4),
         "device": device, "compute_type": compute_type, "beam_size": cfg.beam_size,
         "vad_filter": cfg.vad_filter, "sweep": sweep,
+        "backends": _backends(spec["backends"], out_dir),
     }
+
+
+def _backends(spec: dict, out_dir: Path) -> dict:
+    """jfk.wav through `transcribe_to_file` with each backend, alternating; RTF per run
+    (transcription only: `transcribe_to_file` excludes model loading from `rtf`)."""
+    from igs_dagster import transcribe
+    from igs_dagster.settings import TranscriberSettings
+
+    try:
+        import mlx_whisper  # noqa: F401
+    except ImportError:
+        return {"skipped": "mlx-whisper is not installed (uv sync installs the mlx-test group)"}
+    from igs_dagster_tests.mlx_model import bundled_tiny_en_mlx
+
+    folder = bundled_tiny_en_mlx(Path(spec["mlx_cache"]))
+    cfgs = {"faster-whisper": TranscriberSettings(backend="faster-whisper"),
+            "mlx": TranscriberSettings(backend="mlx", model=str(folder))}
+    if spec["warm_up"]:
+        for name, cfg in cfgs.items():
+            transcribe.transcribe_to_file(JFK_WAV, out_dir / f"warm-{name}.json", cfg)
+    rtf: dict[str, list[float]] = {name: [] for name in cfgs}
+    cpu_rtf: dict[str, list[float]] = {name: [] for name in cfgs}  # CPU s (all threads) per s
+    text: dict[str, str] = {}
+    for i in range(spec["runs"]):
+        for name in (cfgs if i % 2 == 0 else reversed(list(cfgs))):
+            cpu = time.process_time()
+            info = transcribe.transcribe_to_file(JFK_WAV, out_dir / f"{name}-{i}.json", cfgs[name])
+            cpu_rtf[name].append(round((time.process_time() - cpu) / info.duration, 4))
+            rtf[name].append(info.rtf)
+            text[name] = transcribe.load_transcript(info.path)["text"]
+    print(f"backends: {json.dumps(rtf)} cpu {json.dumps(cpu_rtf)}", file=sys.stderr, flush=True)
+    return {"runs": spec["runs"], "warm_up": spec["warm_up"], "mlx_model": str(folder),
+            **{name: {"rtf": rtf[name], "rtf_median": statistics.median(rtf[name]),
+                      "cpu_rtf": cpu_rtf[name], "cpu_rtf_median": statistics.median(cpu_rtf[name]),
+                      "wer": round(wer(JFK_TEXT, text[name]), 4), "text": text[name]}
+               for name in cfgs}}
 
 
 def _duration(path: str) -> float:

@@ -14,7 +14,7 @@ lib_version=$(awk '/^name = "dagster-postgres"$/ {getline; gsub(/[^0-9.]/, ""); 
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-uv export --frozen --no-dev --no-hashes --no-emit-project --no-header -o "$tmp/lock.txt" >/dev/null
+uv export --frozen --no-default-groups --no-hashes --no-emit-project --no-header -o "$tmp/lock.txt" >/dev/null
 
 printf 'dagster-docker==%s\ndagster-k8s==%s\n' "$lib_version" "$lib_version" > "$tmp/deploy.in"
 printf "nvidia-cublas-cu12>=12.4,<13 ; sys_platform == 'linux'\nnvidia-cudnn-cu12>=9,<10 ; sys_platform == 'linux'\n" > "$tmp/cuda.in"

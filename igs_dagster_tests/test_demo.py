@@ -22,6 +22,8 @@ def test_demo_prints_note_path_and_is_idempotent(tmp_path):
     text = note.read_text()
     assert "ask not what your country can do for you" in text.lower()
     assert "## Executive Summary" in text and "enriched_by: builtin" in text
+    # the transcript step says which backend and model run (and, on a Mac, how to pick mlx)
+    assert "transcriber: faster-whisper with the bundled tiny.en model" in first.stderr
     before = note.read_bytes()
     daily = next((env.vault / "Daily").glob("*.md"))
 

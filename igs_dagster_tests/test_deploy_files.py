@@ -295,7 +295,8 @@ def test_dockerfile_installs_from_the_lock():
     assert "COPY pyproject.toml uv.lock" in text
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     syncs = re.findall(r"uv sync[^\n]*", code)
-    assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs)
+    # --no-default-groups: neither dev nor the Linux mlx-test group goes into the image
+    assert syncs and all("--frozen" in s and "--no-default-groups" in s for s in syncs)
     assert re.search(r'pip install[^\n]*"uv==\$\{UV_VERSION\}"', text)  # uv itself from PyPI
     assert "--require-hashes -r docker/requirements-deploy.txt" in text
     assert "--require-hashes -r docker/requirements-cuda.txt" in text

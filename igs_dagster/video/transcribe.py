@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -125,11 +126,36 @@ def resolve_model(model: str, backend: str) -> str:
     return model
 
 
-def _plan(cfg: TranscriberSettings) -> tuple[Backend, str]:
-    backend = resolve_backend(cfg.backend)
+def _plan(
+    cfg: TranscriberSettings, *, system: str | None = None, machine: str | None = None
+) -> tuple[Backend, str]:
+    backend = resolve_backend(cfg.backend, system=system, machine=machine)
     if cfg.backend == "auto" and cfg.model.strip() == "bundled":
         backend = "faster-whisper"  # the bundled model only exists for faster-whisper
     return backend, resolve_model(cfg.model, backend)
+
+
+MLX_MODEL_HINT = "mlx-community/whisper-large-v3-turbo"
+
+
+def describe_plan(
+    cfg: TranscriberSettings, *, system: str | None = None, machine: str | None = None
+) -> str:
+    """One line saying which backend and model will run; on Apple Silicon with the default
+    (bundled) model it also says how to switch to mlx-whisper, which the default cannot use."""
+    backend, model = _plan(cfg, system=system, machine=machine)
+    bundled = cfg.model.strip() == "bundled"
+    line = f"transcriber: {backend} with " + (
+        f"the bundled tiny.en model ({model})" if bundled else f"model {model}"
+    )
+    on_apple_silicon = resolve_backend("auto", system=system, machine=machine) == "mlx"
+    if on_apple_silicon and backend == "faster-whisper" and cfg.backend == "auto" and bundled:
+        line += (
+            "; on Apple Silicon mlx-whisper is faster and more accurate: set "
+            f"IGS_TRANSCRIBER__MODEL={MLX_MODEL_HINT} (or model under [transcriber] in "
+            "config.toml) to use it; the model is downloaded from Hugging Face once, ~1.6 GB"
+        )
+    return line
 
 
 # --------------------------------------------------------------------------- audio
@@ -329,7 +355,8 @@ def _run_faster_whisper(
 
 
 def _load_mlx(model: str) -> Any:
-    """Import mlx_whisper; it loads and caches the model itself on first use (counted here)."""
+    """Import mlx_whisper and load the model into its own cache (`ModelHolder`, which
+    `mlx_whisper.transcribe` uses), so loading is timed as `load_s`, not as transcription."""
     global _LOADS
     try:
         import mlx_whisper
@@ -338,8 +365,29 @@ def _load_mlx(model: str) -> Any:
             "backend mlx needs the mlx-whisper package (Apple Silicon macOS only); "
             "set IGS_TRANSCRIBER__BACKEND=faster-whisper"
         ) from None
+    folder = Path(model)
+    if folder.is_dir() and not (
+        (folder / "config.json").is_file()
+        and any((folder / name).is_file() for name in ("weights.safetensors", "weights.npz"))
+    ):
+        raise PermanentError(
+            f"{model} is not an MLX Whisper model folder "
+            "(needs config.json and weights.safetensors or weights.npz)"
+        )
     with _MODEL_LOCK:
         if model not in _MLX_MODELS:
+            holder = getattr(sys.modules.get("mlx_whisper.transcribe"), "ModelHolder", None)
+            if holder is not None:  # mlx-whisper 0.4.x; otherwise transcribe() loads it
+                import mlx.core as mx
+
+                try:  # float16: what transcribe() asks for by default (fp16=True)
+                    holder.get_model(model, mx.float16)
+                except Exception as err:  # a local folder that is not a loadable model
+                    if not folder.is_dir():
+                        raise  # a hub download: may be transient, let the step retry
+                    raise PermanentError(
+                        f"cannot load MLX model {model}: {_one_line(err)}"
+                    ) from None
             _MLX_MODELS.add(model)
             _LOADS += 1
     return mlx_whisper

@@ -129,6 +129,7 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
         else:
             # every 5 %, not every 15 s: a long transcription adds no more log lines to the
             # instance than a short one (bench figure 4)
+            context.log.info(transcribe.describe_plan(settings.transcriber))
             progress = ProgressLog(context.log, "transcribe", every_pct=5, every_s=float("inf"))
             info = transcribe.transcribe_to_file(
                 Path(video_download["video_path"]), out, settings.transcriber,
