@@ -191,8 +191,8 @@ def child(spec: dict) -> dict:
 def _backends(spec: dict, out_dir: Path) -> dict:
     """jfk.wav through `transcribe_to_file` with each backend, alternating; RTF per run
     (transcription only: `transcribe_to_file` excludes model loading from `rtf`)."""
-    from igs_dagster import transcribe
-    from igs_dagster.settings import TranscriberSettings
+    from igs_dagster.core.settings import TranscriberSettings
+    from igs_dagster.video import transcribe
 
     try:
         import mlx_whisper  # noqa: F401

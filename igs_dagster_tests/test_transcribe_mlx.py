@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from igs_dagster import transcribe
-from igs_dagster.errors import PermanentError
-from igs_dagster.settings import TranscriberSettings
-from igs_dagster.transcribe import describe_plan, load_transcript, transcribe_to_file
+from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.settings import TranscriberSettings
+from igs_dagster.video import transcribe
+from igs_dagster.video.transcribe import describe_plan, load_transcript, transcribe_to_file
 from igs_dagster_tests import mlx_model
 from igs_dagster_tests.media import JFK_TEXT
 

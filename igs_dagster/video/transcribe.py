@@ -386,7 +386,7 @@ def _load_mlx(model: str) -> Any:
                     if not folder.is_dir():
                         raise  # a hub download: may be transient, let the step retry
                     raise PermanentError(
-                        f"cannot load MLX model {model}: {_one_line(err)}"
+                        f"cannot load MLX model {model}: {one_line(err, 300)}"
                     ) from None
             _MLX_MODELS.add(model)
             _LOADS += 1
