@@ -13,8 +13,10 @@
   (Dagster's) is left alone: it raises in the caller's thread and the same cleanup runs.
 - `pid_file` records the group while it runs, so another process (`igs loop cancel`, or a
   retried step after the runner was SIGKILLed) can stop it with `kill_from_pid_file`.
-- API keys pass through the environment only. Values of secret-looking variables are
-  redacted from the tail, `to_json()`, `on_output` chunks and the stored output file.
+- API keys pass through the environment only, and only the agent's own (`redact.child_env`:
+  an allowlist plus the keys the chosen agent needs; never the API token). Values of
+  secret-looking variables are redacted from the tail, `to_json()`, `on_output` chunks and
+  the stored output file.
 
 No dagster import here: assets call this module.
 """
@@ -29,6 +31,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,15 +41,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from igs_dagster.errors import PermanentError
-from igs_dagster.fsutil import atomic_write_bytes, atomic_write_json
+from igs_dagster.fsutil import (
+    FILE_MODE,
+    TEMP_PREFIX,
+    atomic_write_bytes,
+    atomic_write_json,
+    private_dir,
+)
 from igs_dagster.redact import Redactor, redactor
+from igs_dagster.redact import child_env as least_env
 
 if TYPE_CHECKING:
     from igs_dagster.settings import AgentSettings
 
 TAIL_CHARS = 2048
 POLL_MAX_S = 0.2  # cancel_file / exit polling period once the run is under way
-_REDACT_FILE_MAX_BYTES = 64 * 1024 * 1024
 _KILL_SETTLE_S = 5.0  # how long to wait for SIGKILLed processes to disappear
 
 # Default argv per tool. The prompt is never an argument: it is written to stdin.
@@ -369,22 +378,48 @@ class _OutputStreamer:
         self._file.close()
 
 
-def _redact_file(path: Path, redact: Redactor) -> None:
-    """Rewrite the stored output without secrets (only when one actually appears)."""
+def redact_file(path: Path, redact: Redactor) -> None:
+    """Rewrite a stored output without secrets (only when one actually appears), streaming:
+    any size, a secret split across read chunks is still found. Written 0600, atomically."""
     if not redact:
         return
+    path = Path(path)
     try:
-        if path.stat().st_size > _REDACT_FILE_MAX_BYTES:
+        with open(path, "rb") as handle:
+            found = False
+            keep = b""
+            while chunk := handle.read(1 << 20):
+                if redact.contains_secret(keep + chunk):
+                    found = True
+                    break
+                keep = chunk[-redact.max_bytes:]
+        if not found:
             return
-        data = path.read_bytes()
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+            pending = ""
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    safe, pending = redact.split_safe(pending + decoder.decode(chunk))
+                    out.write(safe.encode("utf-8", "surrogateescape"))
+                rest = redact(pending + decoder.decode(b"", final=True))
+                out.write(rest.encode("utf-8", "surrogateescape"))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError:
         return
-    if redact.contains_secret(data):
-        text = redact(data.decode("utf-8", "surrogateescape"))
-        atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
-def _read_tail(path: Path, redact: Redactor, chars: int = TAIL_CHARS) -> str:
+_redact_file = redact_file
+
+
+def read_tail(path: Path, redact: Redactor, chars: int = TAIL_CHARS) -> str:
     # Read a margin before the window so a secret straddling its start is still matched.
     want = chars * 4 + redact.max_bytes + 4
     try:
@@ -395,6 +430,9 @@ def _read_tail(path: Path, redact: Redactor, chars: int = TAIL_CHARS) -> str:
     except OSError:
         return ""
     return redact(data.decode("utf-8", "replace"))[-chars:]
+
+
+_read_tail = read_tail
 
 
 def _write_pid_file(pid_file: Path, proc: subprocess.Popen[bytes], tool: str) -> None:
@@ -445,14 +483,13 @@ def run_agent(
     cwd = Path(cwd)
     if not cwd.is_dir():
         raise PermanentError(f"agent working folder {cwd} does not exist")
-    child_env = dict(os.environ)
-    if env:
-        child_env.update(env)
-    redact = redactor(child_env)
+    # least environment: the allowlist plus this agent's keys, never the API token
+    child_env = least_env(tool, env)
+    redact = redactor({**os.environ, **child_env})
     shown_argv = redact.argv(command)
     executable = _resolve_executable(tool, command[0], child_env)
     output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(output_path.parent)
     pid_file = Path(pid_file) if pid_file is not None else None
     cancel_file = Path(cancel_file) if cancel_file is not None else None
     if pid_file is not None and pid_file.exists():

@@ -5,6 +5,10 @@ own process group, with a timeout; its output goes to a file. The loop's cancel 
 running check within POLL_S seconds. A check the PRD leaves out is
 reported as "not configured"; a command that cannot be started (missing program, not
 executable) FAILS with that reason: it never counts as not configured.
+
+The commands are code from the PRD, run with the service's rights: they get the least
+environment (`redact.child_env`, no API token, no provider keys), and their log is redacted
+whole (0600, in a 0700 folder) before its tail is taken for feedback and prompts.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from igs_dagster.agent_runner import stop_process_group
+from igs_dagster.agent_runner import read_tail, redact_file, stop_process_group
+from igs_dagster.fsutil import FILE_MODE, private_dir
 from igs_dagster.loop.prd import CHECK_NAMES, Checks
-from igs_dagster.redact import redact
+from igs_dagster.redact import child_env, redactor
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 2.0
@@ -55,16 +60,11 @@ class CheckResult(BaseModel):
         return f"{self.name}: {self.status} ({self.reason}, {self.duration_s:.1f} s)"
 
 
-def _tail(path: Path, chars: int = TAIL_CHARS) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - chars * 4))
-            data = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return redact(data[-chars:])
+def _tail(path: Path, env: Mapping[str, str], chars: int = TAIL_CHARS) -> str:
+    """The end of a check's log, after the whole log was redacted (no secret split at the cut)."""
+    redact = redactor({**os.environ, **env})
+    redact_file(path, redact)
+    return read_tail(path, redact, chars)
 
 
 def run_check(
@@ -79,8 +79,9 @@ def run_check(
 ) -> CheckResult:
     if not command:
         return CheckResult(name=name, status="not configured", reason="not configured")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     output_path = out_dir / f"{name}.log"
+    run_env = child_env(None, env)  # `env`: extra variables on top of the least environment
     argv = shlex.split(command)
     started = time.monotonic()
 
@@ -92,11 +93,13 @@ def run_check(
             returncode=returncode,
             duration_s=round(time.monotonic() - started, 3),
             output_path=str(output_path),
-            tail=_tail(output_path),
+            tail=_tail(output_path, run_env),
             reason=reason,
         )
 
-    with open(output_path, "wb") as out:
+    fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    with os.fdopen(fd, "wb") as out:
         out.write(f"$ {command}\n".encode())
         out.flush()
         try:
@@ -106,7 +109,7 @@ def run_check(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
+                env=run_env,
                 start_new_session=True,
             )
         except FileNotFoundError:

@@ -21,7 +21,6 @@ finds its own commit by its message marker and does not run the agent or commit 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +72,7 @@ from igs_dagster.loop.state import (
     utc_now,
 )
 from igs_dagster.loop.summary import write_summary
+from igs_dagster.redact import child_env
 from igs_dagster.settings import AgentSettings
 
 PROGRESS = progress.PROGRESS_FILE
@@ -100,9 +100,8 @@ class LoopEnv:
         return self.agent_timeout_s or self.agent.timeout_s
 
     def check_env(self) -> dict[str, str]:
-        merged = dict(os.environ)
-        merged.update(self.env or {})
-        return merged
+        """Check commands run the PRD's code: the allowlisted environment, no secrets."""
+        return child_env(None, self.env)
 
 
 # ---- shared helpers -----------------------------------------------------------------------
