@@ -59,7 +59,7 @@ import yaml
 
 from igs_dagster import fsutil
 from igs_dagster.errors import PermanentError
-from igs_dagster.inert import clean_line, md_inline
+from igs_dagster.inert import clean, clean_line, md_inline
 from igs_dagster.video_ids import slugify
 
 VIDEOS_DIR = ("Resources", "videos")
@@ -327,11 +327,11 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     known = inp.duration is not None and inp.duration > 0
     meta: dict[str, Any] = {
         "type": "video",
-        "title": clean_line(inp.title),
+        "title": clean(inp.title),  # no control characters; one line
         "source": inp.source_label,
-        "source_url": clean_line(inp.source_url) or None,
+        "source_url": clean(inp.source_url) or None,
         "video_id": inp.video_id,
-        "channel": clean_line(inp.channel) or None,
+        "channel": clean(inp.channel) or None,
         "published": published or None,
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,

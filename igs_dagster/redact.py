@@ -103,7 +103,8 @@ _BASE_ALLOW = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
     "PWD", "COLORTERM", "NO_COLOR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
-    "HTTPS_PROXY", "NO_PROXY", "VIRTUAL_ENV", "UV_CACHE_DIR", "UV_PYTHON",
+    "HTTPS_PROXY", "NO_PROXY", "VIRTUAL_ENV", "UV_CACHE_DIR", "UV_PYTHON", "PYTHONPATH",
+    "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONDONTWRITEBYTECODE",
 )
 _BASE_ALLOW_PREFIXES = ("LC_", "XDG_")
 # what each agent CLI reads: provider keys, base URLs and its own configuration
