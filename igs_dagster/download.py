@@ -168,7 +168,11 @@ class _Logger:
     """Sends yt-dlp's messages to Python logging below WARNING, so nothing reaches stderr;
     its errors surface as the exception this module raises."""
 
+    too_large = False  # yt-dlp skipped a file whose declared size is over `max_filesize`
+
     def debug(self, msg: str) -> None:
+        if "larger than max-filesize" in str(msg):
+            self.too_large = True
         log.debug("yt-dlp: %s", msg)
 
     def warning(self, msg: str) -> None:
@@ -194,6 +198,7 @@ class _ProgressRelay:
     ) -> None:
         self.callback = callback
         self.max_bytes = max_bytes
+        self.logger = _Logger()
         self.finished_bytes = 0
         self.best = 0.0
         self.last_percent = -100.0
@@ -234,7 +239,7 @@ def _mb(size: int) -> str:
 def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
     return {
         "max_filesize": relay.max_bytes,
-        "logger": _Logger(),
+        "logger": relay.logger,
         "quiet": True,
         "noprogress": True,
         "color": "no_color",
@@ -316,16 +321,18 @@ def _recorded(dest_dir: Path) -> DownloadResult | None:
     return None
 
 
-def _result(info: dict, dest_dir: Path, url: str, max_bytes: int | None = None) -> DownloadResult:
+def _result(
+    info: dict, dest_dir: Path, url: str, max_bytes: int | None = None, too_large: bool = False
+) -> DownloadResult:
     if info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]
         if not entries:
             raise PermanentError(f"download failed: no video found at {url}")
         info = entries[0]
-    video_path = Path(info["requested_downloads"][0]["filepath"])
+    downloads = info.get("requested_downloads") or [{}]
+    video_path = Path(downloads[0].get("filepath") or dest_dir / "missing")
     if video_path.parent != dest_dir or not video_path.is_file():
-        declared = info.get("filesize") or info.get("filesize_approx") or 0
-        if max_bytes is not None and declared > max_bytes:  # yt-dlp skipped it (max_filesize)
+        if max_bytes is not None and too_large:  # yt-dlp skipped it (max_filesize)
             raise PermanentError(
                 f"download failed: the video is larger than the {_mb(max_bytes)} limit "
                 "(IGS_MAX_DOWNLOAD_MB)"
@@ -409,7 +416,7 @@ def download_video(
             if _is_permanent(err):
                 raise PermanentError(f"download failed: {_first_line(err)}") from err
             raise TransientDownloadError(f"download failed: {_first_line(err)}") from err
-        result = _result(info, dest_dir, url, max_bytes)
+        result = _result(info, dest_dir, url, max_bytes, relay.logger.too_large)
     except BaseException:
         # nothing is resumed (the next attempt starts clean), so a failed attempt leaves nothing
         # half-written behind; on a full disk that also gives the space back
