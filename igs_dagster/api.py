@@ -10,16 +10,27 @@ start without a token. A malformed event gets a 4xx with the reason and nothing 
     202 queued {event_id, name, key, message, known}   200 system.log written at once
 
 `GET /health` (no token) answers `{"ok": true}` for container health checks.
+
+It stays up under abuse: a client must send its whole request (headers and body) within
+REQUEST_TIMEOUT_S of connecting (or of its previous response) or it is dropped; idle
+keep-alive connections close after KEEP_ALIVE_S; at most MAX_CONNECTIONS are served at once
+(503 beyond) and at most MAX_INTAKE_THREADS events are checked at the same time; the open-file
+limit is raised to its hard limit at start. `loop.start` is refused unless
+IGS_LOOP__API_ENABLED is set: with it, the token can run code (the PRD's checks).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+import resource
 import socket
 
+import anyio
+import h11
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -31,6 +42,11 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.intake import accept
 
 MIN_TOKEN_CHARS = 16
+REQUEST_TIMEOUT_S = 10.0  # whole request (headers + body) from a slow or idle client
+KEEP_ALIVE_S = 5
+MAX_CONNECTIONS = 1024
+MAX_INTAKE_THREADS = 8
+MAX_HEADER_BYTES = 16 * 1024
 log = logging.getLogger("igs.api")
 
 
@@ -57,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     limit = settings.api.max_body_bytes
 
     expected_digest = hashlib.sha256(expected).digest()
+    intake_limiter = anyio.CapacityLimiter(MAX_INTAKE_THREADS)
 
     def authorized(request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -96,7 +113,9 @@ def create_app(settings: Settings) -> Starlette:
             return _error(400, 'body must be a JSON object {"name": ..., "data": {...}}')
         try:
             event = parse_event(raw)
-            accepted = await run_in_threadpool(accept, event, settings)
+            accepted = await anyio.to_thread.run_sync(
+                functools.partial(accept, event, settings, origin="api"), limiter=intake_limiter
+            )
         except PermanentError as err:
             return _error(422, str(err))
         except Exception:  # noqa: BLE001 - a 500 with no internals; the log has the traceback
@@ -118,10 +137,73 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0 = any free port); SettingsError with one line if it fails."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=128)
+        return socket.create_server((host, port), family=family, backlog=1024)
     except (OSError, OverflowError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise SettingsError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def _guarded_h11():
+    """uvicorn's h11 protocol with a request deadline: uvicorn itself only times out idle
+    keep-alive connections after a response, never a client that connects and sends nothing,
+    or sends its headers or body a byte at a time."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        request_timeout_s = REQUEST_TIMEOUT_S
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._deadline: asyncio.TimerHandle | None = None
+            super().connection_made(transport)
+            self._watch()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel()
+            super().connection_lost(exc)
+
+        def _cancel(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _watch(self) -> None:
+            """Armed while the client still owes us request bytes, cancelled once it is done."""
+            receiving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+            if receiving and not self.transport.is_closing():
+                if self._deadline is None:
+                    self._deadline = self.loop.call_later(self.request_timeout_s, self._drop)
+            else:
+                self._cancel()
+
+        def _drop(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                log.warning("dropped a client that sent no complete request in %gs",
+                            self.request_timeout_s)
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def raise_file_limit(wanted: int = 65536) -> int:
+    """Raise this process's soft open-file limit towards its hard limit; return the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
@@ -134,5 +216,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     actual_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"igs api: listening on http://{shown}:{actual_port} (POST /events, GET /health)", flush=True)
-    config = uvicorn.Config(app, log_level="info", server_header=False, date_header=False)
+    raise_file_limit()
+    config = uvicorn.Config(
+        app, log_level="info", server_header=False, date_header=False,
+        http=_guarded_h11(), limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES, backlog=1024,
+    )
     uvicorn.Server(config).run(sockets=[sock])

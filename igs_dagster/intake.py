@@ -9,10 +9,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from filelock import FileLock
 
-from igs_dagster.core import system_log
+from igs_dagster.core import fsutil, system_log
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import (
     ContentSummarize,
@@ -28,6 +29,7 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.video.ids import is_partition_key, parse_source, text_key, youtube_id
 
 MAX_NOTE_BYTES = 10 * 1024 * 1024
+Origin = Literal["cli", "api"]
 
 
 @dataclass(frozen=True)
@@ -83,18 +85,14 @@ def note_video_id(note: Path, settings: Settings, queue: EventQueue | None = Non
     path = (note if note.is_absolute() else vault / note).resolve()
     if vault not in path.parents:
         raise PermanentError(f"note {note} is not inside the vault {settings.vault_dir}")
-    if not path.exists():
-        raise PermanentError(f"note {note} does not exist")
-    if not path.is_file() or path.suffix.lower() != ".md":
+    if path.suffix.lower() != ".md":
         raise PermanentError(f"note {note} is not a Markdown (.md) file")
+    # no blocking on a FIFO, no reading /dev/zero, one line whether or not it exists
+    data = fsutil.read_regular_file(path, MAX_NOTE_BYTES, f"note {note}")
     try:
-        if path.stat().st_size > MAX_NOTE_BYTES:
-            raise PermanentError(f"note {note} is larger than {MAX_NOTE_BYTES // (1024 * 1024)} MiB")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PermanentError(f"note {note} is not UTF-8 text") from None
-    except OSError as err:
-        raise PermanentError(f"note {note} cannot be read: {err.strerror or err}") from None
     try:
         meta, _ = split_frontmatter(text)
     except PermanentError as err:
@@ -117,23 +115,73 @@ def _loops_lock(loops_dir: Path) -> FileLock:
     return FileLock(loops_dir / ".intake.lock")
 
 
-def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -> Accepted:
+def loop_roots(settings: Settings, origin: Origin) -> list[Path]:
+    """Folders a loop's project and PRD must be under: the configured roots; from the CLI,
+    the user's home folder when none are configured; over HTTP, none then."""
+    roots = list(settings.loop.roots)
+    if not roots and origin == "cli":
+        roots = [Path.home()]
+    return [root.resolve() for root in roots]
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def loop_path(path: Path, settings: Settings, origin: Origin, what: str) -> Path:
+    """`path` resolved (symlinks followed) if it lies under a loop root and outside the data
+    folder and the vault (the API writes there); else one line that says nothing about
+    whether the path exists."""
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        if origin == "api":
+            raise PermanentError(f"loop.start {what} must be an absolute path")
+        given = given.absolute()
+    resolved = given.resolve()
+    roots = loop_roots(settings, origin)
+    forbidden = (settings.data_dir.resolve(), settings.vault_dir.resolve())
+    if not any(_within(resolved, root) for root in roots) or any(
+        _within(resolved, folder) for folder in forbidden
+    ):
+        where = ", ".join(str(r) for r in roots) or "none configured"
+        raise PermanentError(
+            f"loop.start {what} is not under the loop roots ({where}; IGS_LOOP__ROOTS), "
+            "or lies in the data folder or the vault"
+        )
+    return resolved
+
+
+def accept_loop_start(
+    event: LoopStart, settings: Settings, queue: EventQueue, origin: Origin = "cli"
+) -> Accepted:
     """Validate a coding-loop start now (PRD: file, field and reason; the project is a git
     repository with a commit; tool overrides name real stories/kinds), refuse a second active
     loop on the same project, create the loop's `queued` record and queue the event with the
-    loop id as its key. The first run (`loop_start_sensor`) starts the queued record."""
+    loop id as its key. The first run (`loop_start_sensor`) starts the queued record.
+
+    A loop runs the PRD's check commands as code: over HTTP only with `IGS_LOOP__API_ENABLED`,
+    and the project and PRD must be under the loop roots (`loop_path`)."""
     from igs_dagster.loop import worktree
     from igs_dagster.loop.planner import check_overrides, story_kind
     from igs_dagster.loop.prd import load_prd
     from igs_dagster.loop.state import list_loops, loop_dir, new_loop, new_loop_id
 
+    if origin == "api" and not settings.loop.api_enabled:
+        raise PermanentError(
+            "loop.start is disabled over HTTP (it runs the PRD's commands as code); "
+            "enable it with IGS_LOOP__API_ENABLED=true"
+        )
     data = event.data
-    prd = load_prd(data.prd)
-    project = worktree.repo_root(data.project).resolve()
+    prd_path = loop_path(data.prd, settings, origin, "prd")
+    project_path = loop_path(data.project, settings, origin, "project")
+    prd = load_prd(prd_path, settings.loop.max_prd_bytes)
+    if not project_path.is_dir():
+        raise PermanentError("loop.start project is not a folder under the loop roots")
+    project = loop_path(worktree.repo_root(project_path).resolve(), settings, origin, "project")
     if worktree.git(project, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode:
         raise PermanentError(f"project {project} has no commits yet: nothing to branch from")
     check_overrides(data.tools, prd)
-    data = data.model_copy(update={"project": project, "prd": data.prd.resolve()})
+    data = data.model_copy(update={"project": project, "prd": prd_path})
     with _loops_lock(settings.loops_dir):
         for other in list_loops(settings.loops_dir):
             if other.status in ("queued", "running") and Path(other.project) == project:
@@ -165,8 +213,12 @@ def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -
     )
 
 
-def accept(event: Event, settings: Settings, queue: EventQueue | None = None) -> Accepted:
-    """Validate and queue `event`; raise PermanentError (nothing written) if it's unusable."""
+def accept(
+    event: Event, settings: Settings, queue: EventQueue | None = None, origin: Origin = "cli"
+) -> Accepted:
+    """Validate and queue `event`; raise PermanentError (nothing written) if it's unusable.
+
+    `origin`: "api" for `POST /events` (stricter: no loops unless enabled, absolute paths)."""
     queue = queue or EventQueue(settings.queue_db)
     if isinstance(event, SystemLog):
         d = event.data
@@ -177,7 +229,7 @@ def accept(event: Event, settings: Settings, queue: EventQueue | None = None) ->
         event_id = queue.put(event, key=key)
         return Accepted(event_id, event.name, key, f"queued enrichment of {key}")
     if isinstance(event, LoopStart):
-        return accept_loop_start(event, settings, queue)
+        return accept_loop_start(event, settings, queue, origin)
     source = source_for(event, settings)
     assert source is not None
     if source.kind == "text":

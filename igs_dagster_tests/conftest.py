@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,8 @@ def _session_igs_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     base = tmp_path_factory.mktemp("igs-session")
     os.environ["IGS_DATA_DIR"] = str(base / "data")
     os.environ["IGS_VAULT_DIR"] = str(base / "vault")
+    # test projects and PRDs live in temp folders: make them the loop roots (issue 10)
+    os.environ["IGS_LOOP__ROOTS"] = json.dumps([tempfile.gettempdir()])
     yield
 
 

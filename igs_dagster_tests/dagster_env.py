@@ -4,10 +4,12 @@ one set of IGS_* folders through the environment."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +39,8 @@ class DagsterEnv:
             "IGS_VAULT_DIR": str(root / "vault"),
             "DAGSTER_HOME": str(root / "data" / "dagster_home"),
             "PYTHONUNBUFFERED": "1",
+            # test projects and PRDs live in temp folders: the loop roots (issue 10)
+            "IGS_LOOP__ROOTS": json.dumps([tempfile.gettempdir()]),
             **extra_env,
         })
         deployment = cls(root, env)

@@ -494,19 +494,19 @@ def test_env_secrets_are_redacted_from_tail_json_output_and_stream(
 ):
     secret = "sk-test-0123456789abcdefXYZ"
     token = "tok-9876543210-zyxwvu"
-    monkeypatch.setenv("FAKE_API_KEY", secret)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
     agent = make_agent(
         tmp_path,
         "leaky",
         """
         import os, sys, time
         sys.stdin.read()
-        print("key is", os.environ["FAKE_API_KEY"], flush=True)
+        print("key is", os.environ["OPENAI_API_KEY"], flush=True)
         print("token is", os.environ["OTHER_TOKEN"], flush=True)
-        half = len(os.environ["FAKE_API_KEY"]) // 2
-        sys.stdout.write("split " + os.environ["FAKE_API_KEY"][:half]); sys.stdout.flush()
+        half = len(os.environ["OPENAI_API_KEY"]) // 2
+        sys.stdout.write("split " + os.environ["OPENAI_API_KEY"][:half]); sys.stdout.flush()
         time.sleep(0.5)
-        sys.stdout.write(os.environ["FAKE_API_KEY"][half:] + " end\\n"); sys.stdout.flush()
+        sys.stdout.write(os.environ["OPENAI_API_KEY"][half:] + " end\\n"); sys.stdout.flush()
         """,
     )
     chunks: list[str] = []
@@ -526,10 +526,10 @@ def test_env_secrets_are_redacted_from_tail_json_output_and_stream(
     stored = (tmp_path / "out.log").read_text()
     for text in (result.tail, exported, stored, streamed, " ".join(result.argv)):
         assert secret not in text and token not in text
-    assert "key is [REDACTED:FAKE_API_KEY]" in result.tail
+    assert "key is [REDACTED:OPENAI_API_KEY]" in result.tail
     assert "token is [REDACTED:OTHER_TOKEN]" in result.tail
-    assert "split [REDACTED:FAKE_API_KEY] end" in streamed
-    assert result.argv[1] == "--header=Bearer [REDACTED:FAKE_API_KEY]"
+    assert "split [REDACTED:OPENAI_API_KEY] end" in streamed
+    assert result.argv[1] == "--header=Bearer [REDACTED:OPENAI_API_KEY]"
 
 
 def test_missing_executable_is_permanent(

@@ -9,6 +9,7 @@ import pytest
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import TEMP_PREFIX
+from igs_dagster.core.inert import clean
 from igs_dagster.video.notes import (
     NoteInput,
     dump_frontmatter,
@@ -249,8 +250,8 @@ def test_frontmatter_round_trip_nasty_titles(title: str) -> None:
     inp = make_input(title=title, channel=f"Chan: {title}", archive_path=f"/x/{title}.mp4")
     note = render_note(inp, JFK_TRANSCRIPT)
     meta, body = split_frontmatter(note)
-    assert meta["title"] == title
-    assert meta["channel"] == f"Chan: {title}"
+    assert meta["title"] == clean(title)  # line breaks and tabs become spaces (issue 10)
+    assert meta["channel"] == clean(f"Chan: {title}")
     assert meta["archive_path"] == f"/x/{title}.mp4"
     assert meta["video_id"] == VIDEO_ID and meta["tags"] == ["video", "youtube"]
     heading = body.splitlines()[1]

@@ -16,6 +16,9 @@ def test_loading_the_definitions_warns_about_nothing():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         importlib.reload(igs_dagster.definitions)
+        defs = igs_dagster.definitions.defs
+        defs.resolve_job_def("video_ingest")
+        assert len(defs.get_repository_def().sensor_defs) >= 8
     dagster_warnings = [str(w.message) for w in caught if "dagster" in w.filename]
     assert not dagster_warnings, dagster_warnings
 

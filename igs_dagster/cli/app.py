@@ -59,6 +59,22 @@ def _describe_unexpected(err: BaseException) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; everything it prints passes `inert.PrintableWriter` (no terminal
+    escapes from titles, log lines or PRDs reach the user's terminal)."""
+    from igs_dagster.core.inert import PrintableWriter
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableWriter(out), PrintableWriter(err)
+    try:
+        return _main(argv)
+    finally:
+        if isinstance(sys.stdout, PrintableWriter):
+            sys.stdout = out
+        if isinstance(sys.stderr, PrintableWriter):
+            sys.stderr = err
+
+
+def _main(argv: list[str] | None = None) -> int:
     debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
     try:
         args = build_parser().parse_args(argv)

@@ -201,6 +201,9 @@ def _systemd_path(path: Path) -> str:
     return text.replace("%", "%%")
 
 
+FILE_LIMIT = 8192  # open files per service: many API connections, SQLite, logs
+
+
 def _systemd_unit(svc: _Service, python: Path, project_dir: Path, env: dict[str, str],
                   user_mode: bool) -> str:
     exec_start = " ".join(_systemd_word(a) for a in (str(python), "-m", "igs_dagster.cli", svc.command))
@@ -224,6 +227,8 @@ def _systemd_unit(svc: _Service, python: Path, project_dir: Path, env: dict[str,
     ]
     lines += [f'Environment="{_systemd_escape(f"{name}={value}")}"' for name, value in env.items()]
     lines += [
+        f"LimitNOFILE={FILE_LIMIT}",  # idle API clients must not use up the file descriptors
+        "UMask=0077",  # data folders 0700, files 0600
         "Restart=always",
         "RestartSec=5",
         "TimeoutStopSec=60",
@@ -248,6 +253,9 @@ def _launchd_plist(svc: _Service, python: Path, project_dir: Path, env: dict[str
         "RunAtLoad": True,
         "KeepAlive": True,
         "ThrottleInterval": 10,
+        "SoftResourceLimits": {"NumberOfFiles": FILE_LIMIT},
+        "HardResourceLimits": {"NumberOfFiles": FILE_LIMIT},
+        "Umask": 0o077,
         "StandardOutPath": str(logs / f"{svc.unit}.out.log"),
         "StandardErrorPath": str(logs / f"{svc.unit}.err.log"),
     }

@@ -6,8 +6,10 @@ file, whole-tree stop on any exit or exception):
 - the prompt goes to the CLI's stdin (then stdin is closed), so there is no argument-length
   limit and the prompt never shows up in `ps`;
 - stdout+stderr go to `output_path` (claim check): callers keep the path and a short tail;
-- API keys pass through the environment only. Values of secret-looking variables are
-  redacted from the tail, `to_json()`, `on_output` chunks and the stored output file.
+- API keys pass through the environment only, and only the agent's own (`redact.child_env`:
+  an allowlist plus the keys the chosen agent needs; never the API token). Values of
+  secret-looking variables are redacted from the tail, `to_json()`, `on_output` chunks and
+  the stored output file.
 
 No dagster import here: assets call this module.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import private_dir
 from igs_dagster.core.processes import (
     StartError,
     kill_from_pid_file,
@@ -30,6 +33,7 @@ from igs_dagster.core.processes import (
     run_supervised,
     stop_process_group,
 )
+from igs_dagster.core.redact import child_env as least_env
 from igs_dagster.core.redact import redactor
 
 if TYPE_CHECKING:
@@ -211,14 +215,13 @@ def run_agent(
     cwd = Path(cwd)
     if not cwd.is_dir():
         raise PermanentError(f"agent working folder {cwd} does not exist")
-    child_env = dict(os.environ)
-    if env:
-        child_env.update(env)
-    redact = redactor(child_env)
+    # least environment: the allowlist plus this agent's keys, never the API token
+    child_env = least_env(tool, env)
+    redact = redactor({**os.environ, **child_env})
     shown_argv = redact.argv(command)
     executable = _resolve_executable(tool, command[0], child_env)
     output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(output_path.parent)
     pid_file = Path(pid_file) if pid_file is not None else None
     cancel_file = Path(cancel_file) if cancel_file is not None else None
     try:

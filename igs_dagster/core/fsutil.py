@@ -1,16 +1,21 @@
-"""Atomic file writes and path guards.
+"""Atomic file writes, private folders, bounded reads and path guards.
 
 Every file the pipeline produces is written to a temporary name in the same folder and
 renamed into place, so a crash never leaves a half-written file under its final name.
 Temporary names share one prefix so a retried step can sweep what a killed one left.
+Files we write are 0600 and the folders we create 0700: notes, transcripts and logs are
+private. `read_regular_file` is the one way to read a path someone handed us: it never blocks
+on a FIFO or device and never reads more than a cap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,13 +28,61 @@ TEMP_PREFIX = ".igs-tmp-"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
-_FILE_MODE = 0o666 & ~_umask()  # mkstemp creates 0600; finished files get the usual mode
+def private_dir(folder: Path) -> Path:
+    """Create `folder` and any missing parents as 0700 (existing folders are left as they are)."""
+    folder = Path(folder)
+    missing: list[Path] = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(path, DIR_MODE)  # mkdir's mode passes through the umask
+    return folder
+
+
+def read_regular_file(path: Path, max_bytes: int, label: str | None = None) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `max_bytes`.
+
+    Opened with O_NONBLOCK (a FIFO never blocks), checked with fstat on the open descriptor
+    (no race with a swap), read to the cap only (/dev/zero never fills memory). Every refusal
+    is one PermanentError line that does not say whether the path exists.
+    """
+    refusal = PermanentError(
+        f"{label or Path(path).name}: not a readable regular file of at most {max_bytes} bytes"
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except (OSError, ValueError):
+        raise refusal from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            raise refusal
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            try:
+                chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            except OSError:  # EAGAIN (a FIFO swapped in), EISDIR, EIO
+                raise refusal from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:
+            raise refusal
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -45,10 +98,10 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """A binary handle on a temp file beside `path` that replaces `path` when the
     block ends without error; on any error the temp file is removed and `path` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -102,6 +155,17 @@ def safe_name(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
         raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
     return name
+
+
+def fit_name(name: str, max_len: int = 128) -> str:
+    """`name` if it is a safe file name that fits, else a shortened safe form plus a short hash
+    of the whole name (`long-title-3f2a9c1d`): distinct inputs stay distinct, never too long."""
+    if _SAFE_NAME.match(name) and ".." not in name and len(name) <= max_len:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", "-").strip("-.")
+    base = base[: max_len - len(digest) - 1].rstrip("-.")
+    return safe_name(f"{base}-{digest}" if base else f"n-{digest}", "name")
 
 
 def inside(root: Path, *parts: str) -> Path:

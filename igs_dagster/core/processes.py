@@ -34,12 +34,11 @@ from typing import Any
 
 import psutil
 
-from igs_dagster.core.fsutil import atomic_write_bytes, atomic_write_json
+from igs_dagster.core.fsutil import atomic_write_bytes, atomic_write_json, atomic_writer
 from igs_dagster.core.redact import Redactor
 
 POLL_MAX_S = 0.2  # cancel_file / exit polling period once the run is under way
 KILL_SETTLE_S = 5.0  # how long to wait for SIGKILLed processes to disappear
-REDACT_FILE_MAX_BYTES = 64 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- process table
@@ -245,18 +244,30 @@ def read_tail(path: Path, redact: Redactor, chars: int) -> str:
 
 
 def redact_file(path: Path, redact: Redactor) -> None:
-    """Rewrite a stored output without secrets (only when one actually appears)."""
+    """Rewrite a stored output without secrets (only when one actually appears), streaming:
+    any size, and a secret split across read chunks is still found. Atomic, 0600."""
     if not redact:
         return
+    path = Path(path)
     try:
-        if path.stat().st_size > REDACT_FILE_MAX_BYTES:
-            return
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            keep = b""
+            while chunk := handle.read(1 << 20):
+                if redact.contains_secret(keep + chunk):
+                    break
+                keep = chunk[-redact.max_bytes:]
+            else:
+                return
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        pending = ""
+        with atomic_writer(path) as out, open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                safe, pending = redact.split_safe(pending + decoder.decode(chunk))
+                out.write(safe.encode("utf-8", "surrogateescape"))
+            rest = redact(pending + decoder.decode(b"", final=True))
+            out.write(rest.encode("utf-8", "surrogateescape"))
     except OSError:
         return
-    if redact.contains_secret(data):
-        text = redact(data.decode("utf-8", "surrogateescape"))
-        atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 class _OutputStreamer:

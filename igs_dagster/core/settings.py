@@ -111,6 +111,24 @@ class ApiSettings(_Group):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
 
+class LoopSettings(_Group):
+    """Coding loops run the PRD's check commands as code with the service's rights.
+
+    `api_enabled`: accept `loop.start` over HTTP (off by default: with it on, the API token
+    can run code). `roots`: projects and PRDs are accepted only under these folders; empty
+    means none over HTTP and the user's home folder from the CLI. The data folder and the
+    vault never qualify (the API writes there)."""
+
+    api_enabled: bool = False
+    roots: list[Path] = []
+    max_prd_bytes: int = Field(1024 * 1024, ge=1024)
+
+    @field_validator("roots")
+    @classmethod
+    def _absolute(cls, value: list[Path]) -> list[Path]:
+        return [Path(p).expanduser().absolute() for p in value]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IGS_",
@@ -123,10 +141,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("~/.local/share/igs-dagster")
     max_height: int = Field(1080, ge=144, le=4320, description="download quality cap (pixels)")
     sensor_interval_s: int = Field(5, ge=1, le=3600)
+    max_download_mb: int = Field(4096, ge=1, description="largest media file a download may be")
+    secret_names: list[str] = Field(
+        [], description="more variable names (or globs) whose values are secrets to redact"
+    )
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
     api: ApiSettings = ApiSettings()
+    loop: LoopSettings = LoopSettings()
     postgres: PostgresSettings = PostgresSettings()
 
     @field_validator("vault_dir", "data_dir", mode="before")
@@ -221,8 +244,21 @@ def _describe(err: ValidationError) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; raise SettingsError with one line on any problem."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as err:
         raise SettingsError(_describe(err)) from None
     except (OSError, ValueError) as err:  # unreadable or malformed config file
         raise SettingsError(f"cannot read settings: {err}") from None
+    _register_secrets(settings)
+    return settings
+
+
+def _register_secrets(settings: Settings) -> None:
+    """Secrets the settings hold (perhaps from the config file) are redacted by value."""
+    from igs_dagster.core import redact
+
+    redact.add_secret_names(settings.secret_names)
+    if settings.api.token is not None:
+        redact.register_secret("IGS_API__TOKEN", settings.api.token.get_secret_value())
+    if settings.postgres.password is not None:
+        redact.register_secret("IGS_POSTGRES__PASSWORD", settings.postgres.password.get_secret_value())

@@ -25,7 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.inert import clean, clean_line, json_printable, printable
 from igs_dagster.core.redact import redactor
 
 DEDUPE_WINDOW = 2000  # lines checked for an existing dedupe_key
@@ -165,20 +167,21 @@ def write_entry(
     if dedupe_key is not None:
         dedupe_key = _check_name(dedupe_key, "dedupe_key")
     redact = redactor()
+    # titles and tool output reach this log: no terminal escapes or bidi tricks are stored
     entry = LogEntry(
         timestamp="",  # stamped under the lock: file order == timestamp order
-        action=redact(action),
-        tool=redact(tool),
-        detail=_clip(redact(detail)),
-        reason=_clip(redact(reason)) if reason is not None else None,
-        run_id=redact(run_id) if run_id is not None else None,
-        partition=redact(partition) if partition is not None else None,
+        action=redact(clean_line(action)),
+        tool=redact(clean_line(tool)),
+        detail=_clip(redact(clean(detail, keep_newlines=True))),
+        reason=_clip(redact(clean(reason, keep_newlines=True))) if reason is not None else None,
+        run_id=redact(clean_line(run_id)) if run_id is not None else None,
+        partition=redact(clean_line(partition)) if partition is not None else None,
         key=dedupe_key,
     )
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fsutil.private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -265,7 +268,10 @@ def format_entry(entry: LogEntry) -> str:
 
 
 def _render(entry: LogEntry, as_json: bool) -> str:
-    return entry.to_line() if as_json else format_entry(entry)
+    """What a terminal gets: nothing non-printable, even from entries written before cleaning."""
+    if as_json:
+        return json_printable(entry.to_line())
+    return printable(format_entry(entry))
 
 
 def _follow_lines(

@@ -5,6 +5,10 @@ own process group, with a timeout; its output goes to a file. The loop's cancel 
 running check within a fraction of a second (core.processes supervises it). A check the PRD leaves out is
 reported as "not configured"; a command that cannot be started (missing program, not
 executable) FAILS with that reason: it never counts as not configured.
+
+The commands are code from the PRD, run with the service's rights: they get the least
+environment (`redact.child_env`, no API token, no provider keys), and their log is redacted
+whole (0600, in a 0700 folder) before its tail is taken for feedback and prompts.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from igs_dagster.core.fsutil import atomic_write_bytes
-from igs_dagster.core.processes import StartError, read_tail, run_supervised
-from igs_dagster.core.redact import redactor
+from igs_dagster.core.fsutil import atomic_write_bytes, private_dir
+from igs_dagster.core.processes import StartError, read_tail, redact_file, run_supervised
+from igs_dagster.core.redact import child_env, redactor
 from igs_dagster.loop.prd import CHECK_NAMES, Checks
 
 TAIL_CHARS = 4000
@@ -67,10 +71,11 @@ def run_check(
 ) -> CheckResult:
     if not command:
         return CheckResult(name=name, status="not configured", reason="not configured")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     output_path = out_dir / f"{name}.log"
+    run_env = child_env(None, env)  # `env`: extra variables on top of the least environment
     argv = shlex.split(command)
-    redact = redactor(env if env is not None else os.environ)
+    redact = redactor({**os.environ, **run_env})
 
     def result(status: CheckStatus, reason: str, returncode: int | None = None,
                duration_s: float = 0.0) -> CheckResult:
@@ -81,15 +86,20 @@ def run_check(
             returncode=returncode,
             duration_s=round(duration_s, 3),
             output_path=str(output_path),
-            tail=read_tail(output_path, redact, TAIL_CHARS),
+            tail=_redacted_tail(),
             reason=reason,
         )
+
+    def _redacted_tail() -> str:
+        # the whole log is redacted first: no secret split at the cut reaches feedback.md
+        redact_file(output_path, redact)
+        return read_tail(output_path, redact, TAIL_CHARS)
 
     started = time.monotonic()
     header = f"$ {command}\n".encode()
     try:
         finished = run_supervised(
-            argv, cwd=cwd, output_path=output_path, timeout_s=timeout_s, env=env,
+            argv, cwd=cwd, output_path=output_path, timeout_s=timeout_s, env=run_env,
             header=header, cancel_file=cancel_file, grace_s=KILL_GRACE_S,
         )
     except StartError as err:

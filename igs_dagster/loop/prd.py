@@ -23,10 +23,11 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.fsutil import atomic_write_json
+from igs_dagster.core.fsutil import atomic_write_json, read_regular_file
 
 STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHECK_NAMES = ("typecheck", "lint", "test")
+MAX_PRD_BYTES = 1024 * 1024
 
 
 class _Model(BaseModel):
@@ -151,15 +152,17 @@ def parse_prd(raw: object, name: str = "prd.json") -> Prd:
         raise PermanentError(f"{name}: {describe_error(err)}") from None
 
 
-def load_prd(path: Path) -> Prd:
-    """Read and validate a PRD file; raise PermanentError naming the file, field and reason."""
+def load_prd(path: Path, max_bytes: int = MAX_PRD_BYTES) -> Prd:
+    """Read and validate a PRD file; raise PermanentError naming the file, field and reason.
+
+    Read with `fsutil.read_regular_file`: a FIFO, device or huge file is refused at once, with
+    the same line whether or not the path exists."""
     path = Path(path)
+    data = read_regular_file(path, max_bytes)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PermanentError(f"{path.name}: no such file ({path})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PermanentError(f"{path.name}: cannot read: {err}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PermanentError(f"{path.name}: not UTF-8 text") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:

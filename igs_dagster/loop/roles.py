@@ -21,7 +21,6 @@ finds its own commit by its message marker and does not run the agent or commit 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from igs_dagster.core.agent_runner import AgentResult, agent_command, kill_from_
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import LoopStartData, describe_validation_error
 from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.redact import child_env
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.loop import progress, worktree
 from igs_dagster.loop.checks import run_checks
@@ -100,9 +100,8 @@ class LoopEnv:
         return self.agent_timeout_s or self.agent.timeout_s
 
     def check_env(self) -> dict[str, str]:
-        merged = dict(os.environ)
-        merged.update(self.env or {})
-        return merged
+        """Check commands run the PRD's code: the allowlisted environment, no secrets."""
+        return child_env(None, self.env)
 
 
 # ---- shared helpers -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from yt_dlp.utils import DownloadError, GeoRestrictedError, UnsupportedError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.inert import clean_info
 from igs_dagster.core.text import first_line
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,11 @@ class _Logger:
     """Sends yt-dlp's messages to Python logging below WARNING, so nothing reaches stderr;
     its errors surface as the exception this module raises."""
 
+    too_large = False  # yt-dlp skipped a file whose declared size is over `max_filesize`
+
     def debug(self, msg: str) -> None:
+        if "larger than max-filesize" in str(msg):
+            self.too_large = True
         log.debug("yt-dlp: %s", msg)
 
     def warning(self, msg: str) -> None:
@@ -177,15 +182,24 @@ class _Logger:
     info = error = debug
 
 
+class TooLarge(Exception):
+    """Raised from the progress hook: a stream without a declared size grew past the cap."""
+
+
 class _ProgressRelay:
     """Turn yt-dlp hook calls into throttled `DownloadProgress` calls (every 5 % or second).
 
     Merged formats arrive as separate files; their bytes are summed and the percentage is
-    kept from going backwards when the second file starts.
+    kept from going backwards when the second file starts. More than `max_bytes` in all
+    stops the download (yt-dlp's own `max_filesize` only sees declared sizes).
     """
 
-    def __init__(self, callback: Callable[[DownloadProgress], None] | None) -> None:
+    def __init__(
+        self, callback: Callable[[DownloadProgress], None] | None, max_bytes: int | None = None
+    ) -> None:
         self.callback = callback
+        self.max_bytes = max_bytes
+        self.logger = _Logger()
         self.finished_bytes = 0
         self.best = 0.0
         self.last_percent = -100.0
@@ -195,9 +209,13 @@ class _ProgressRelay:
         if d.get("status") == "finished":
             self.finished_bytes += int(d.get("total_bytes") or d.get("downloaded_bytes") or 0)
             return
-        if self.callback is None or d.get("status") != "downloading":
+        if d.get("status") != "downloading":
             return
         done = self.finished_bytes + int(d.get("downloaded_bytes") or 0)
+        if self.max_bytes is not None and done > self.max_bytes:
+            raise TooLarge(f"larger than the {_mb(self.max_bytes)} limit")
+        if self.callback is None:
+            return
         current_total = d.get("total_bytes") or d.get("total_bytes_estimate")
         total = self.finished_bytes + int(current_total) if current_total else None
         percent = None
@@ -215,9 +233,14 @@ class _ProgressRelay:
             self.callback(DownloadProgress(100.0, size, size, None, 0.0))
 
 
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB"
+
+
 def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
     return {
-        "logger": _Logger(),
+        "max_filesize": relay.max_bytes,
+        "logger": relay.logger,
         "quiet": True,
         "noprogress": True,
         "color": "no_color",
@@ -297,20 +320,33 @@ def _recorded(dest_dir: Path) -> DownloadResult | None:
     return None
 
 
-def _result(info: dict, dest_dir: Path, url: str) -> DownloadResult:
+def _result(
+    info: dict, dest_dir: Path, url: str, max_bytes: int | None = None, too_large: bool = False
+) -> DownloadResult:
     if info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]
         if not entries:
             raise PermanentError(f"download failed: no video found at {url}")
         info = entries[0]
-    video_path = Path(info["requested_downloads"][0]["filepath"])
+    downloads = info.get("requested_downloads") or [{}]
+    video_path = Path(downloads[0].get("filepath") or dest_dir / "missing")
     if video_path.parent != dest_dir or not video_path.is_file():
+        if max_bytes is not None and too_large:  # yt-dlp skipped it (max_filesize)
+            raise PermanentError(
+                f"download failed: the video is larger than the {_mb(max_bytes)} limit "
+                "(IGS_MAX_DOWNLOAD_MB)"
+            )
         raise TransientDownloadError(f"download failed: yt-dlp left no file in {dest_dir}")
+    if max_bytes is not None and video_path.stat().st_size > max_bytes:
+        raise PermanentError(
+            f"download failed: the video is larger than the {_mb(max_bytes)} limit (IGS_MAX_DOWNLOAD_MB)"
+        )
     try:
         _verify_media(video_path)
     except PermanentError as err:
         raise PermanentError(f"download failed: {err}") from None
     thumbnails = [dest_dir / f"{VIDEO_STEM}.{ext}" for ext in THUMBNAIL_EXTS]
+    info = clean_info(dict(info))  # titles, channels, descriptions come from strangers
     return DownloadResult(
         video_path=video_path,
         info_path=dest_dir / f"{VIDEO_STEM}.info.json",
@@ -348,9 +384,13 @@ def download_video(
     dest_dir: Path,
     *,
     max_height: int = 1080,
+    max_bytes: int | None = None,
     on_progress: Callable[[DownloadProgress], None] | None = None,
 ) -> DownloadResult:
     """Download `url` into `dest_dir` once; a finished download is returned from its record.
+
+    `max_bytes`: larger media is refused (declared sizes before, streamed bytes during, the
+    file after the download) with a PermanentError naming the limit.
 
     Raises PermanentError for what a retry cannot fix, TransientDownloadError otherwise.
     """
@@ -361,16 +401,21 @@ def download_video(
     created = not dest_dir.exists()
     fsutil.sweep_temp_files(dest_dir)
     _remove_ours(dest_dir, created=False)  # unrecorded files may be stale: yt-dlp would keep them
-    relay = _ProgressRelay(on_progress)
+    relay = _ProgressRelay(on_progress, max_bytes)
     try:
         try:
             with YoutubeDL(_options(dest_dir, max_height, relay)) as ydl:
                 info = ydl.extract_info(url, download=True)
-        except DownloadError as err:
+        except (DownloadError, TooLarge) as err:
+            if max_bytes is not None and any(isinstance(e, TooLarge) for e in _chain(err)):
+                raise PermanentError(
+                    f"download failed: the video is larger than the {_mb(max_bytes)} limit "
+                    "(IGS_MAX_DOWNLOAD_MB)"
+                ) from None
             if _is_permanent(err):
                 raise PermanentError(f"download failed: {_first_line(err)}") from err
             raise TransientDownloadError(f"download failed: {_first_line(err)}") from err
-        result = _result(info, dest_dir, url)
+        result = _result(info, dest_dir, url, max_bytes, relay.logger.too_large)
     except BaseException:
         # nothing is resumed (the next attempt starts clean), so a failed attempt leaves nothing
         # half-written behind; on a full disk that also gives the space back

@@ -57,7 +57,7 @@ from filelock import FileLock
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.text import one_line
+from igs_dagster.core.inert import clean, clean_line, md_inline
 from igs_dagster.video.ids import slugify
 
 VIDEOS_DIR = ("Resources", "videos")
@@ -254,17 +254,18 @@ def transcript_block(text: str) -> str:
 
 
 def _md_escape(text: str) -> str:
-    """Keep transcript text from opening HTML comments/tags or closing link text."""
-    return text.replace("<", "\\<")
+    """Keep transcript text from opening HTML comments/tags, wikilinks, embeds or `%%`
+    comments (it may be pasted by anyone)."""
+    return re.sub(r"([<\[\]%])", r"\\\1", clean_line(text))
 
 
 def _link_text(text: str) -> str:
-    return _md_escape(one_line(text)).replace("[", "\\[").replace("]", "\\]")
+    return md_inline(text)
 
 
 def _md_url(url: str) -> str:
     """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
-    url = one_line(url).replace(" ", "%20")
+    url = clean_line(url).replace(" ", "%20")
     if any(ch in url for ch in "()<>"):
         return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
     return url
@@ -285,7 +286,7 @@ def _transcript_paragraphs(
     parts: list[str] = []
     marker: float | None = None
     for seg in segments:
-        text = _md_escape(one_line(seg.get("text")))
+        text = _md_escape(clean_line(seg.get("text")))
         start = seg.get("start")
         if not isinstance(start, int | float):
             if parts:
@@ -320,11 +321,11 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     known = inp.duration is not None and inp.duration > 0
     meta: dict[str, Any] = {
         "type": "video",
-        "title": inp.title,
+        "title": clean(inp.title),  # no control characters; one line
         "source": inp.source_label,
-        "source_url": inp.source_url or None,
+        "source_url": clean(inp.source_url) or None,
         "video_id": inp.video_id,
-        "channel": inp.channel or None,
+        "channel": clean(inp.channel) or None,
         "published": published or None,
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,
@@ -364,13 +365,13 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
         region = kept
 
     meta = _frontmatter_for(inp, old_meta)
-    title = _md_escape(one_line(inp.title) or inp.video_id)
+    title = md_inline(clean_line(inp.title) or inp.video_id)
     duration = meta["duration"]
 
     source_parts = [
         f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
     ]
-    source_parts += [one_line(x) for x in (inp.channel, meta["published"], duration) if x]
+    source_parts += [md_inline(x) for x in (inp.channel, meta["published"], duration) if clean_line(x)]
     lines = [
         f"# {title}",
         "",
@@ -410,12 +411,11 @@ def note_slug(title: str, video_id: str, vault: Path) -> str:
     ANOTHER video, `<slug>-<video_id>`. The result is always a safe file name."""
     slug = slugify(title)
     if slug == "untitled":  # nothing ASCII in the title: name the note after the video
-        slug = slugify(f"video-{video_id}", max_len=120)
+        slug = fsutil.fit_name(slugify(f"video-{video_id}", max_len=120))
     fsutil.safe_name(slug, "note slug")
     path = _note_path(vault, slug)
     if path.exists() and _video_id_of(path) != video_id:
-        slug = f"{slug}-{video_id}"
-        fsutil.safe_name(slug, "note slug")
+        slug = fsutil.fit_name(f"{slug}-{video_id}")
     return slug
 
 
@@ -441,9 +441,9 @@ def _daily_lock(path: Path) -> FileLock:
 
 
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
-    line = f"- [[{slug}]] — {one_line(title) or slug}"
-    if channel and one_line(channel):
-        line += f" by {one_line(channel)}"
+    line = f"- [[{slug}]] — {md_inline(title) or slug}"
+    if channel and clean_line(channel):
+        line += f" by {md_inline(channel)}"
     if duration and duration > 0:
         line += f" · {format_duration(duration)}"
     return line
@@ -455,8 +455,8 @@ def link_daily(
     """Add `- [[slug]] — title by channel · duration` under `## Videos` in Daily/<day>.md.
 
     Creates the note (with a `# <day>` header) or the section when missing, keeps everything
-    else, and adds the line once: returns True if it added it, False if the note already
-    links `[[slug]]` anywhere.
+    else, and adds the line once: returns True if it added it, False if a list line of the
+    note already links `[[slug]]` (text elsewhere, e.g. inside a title, does not count).
     """
     fsutil.safe_name(slug, "note slug")
     path = _daily_path(vault, day)
@@ -466,7 +466,7 @@ def link_daily(
             fsutil.atomic_write_text(path, f"# {day}\n\n## Videos\n\n{line}\n")
             return True
         text = path.read_text(encoding="utf-8")
-        if re.search(rf"\[\[{re.escape(slug)}(\|[^\]]*)?\]\]", text):
+        if re.search(rf"^\s*[-*+] +\[\[{re.escape(slug)}(\|[^\]]*)?\]\]", text, re.MULTILINE):
             return False
         fsutil.atomic_write_text(path, _insert_daily_line(text, line))
         return True

@@ -90,7 +90,7 @@ def test_invalid_prd_is_refused_with_the_exact_field(
 
 
 def test_unreadable_prd_files(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match=r"^prd.json: no such file"):
+    with pytest.raises(PermanentError, match=r"^prd.json: not a readable regular file"):
         load_prd(tmp_path / "prd.json")
     (tmp_path / "prd.json").write_text('{"title": "x",\n  "stories": [}')
     with pytest.raises(PermanentError, match=r"^prd.json: invalid JSON at line 2 column 15: "):

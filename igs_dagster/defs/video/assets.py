@@ -12,6 +12,8 @@ import dagster as dg
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import Source
+from igs_dagster.core.inert import clean_info
+from igs_dagster.core.redact import redact
 from igs_dagster.core.settings import Settings
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures
@@ -54,6 +56,7 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             progress = ProgressLog(context.log, "download")
             result = download.download_video(
                 source.location, folder, max_height=settings.max_height,
+                max_bytes=settings.max_download_mb * 1024 * 1024,
                 on_progress=lambda p: progress(p.percent, _speed(p.speed)),
             ).to_json()
         elif source.kind == "file":
@@ -62,6 +65,7 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             result = describe_text(Path(source.location), key=key, title=source.title)
         if source.title:  # a title given at intake wins over one guessed from a file name
             result["title"] = source.title
+        clean_info(result)  # file names and intake titles are external text too
         result.update(
             source_kind=source.kind,
             source_label=source.label,
@@ -229,6 +233,6 @@ def enriched_summary(
     context.add_output_metadata({
         "enricher": result.enricher, "method": result.method,
         "duration_s": round(result.duration_s, 2),
-        "preview": dg.MetadataValue.md(result.preview[:1500]),
+        "preview": dg.MetadataValue.md(redact(result.preview)[:1500]),
     })
     return result.to_json()

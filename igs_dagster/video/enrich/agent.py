@@ -172,6 +172,17 @@ def _last_line(tail: str | None) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def _secret_in(text: str) -> str | None:
+    """A reason when the agent wrote a known secret (by value) into the note, else None."""
+    from igs_dagster.core.redact import redactor
+
+    redact = redactor()
+    if redact and redact.contains_secret(text.encode("utf-8")):
+        names = sorted(set(re.findall(r"\[REDACTED:([^\]]+)\]", redact(text))))
+        return f"the note contains a secret ({', '.join(names)})"
+    return None
+
+
 def agent_enrich(
     note_path: Path,
     tool: str,
@@ -244,7 +255,7 @@ def agent_enrich(
         after = None
         reason = f"the note is unreadable ({type(err).__name__})"
     else:
-        reason = check_enriched(before, after)
+        reason = check_enriched(before, after) or _secret_in(after)
     if reason is not None or after is None:
         _restore(note_path, original)
         raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
