@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from xml.sax.saxutils import escape
 
+from igs_dagster.core.local_http import _QuietServer
+
 
 @dataclass
 class Episode:
@@ -124,8 +126,7 @@ class FeedServer:
                     self.wfile.write(body)
 
         self.modified: dict[str, str] = {}
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)  # a client hanging up is normal
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 

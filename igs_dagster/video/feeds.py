@@ -14,9 +14,12 @@ import calendar
 import html
 import json
 import re
+import sqlite3
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
-from igs_dagster.core.fsutil import atomic_write_json
 from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import is_partition_key, parse_source, youtube_id
@@ -250,7 +252,10 @@ def newest(entries: list[Entry], count: int | None) -> list[Entry]:
 def _ytdlp_info(url: str, limit: int | None = None) -> dict:
     import yt_dlp
 
+    from igs_dagster.video.download import _Logger  # yt-dlp's messages to logging, not stderr
+
     options = {
+        "logger": _Logger(),
         "extract_flat": "in_playlist", "quiet": True, "no_warnings": True, "noprogress": True,
         "skip_download": True, "lazy_playlist": False, "socket_timeout": FETCH_TIMEOUT_S,
     }
@@ -269,6 +274,15 @@ def read_playlist(url: str, limit: int | None = None) -> FeedPage:
     (no entry is resolved or downloaded). A single video -> FeedError."""
     from yt_dlp.utils import unsmuggle_url
 
+    if not _yt_host(urlsplit(url)):
+        # an RSS/Atom feed: feedparser reads it in one request with the podcast details
+        # (yt-dlp's generic extractor took 8 s for 500 entries); anything else: yt-dlp
+        try:
+            page = read_feed(url)
+            return FeedPage(page.title, page.entries[:limit] if limit else page.entries)
+        except FeedError as err:
+            if "not an RSS/Atom feed" not in str(err):
+                raise
     info = _ytdlp_info(url, limit)
     if info.get("_type") != "playlist":
         raise FeedError(f"{url} is not a playlist or feed (yt-dlp found one item)")
@@ -313,25 +327,67 @@ class Queued:
     event_id: int | None  # None: already known, not queued again
 
 
-def _meta_path(data_dir: Path, key: str) -> Path:
-    return Path(data_dir) / "feeds" / "entries" / f"{key}.json"
+def _meta_db(data_dir: Path) -> Path:
+    return Path(data_dir) / "feeds" / "entries.sqlite3"
+
+
+@contextmanager
+def _meta_conn(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    path = _meta_db(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        yield conn
+    finally:
+        conn.close()
+
+
+def save_meta(data_dir: Path, metas: dict[str, dict]) -> None:
+    """Record feed details per key, in one transaction (a file per key cost 13 ms each)."""
+    if not metas:
+        return
+    with _meta_conn(data_dir) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT OR REPLACE INTO meta (key, data) VALUES (?, ?)",
+                         [(k, json.dumps(v, ensure_ascii=False)) for k, v in metas.items()])
+        conn.execute("COMMIT")
 
 
 def entry_meta(data_dir: Path, key: str) -> dict:
     """Show, date, description, duration recorded for a key queued from a feed ({} if none)."""
-    if not is_partition_key(key):
+    if not is_partition_key(key) or not _meta_db(data_dir).exists():
         return {}
+    with _meta_conn(data_dir) as conn:
+        row = conn.execute("SELECT data FROM meta WHERE key = ?", (key,)).fetchone()
     try:
-        data = json.loads(_meta_path(data_dir, key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(row[0]) if row else {}
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def note_fields(meta: dict, download: dict) -> dict:
+    """What a feed entry adds to a download's result: show as channel, date, description,
+    duration (only where the download itself knows nothing better)."""
+    fields: dict = {}
+    if meta.get("show") and not download.get("channel"):
+        fields["channel"] = str(meta["show"])
+    if meta.get("published") and not download.get("upload_date"):
+        fields["upload_date"] = str(meta["published"])
+    if meta.get("duration") and not download.get("duration"):
+        fields["duration"] = float(meta["duration"])
+    if meta.get("description"):
+        fields["feed_description"] = str(meta["description"])[:MAX_DESCRIPTION]
+    return fields
 
 
 def plan_entries(entries: list[Entry], queue: EventQueue) -> list[Queued]:
     """Key every entry (entries whose URL is unusable are dropped) and say which are new."""
     planned: list[Queued] = []
     seen: set[str] = set()
+    exists = queue.path.exists()  # a dry run creates no queue file
     for entry in entries:
         try:
             ref = parse_source(entry.url)
@@ -340,7 +396,7 @@ def plan_entries(entries: list[Entry], queue: EventQueue) -> list[Queued]:
         if ref.kind == "file" or ref.key in seen:
             continue
         seen.add(ref.key)
-        known = queue.get_source(ref.key) is not None
+        known = exists and queue.get_source(ref.key) is not None
         planned.append(Queued(entry, ref.key, None if known else 0))
     return planned
 
@@ -351,16 +407,17 @@ def queue_entries(entries: list[Entry], queue: EventQueue, data_dir: Path,
     keys already known are skipped. One transaction for the whole batch."""
     planned = plan_entries(entries, queue)
     batch = []
+    metas = {}
     for item in planned:
         if item.event_id is None:
             continue
         ref = parse_source(item.entry.url)
         entry_label = "youtube" if ref.kind == "youtube" else label
-        meta = {k: v for k, v in asdict(item.entry).items() if k not in ("uid", "timestamp") and v}
-        atomic_write_json(_meta_path(data_dir, ref.key), meta)
+        metas[ref.key] = {k: v for k, v in asdict(item.entry).items() if k not in ("uid", "timestamp") and v}
         event = VideoDownload(name="video.download", data=VideoDownloadData(url=ref.location))
         batch.append((event, Source(ref.key, ref.kind, ref.location, entry_label, item.entry.title),
                       ref.key))
+    save_meta(data_dir, metas)  # before the events: a run never starts without its details
     ids = iter(queue.put_many(batch))
     return [Queued(q.entry, q.key, next(ids) if q.event_id is not None else None) for q in planned]
 
