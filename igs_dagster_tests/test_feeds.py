@@ -121,7 +121,7 @@ def test_send_bad_playlist_queues_nothing(server, igs_env, capsys):
     good = server.set("/list.rss", rss("List", episodes(server, [1])))
     server.fail("/bad.rss", 500)
     code, _, err = run_cli(capsys, "send", good, server.url("/bad.rss"))
-    assert code != 0 and "HTTP Error 500" in err and len(err.strip().splitlines()) == 1
+    assert code != 0 and "HTTP 500" in err and len(err.strip().splitlines()) == 1
     assert not igs_env.queue_db.exists() or queued_urls(igs_env) == []
 
 
