@@ -152,6 +152,16 @@ class EventQueue:
         with self._connect() as conn:
             self._upsert_source(conn, source, replace)
 
+    def known_keys(self, keys: list[str]) -> set[str]:
+        """Which of `keys` have a registered source (one connection for a whole playlist)."""
+        found: set[str] = set()
+        with self._connect() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found.update(r[0] for r in conn.execute(
+                    f"SELECT key FROM sources WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def get_source(self, key: str) -> Source | None:
         with self._connect() as conn:
             row = conn.execute(

@@ -272,8 +272,6 @@ def _ytdlp_info(url: str, limit: int | None = None) -> dict:
 def read_playlist(url: str, limit: int | None = None) -> FeedPage:
     """Entries of anything yt-dlp extracts as a playlist, in playlist order; flat extraction
     (no entry is resolved or downloaded). A single video -> FeedError."""
-    from yt_dlp.utils import unsmuggle_url
-
     if not _yt_host(urlsplit(url)):
         # an RSS/Atom feed: feedparser reads it in one request with the podcast details
         # (yt-dlp's generic extractor took 8 s for 500 entries); anything else: yt-dlp
@@ -283,6 +281,8 @@ def read_playlist(url: str, limit: int | None = None) -> FeedPage:
         except FeedError as err:
             if "not an RSS/Atom feed" not in str(err):
                 raise
+    from yt_dlp.utils import unsmuggle_url  # 0.2-2 s of imports: only when yt-dlp is needed
+
     info = _ytdlp_info(url, limit)
     if info.get("_type") != "playlist":
         raise FeedError(f"{url} is not a playlist or feed (yt-dlp found one item)")
@@ -385,9 +385,8 @@ def note_fields(meta: dict, download: dict) -> dict:
 
 def plan_entries(entries: list[Entry], queue: EventQueue) -> list[Queued]:
     """Key every entry (entries whose URL is unusable are dropped) and say which are new."""
-    planned: list[Queued] = []
+    keyed: list[tuple[Entry, str]] = []
     seen: set[str] = set()
-    exists = queue.path.exists()  # a dry run creates no queue file
     for entry in entries:
         try:
             ref = parse_source(entry.url)
@@ -396,9 +395,10 @@ def plan_entries(entries: list[Entry], queue: EventQueue) -> list[Queued]:
         if ref.kind == "file" or ref.key in seen:
             continue
         seen.add(ref.key)
-        known = exists and queue.get_source(ref.key) is not None
-        planned.append(Queued(entry, ref.key, None if known else 0))
-    return planned
+        keyed.append((entry, ref.key))
+    # a dry run creates no queue file
+    known = queue.known_keys([k for _, k in keyed]) if queue.path.exists() else set()
+    return [Queued(entry, key, None if key in known else 0) for entry, key in keyed]
 
 
 def queue_entries(entries: list[Entry], queue: EventQueue, data_dir: Path,
