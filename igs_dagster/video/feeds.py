@@ -369,12 +369,13 @@ def entry_meta(data_dir: Path, key: str) -> dict:
 
 
 def note_fields(meta: dict, download: dict) -> dict:
-    """What a feed entry adds to a download's result: show as channel, date, description,
-    duration (only where the download itself knows nothing better)."""
+    """What a feed entry adds to a download's result: the show as channel and the episode's
+    date win over what a direct media link suggests (yt-dlp takes a date from Last-Modified);
+    duration only where the download knows none."""
     fields: dict = {}
-    if meta.get("show") and not download.get("channel"):
+    if meta.get("show"):
         fields["channel"] = str(meta["show"])
-    if meta.get("published") and not download.get("upload_date"):
+    if meta.get("published"):
         fields["upload_date"] = str(meta["published"])
     if meta.get("duration") and not download.get("duration"):
         fields["duration"] = float(meta["duration"])
