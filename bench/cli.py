@@ -35,6 +35,8 @@ FIGURES = {
     5: "bench.fig5_sensor",
     6: "bench.fig6_memory",
     7: "bench.fig7_loop",
+    8: "bench.fig8_feeds",
+    9: "bench.fig9_playlist",
 }
 NEEDS_SPEECH = {1, 2, 3, 4, 6}
 

@@ -246,3 +246,28 @@ def accept(
     event_id = queue.put(event, source=source, key=source.key)
     note = " (already known: one run per video)" if known else ""
     return Accepted(event_id, event.name, source.key, f"queued {source.key}{note}", known)
+
+
+
+def read_playlist(url: str, *, limit: int | None = None):
+    """A playlist, channel or feed URL -> its entries (yt-dlp flat extraction: nothing is
+    downloaded). Nothing is written."""
+    from igs_dagster.video import feeds
+
+    if limit is not None and limit < 1:
+        raise PermanentError("--limit must be at least 1")
+    if not url.strip().lower().startswith(("http://", "https://")):
+        raise PermanentError(f"invalid playlist URL {url[:80]!r}: use http or https")
+    return feeds.read_playlist(url.strip(), limit)
+
+
+def accept_entries(entries, settings: Settings, *, dry_run: bool = False,
+                   queue: EventQueue | None = None):
+    """Queue one `video.download` per entry, in order, in one transaction; entries whose key
+    is already known are not queued again. Returns [feeds.Queued] (event_id None = known)."""
+    from igs_dagster.video import feeds
+
+    queue = queue or EventQueue(settings.queue_db)
+    if dry_run:
+        return feeds.plan_entries(entries, queue)
+    return feeds.queue_entries(entries, queue, settings.data_dir)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from igs_dagster.cli.common import print_json, read_text_file
+from igs_dagster.cli.common import count, print_json, read_text_file
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
 
@@ -14,7 +14,12 @@ from igs_dagster.core.settings import Settings
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
     from igs_dagster.intake import accept, source_for
+    from igs_dagster.video.feeds import is_playlist_url
 
+    if args.playlist or any(is_playlist_url(u) for u in args.urls):
+        from igs_dagster.cli.feeds import send_playlists
+
+        return send_playlists(args, settings)
     events = [VideoDownload(name="video.download", data=VideoDownloadData(url=u)) for u in args.urls]
     # validate everything first: one bad URL queues nothing
     sources = [source_for(e, settings) for e in events]
@@ -88,6 +93,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("send", help="queue YouTube/web URLs or local files for ingest (works while Dagster is down)")
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--dry-run", action="store_true", help="print the partition key, queue nothing")
+    p.add_argument("--playlist", action="store_true",
+                   help="expand every URL as a playlist/feed (YouTube playlists and channels, "
+                   "and .rss/.xml/.atom/feed URLs are expanded without it)")
+    p.add_argument("--limit", type=count(1), metavar="N", help="playlists: only the first N entries")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("transcript", help="queue a local audio/video file or a transcript text")

@@ -91,6 +91,30 @@ class EventQueue:
                 raise
             return int(cur.lastrowid)
 
+    def put_many(self, items: list[tuple[Event, Source | None, str | None]]) -> list[int]:
+        """Append (event, source, key) items in one transaction (a playlist, a feed poll);
+        return their ids in order."""
+        if not items:
+            return []
+        ids: list[int] = []
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = _now()
+                for event, source, key in items:
+                    if source is not None:
+                        self._upsert_source(conn, source)
+                    cur = conn.execute(
+                        "INSERT INTO events (name, key, data, created_at) VALUES (?, ?, ?, ?)",
+                        (event.name, key, event.data.model_dump_json(), now),
+                    )
+                    ids.append(int(cur.lastrowid))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return ids
+
     def after(self, cursor: int, limit: int = 1000, names: tuple[str, ...] | None = None) -> list[QueuedEvent]:
         """Events with id > cursor, oldest first (optionally only some names)."""
         query = "SELECT id, key, name, data, created_at FROM events WHERE id > ?"
@@ -127,6 +151,16 @@ class EventQueue:
         """Remember where a partition's media comes from (`replace` updates a known key)."""
         with self._connect() as conn:
             self._upsert_source(conn, source, replace)
+
+    def known_keys(self, keys: list[str]) -> set[str]:
+        """Which of `keys` have a registered source (one connection for a whole playlist)."""
+        found: set[str] = set()
+        with self._connect() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found.update(r[0] for r in conn.execute(
+                    f"SELECT key FROM sources WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def get_source(self, key: str) -> Source | None:
         with self._connect() as conn:

@@ -127,6 +127,25 @@ class LoopSettings(_Group):
     @classmethod
     def _absolute(cls, value: list[Path]) -> list[Path]:
         return [Path(p).expanduser().absolute() for p in value]
+class FeedSettings(_Group):
+    """`igs follow`: how often a followed feed is polled, and how many entries a new follow
+    takes (the newest; older ones are only marked seen)."""
+
+    interval_s: int = Field(900, ge=5, le=7 * 24 * 3600)
+    newest: int = Field(3, ge=0, le=10000)
+
+
+NotifyEvent = Literal["note.ready", "video.failed", "loop.story", "loop.finished"]
+
+
+class NotifySettings(_Group):
+    """Notifications through Apprise: `urls` is one or more Apprise URLs (ntfy://, tgram://,
+    json://, mailto://, ...; separated by spaces or commas). Unset = no notifications."""
+
+    urls: SecretStr | None = None
+    events: list[NotifyEvent] = ["note.ready", "video.failed", "loop.story", "loop.finished"]
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=10)
 
 
 class Settings(BaseSettings):
@@ -151,6 +170,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     loop: LoopSettings = LoopSettings()
     postgres: PostgresSettings = PostgresSettings()
+    feeds: FeedSettings = FeedSettings()
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("vault_dir", "data_dir", mode="before")
     @classmethod
@@ -190,6 +211,14 @@ class Settings(BaseSettings):
     @property
     def queue_db(self) -> Path:
         return self.data_dir / "queue.sqlite3"
+
+    @property
+    def feeds_db(self) -> Path:
+        return self.data_dir / "feeds.sqlite3"
+
+    @property
+    def notify_db(self) -> Path:
+        return self.data_dir / "notify.sqlite3"
 
     @property
     def media_dir(self) -> Path:

@@ -99,6 +99,7 @@ class NoteInput:
     transcribed: str  # YYYY-MM-DD
     tags: list[str]
     timestamp_url: Callable[[int], str | None]
+    description: str | None = None  # a podcast episode's description (plain text)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -377,6 +378,7 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
         "",
         "> [!info] Source",
         "> " + " · ".join(source_parts),
+        *[f"> {_md_escape(line)}" for line in (inp.description or "").splitlines() if line.strip()],
         "",
     ]
     head = "\n".join(lines) + "\n" + SUMMARY_HEADING + "\n" + region

@@ -18,7 +18,7 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures
 from igs_dagster.defs.video.partitions import video_partitions
-from igs_dagster.video import archive, download, enrich, notes, transcribe
+from igs_dagster.video import archive, download, enrich, feeds, notes, transcribe
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
 
@@ -65,7 +65,8 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             result = describe_text(Path(source.location), key=key, title=source.title)
         if source.title:  # a title given at intake wins over one guessed from a file name
             result["title"] = source.title
-        clean_info(result)  # file names and intake titles are external text too
+        result.update(feeds.note_fields(feeds.entry_meta(settings.data_dir, key), result))
+        clean_info(result)  # file names, intake titles and feed fields are external text too
         result.update(
             source_kind=source.kind,
             source_label=source.label,
@@ -183,6 +184,7 @@ def vault_note(
             duration=float(transcript["duration"] or video_download.get("duration") or 0),
             archive_path=video_archive.get("location"), transcribed=transcribed,
             tags=["video", label], timestamp_url=_timestamp_link(video_download),
+            description=video_download.get("feed_description"),
         )
         path = notes.write_note(vault, slug, inp, data)
         linked = notes.link_daily(

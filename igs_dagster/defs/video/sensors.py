@@ -42,12 +42,15 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
     new_keys: list[str] = []
     requests: list[dg.RunRequest] = []
     seen: set[str] = set()
+    # one query, not one per event: `has_dynamic_partition` costs ~12 ms on SQLite, so a
+    # 500-entry playlist took 6 s of the tick
+    existing = set(context.instance.get_dynamic_partitions(video_partitions.name))
     for queued in events:
         key = queued.key
         if key is None:
             continue
         if queued.event.name in SUMMARIZE_EVENTS:
-            if not context.instance.has_dynamic_partition(video_partitions.name, key):
+            if key not in existing:
                 context.log.warning(f"event #{queued.id}: no partition {key!r} to enrich; skipped")
                 continue
             requests.append(dg.RunRequest(
@@ -59,7 +62,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
         if key in seen:
             continue
         seen.add(key)
-        if not context.instance.has_dynamic_partition(video_partitions.name, key):
+        if key not in existing:
             new_keys.append(key)
         requests.append(dg.RunRequest(
             run_key=f"ingest:{key}", partition_key=key,

@@ -1,0 +1,41 @@
+"""Followed feeds (`igs follow`) -> new entries queued in the inbox, no command typed.
+
+Each tick polls only the subscriptions that are due (each has its own interval), with
+ETag/Last-Modified so an unchanged feed costs one 304. New entries go into the inbox like
+`igs send` (one transaction per tick), and `video_inbox_sensor` adds their partitions and
+run requests in its next tick: one path from "a URL is known" to "a run", whoever sent it.
+Restarts lose nothing: the per-feed cursor (entries seen) lives in the data folder, and keys
+already in the inbox are never queued twice.
+"""
+
+import dagster as dg
+
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.video.subscriptions import Subscriptions, poll_due
+
+# A followed feed is polled every IGS_FEEDS__INTERVAL_S (default 15 min): the tick only decides
+# which feeds are due, so it needn't run on every 5 s wake-up of the daemon.
+FEED_TICK_S = 15
+
+
+@dg.sensor(
+    name="feed_sensor",
+    minimum_interval_seconds=FEED_TICK_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Followed channels, playlists and podcasts -> new entries queued for ingest.",
+)
+def feed_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
+    settings = igs.get()
+    store = Subscriptions(settings.feeds_db)
+    results = poll_due(store, igs.queue(), settings.data_dir)
+    if not results:
+        return dg.SkipReason("no followed feed is due")
+    queued = sum(len(r.queued) for r in results)
+    for r in results:
+        if r.status == "error":
+            context.log.warning(f"feed {r.feed.url}: {r.error}")
+        elif r.queued:
+            context.log.info(f"feed {r.feed.title or r.feed.url}: queued {', '.join(r.queued)}")
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("new", "unchanged", "not-modified", "error")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return dg.SkipReason(f"polled {len(results)} feeds ({summary}): {queued} entries queued")
