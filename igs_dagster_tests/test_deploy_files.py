@@ -113,7 +113,7 @@ def test_compose_workspace_points_at_the_code_server():
     entry = _load(DOCKER / "workspace.yaml")["load_from"][0]["grpc_server"]
     assert entry["host"] in _compose()["services"]
     assert entry["port"] == 4000
-    assert entry["location_name"] == "igs_dagster"
+    assert entry["location_name"] == "igs_dagster.definitions"
     assert "4000" in _dockerfile_cmd() and "igs_dagster" in _dockerfile_cmd()
 
 
@@ -402,7 +402,7 @@ def test_helm_user_deployment_and_volumes():
     (dep,) = ud["deployments"]
     args = dep["codeServerArgs"]
     assert args[args.index("-m") + 1] == "igs_dagster.definitions"
-    assert args[args.index("--location-name") + 1] == "igs_dagster"
+    assert args[args.index("--location-name") + 1] == "igs_dagster.definitions"
     assert dep["includeConfigInLaunchedRuns"]["enabled"] is True  # runs inherit env + volumes
     assert "resources" not in dep  # would be copied onto every run pod (GPU only via the job tag)
     mounts = {m["name"]: m["mountPath"] for m in dep["volumeMounts"]}
