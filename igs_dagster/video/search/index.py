@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS passages (
     video_id TEXT NOT NULL,
     ord INTEGER NOT NULL,
     start REAL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    anchors TEXT
 );
 CREATE INDEX IF NOT EXISTS passages_video ON passages(video_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
@@ -126,8 +127,11 @@ class SearchIndex:
             self._db.execute("DELETE FROM notes WHERE video_id = ?", (doc.video_id,))
             (first,) = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM passages").fetchone()
             self._db.executemany(
-                "INSERT INTO passages(id, video_id, ord, start, text) VALUES (?, ?, ?, ?, ?)",
-                [(first + i, doc.video_id, i, p.start, p.text) for i, p in enumerate(passages)],
+                "INSERT INTO passages(id, video_id, ord, start, text, anchors) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(first + i, doc.video_id, i, p.start, p.text,
+                  json.dumps(p.anchors) if len(p.anchors) > 1 else None)
+                 for i, p in enumerate(passages)],
             )
             self._db.execute(
                 "INSERT INTO notes(video_id, slug, title, channel, day, source_url, note_path, "

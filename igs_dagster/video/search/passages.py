@@ -21,6 +21,9 @@ class Passage:
     start: float | None
     end: float | None
     text: str
+    # (character offset in text, start second) of each sentence or segment piece, so a hit can
+    # point at the moment inside the passage where the query's words are
+    anchors: tuple[tuple[int, float], ...] = ()
 
 
 def sentences(segments: list[dict]) -> list[tuple[float | None, float | None, str]]:
@@ -53,26 +56,33 @@ def passages(segments: list[dict]) -> list[Passage]:
     """Consecutive sentences joined until ~55 words at a sentence end (or 80 words at most)."""
     result: list[Passage] = []
     words: list[str] = []
+    anchors: list[tuple[int, float]] = []
     start: float | None = None
     end: float | None = None
+
+    def flush() -> None:
+        nonlocal words, anchors
+        if words:
+            result.append(Passage(start, end, " ".join(words), tuple(anchors)))
+        words, anchors = [], []
+
     for t0, t1, text in sentences(segments):
         piece = text.split()
         while len(piece) > MAX_WORDS:  # one run-on "sentence": cut it, keep its start
-            if words:
-                result.append(Passage(start, end, " ".join(words)))
-                words = []
-            result.append(Passage(t0, t1, " ".join(piece[:MAX_WORDS])))
+            flush()
+            result.append(Passage(t0, t1, " ".join(piece[:MAX_WORDS]),
+                                  ((0, t0),) if t0 is not None else ()))
             piece = piece[MAX_WORDS:]
         if words and len(words) + len(piece) > MAX_WORDS:
-            result.append(Passage(start, end, " ".join(words)))
-            words = []
+            flush()
         if not words:
             start = t0
+        if t0 is not None:
+            offset = len(" ".join(words)) + (1 if words else 0)
+            anchors.append((offset, t0))
         words += piece
         end = t1 if t1 is not None else end
         if len(words) >= TARGET_WORDS and _ends_sentence(text):
-            result.append(Passage(start, end, " ".join(words)))
-            words = []
-    if words:
-        result.append(Passage(start, end, " ".join(words)))
+            flush()
+    flush()
     return result

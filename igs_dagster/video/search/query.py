@@ -6,6 +6,7 @@ calibration between BM25 and cosine values, and a passage found by both ranks fi
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -40,6 +41,7 @@ class Hit:
     text_rank: int | None = None
     semantic_rank: int | None = None
     similarity: float | None = None
+    passage_start: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -134,14 +136,39 @@ def search(index: SearchIndex, query: str, *, n: int = 10, mode: str = "hybrid",
     marks = ",".join("?" * len(best))
     rows = {r[0]: r for r in index.execute(
         "SELECT p.id, p.video_id, n.slug, n.title, n.channel, n.day, n.source_url, p.start, "
-        f"p.text FROM passages p JOIN notes n ON n.video_id = p.video_id WHERE p.id IN ({marks})",
+        "p.text, p.anchors FROM passages p JOIN notes n ON n.video_id = p.video_id "
+        f"WHERE p.id IN ({marks})",
         best,
     )}
     return [
-        Hit(*rows[pid], score=round(scores[pid], 6), text_rank=text_rank.get(pid),
-            semantic_rank=sem_rank.get(pid), similarity=sim.get(pid))
+        Hit(*rows[pid][:7], start=best_start(rows[pid][8], rows[pid][7], rows[pid][9], query),
+            text=rows[pid][8], score=round(scores[pid], 6), text_rank=text_rank.get(pid),
+            semantic_rank=sem_rank.get(pid), similarity=sim.get(pid), passage_start=rows[pid][7])
         for pid in best if pid in rows
     ]
+
+
+def _pairs(words: list[str]) -> set[tuple[str, str]]:
+    return set(zip(words, words[1:], strict=False))
+
+
+def best_start(text: str, start: float | None, anchors_json: str | None,
+               query: str) -> float | None:
+    """The start of the sentence (or segment) in the passage that shares most of the query's
+    words and word pairs; the passage's start when none stands out."""
+    if not anchors_json:
+        return start
+    anchors = json.loads(anchors_json)
+    q = query_terms(query)
+    q_words, q_pairs = set(q), _pairs(q)
+    best, best_score = start, 0.0
+    for i, (offset, at) in enumerate(anchors):
+        stop = anchors[i + 1][0] if i + 1 < len(anchors) else len(text)
+        words = query_terms(text[offset:stop])
+        score = len(q_words & set(words)) + 2 * len(q_pairs & _pairs(words))
+        if score > best_score:
+            best, best_score = at, score
+    return best
 
 
 def highlight(text: str, query: str, mark: str = "==") -> str:
