@@ -65,6 +65,7 @@ def cues(segments: list[dict]) -> list[tuple[float, float, str]]:
             # a piece longer than MAX_SECONDS on screen: shown for its share, capped
             result.append((t, min(piece_end, t + MAX_SECONDS), piece))
             t = piece_end
+    result.sort(key=lambda cue: cue[0])
     fixed: list[tuple[float, float, str]] = []
     for i, (s, e, text) in enumerate(result):
         if i + 1 < len(result):
