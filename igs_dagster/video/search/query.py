@@ -52,8 +52,11 @@ def query_terms(query: str) -> list[str]:
 
 
 def fts_expression(query: str) -> str | None:
-    """Each word quoted (no FTS5 operators from user input), any word may match."""
+    """Each word quoted (no FTS5 operators from user input), any word may match. Common words
+    are left out when the query has others: they add little to BM25 and, at 70,000 passages,
+    matching every passage with "the" made the query 4x slower."""
     terms = query_terms(query)
+    terms = [t for t in terms if t not in _QUIET] or terms
     return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms)) if terms else None
 
 
