@@ -129,7 +129,14 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
         "recent_failures": [
             {**_run_summary(r), "errors": _step_errors(instance, r.dagster_run.run_id)} for r in failed
         ],
+        "failed_checks": _failed_checks(instance),
     }
+
+
+def _failed_checks(instance: dg.DagsterInstance) -> list[dict]:
+    from igs_dagster.defs.video.checks import failed_checks
+
+    return [{**c, "at": _ts(c["at"])} for c in failed_checks(instance)][:10]
 
 
 def format_runs(runs: list[dict]) -> str:
@@ -173,6 +180,11 @@ def format_status(st: dict) -> str:
     for run in st["recent_failures"]:
         for step, err in run["errors"].items():
             lines.append(f"  {run['run_id'][:8]} {run['partition'] or ''} {step}: {err}")
+    checks = st.get("failed_checks") or []
+    lines.append(f"failed checks: {len(checks)}")
+    for c in checks:
+        lines.append(f"  {c['partition'] or '-'} {c['check']}{' (blocking)' if c['blocking'] else ''}: "
+                     f"{c['description']}")
     return "\n".join(lines)
 
 

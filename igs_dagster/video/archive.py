@@ -195,6 +195,21 @@ class LocalArchive:
             progress(item.size, force=True)
         return result
 
+    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
+        """Problems with the archived copies (size or SHA-256 read back differ); [] = all match."""
+        year_s, slug, items = _plan(files, year, slug)
+        folder = fsutil.inside(self.root, year_s, slug)
+        problems = []
+        for item in items:
+            dest = folder / item.name
+            if not dest.is_file():
+                problems.append(f"{item.name}: missing from the archive")
+            elif dest.stat().st_size != item.size:
+                problems.append(f"{item.name}: {dest.stat().st_size} bytes, expected {item.size}")
+            elif sha256_file(dest) != item.sha256:
+                problems.append(f"{item.name}: content differs (SHA-256)")
+        return problems
+
     @staticmethod
     def _same(dest: Path, sidecar: Path, item: _Item) -> bool:
         if not dest.is_file() or dest.stat().st_size != item.size:
@@ -393,6 +408,25 @@ class SftpArchive:
                 result.uploaded += 1
         return result
 
+    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
+        """Problems with the NAS copies (size, or SHA-256 of the bytes read back); [] = match."""
+        year_s, slug, items = _plan(files, year, slug)
+        folder = posixpath.join(self.remote_root, year_s, slug)
+        problems = []
+        with self._session() as sftp:
+            listing = set(sftp.listdir(folder)) if _exists(sftp, folder) else set()
+            for item in items:
+                final = posixpath.join(folder, item.name)
+                if item.name not in listing:
+                    problems.append(f"{item.name}: missing from the NAS")
+                    continue
+                size = sftp.stat(final).st_size
+                if size != item.size:
+                    problems.append(f"{item.name}: {size} bytes on the NAS, expected {item.size}")
+                elif _remote_sha256(sftp, final, item.size) != item.sha256:
+                    problems.append(f"{item.name}: content on the NAS differs (SHA-256)")
+        return problems
+
     def _same(self, sftp: paramiko.SFTPClient, folder: str, listing: set[str], item: _Item) -> bool:
         if item.name not in listing:
             return False
@@ -480,6 +514,14 @@ def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
         return
     if not stat_mod.S_ISDIR(attrs.st_mode or 0):
         raise PermanentError(f"NAS path {path} exists and is not a folder")
+
+
+def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
+    try:
+        sftp.stat(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _remote_sha256(sftp: paramiko.SFTPClient, path: str, size: int) -> str:

@@ -210,7 +210,8 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
     return str(value) if value else None
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"ai"}, description=(
+# after search_index: the agent's prompt names the related notes already in the vault
+@dg.asset(**COMMON, retry_policy=RETRY, kinds={"ai"}, deps=["search_index"], description=(
     "Executive summary, key points, speaker context, quotes, related links and tags, written "
     "into the note by an agent CLI (pi, claude, codex) or, offline, the built-in enricher."
 ))
@@ -231,6 +232,7 @@ def enriched_summary(
                 note_path, settings.agent.tool, settings.agent,
                 work_dir=_folder(settings, context.partition_key),
                 transcript_path=Path(transcript["path"]),
+                vault_context=_related_context(settings, context.partition_key),
             )
     context.add_output_metadata({
         "enricher": result.enricher, "method": result.method,
@@ -238,3 +240,15 @@ def enriched_summary(
         "preview": dg.MetadataValue.md(redact(result.preview)[:1500]),
     })
     return result.to_json()
+
+
+def _related_context(settings: Settings, key: str) -> str:
+    """The top related notes for the agent's prompt ('' when there are none, or no index)."""
+    from igs_dagster.video.search.index import SearchIndex, index_path
+    from igs_dagster.video.search.related import prompt_context, related_notes
+
+    path = index_path(settings.data_dir)
+    if not path.is_file():
+        return ""
+    with SearchIndex(path) as index:
+        return prompt_context(related_notes(index, key, limit=3))

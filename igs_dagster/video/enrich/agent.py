@@ -121,11 +121,13 @@ def build_prompt(
     *,
     transcript_path: Path | None = None,
     style_as_skill: bool = False,
+    vault_context: str = "",
 ) -> str:
     """The agent prompt from `prompt.md` for this note (research or transcript-only mode).
 
     The writing-style file is appended, or with `style_as_skill` only named: the caller
-    hands it to the CLI as the `writing-style` skill.
+    hands it to the CLI as the `writing-style` skill. `vault_context` (related notes already
+    in the vault, search/related.py) is appended as it is.
     """
     template = Template(PROMPT_FILE.read_text(encoding="utf-8"))
     style = ""
@@ -146,7 +148,7 @@ def build_prompt(
         if transcript_path
         else "- The transcript is in the note itself, below the marker."
     )
-    return template.substitute(
+    prompt = template.substitute(
         note_path=str(Path(note_path).resolve()),
         note_name=Path(note_path).name,
         tool=tool,
@@ -156,6 +158,7 @@ def build_prompt(
         style=style,
         **_mode_texts(settings.research),
     )
+    return prompt + ("\n" + vault_context if vault_context else "")
 
 
 def _restore(note_path: Path, original: bytes) -> None:
@@ -194,6 +197,7 @@ def agent_enrich(
     pid_file: Path | None = None,
     cancel_file: Path | None = None,
     on_output: Callable[[str], None] | None = None,
+    vault_context: str = "",
 ) -> EnrichResult:
     """Let an agent CLI edit the note in place; keep the edit only if `check_enriched` passes.
 
@@ -221,7 +225,8 @@ def agent_enrich(
     if as_skill and style is not None:
         command += ["--skill", str(write_style_skill(work_dir, *style))]
     prompt = build_prompt(
-        note_path, tool, settings, transcript_path=transcript_path, style_as_skill=as_skill
+        note_path, tool, settings, transcript_path=transcript_path, style_as_skill=as_skill,
+        vault_context=vault_context,
     )
 
     try:

@@ -1,0 +1,102 @@
+"""Asset checks of the video assets, shown in the UI's Checks tab and in `igs status`.
+
+`vault_note_check` is blocking: a note with broken frontmatter, no transcript marker or a
+missing/duplicated daily link stops the steps after it (enrichment, index, extras) in the run.
+"""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.video import archive, checks, transcribe
+
+
+def _result(outcome: checks.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=severity, description=outcome.reason,
+        metadata=outcome.metadata,
+    )
+
+
+@dg.asset_check(asset="vault_note", blocking=True, partitions_def=video_partitions,
+                description="Frontmatter has the expected keys, one transcript marker, one "
+                            "link in the daily note. Blocking.")
+def vault_note_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
+                     vault_note: dict) -> dg.AssetCheckResult:
+    settings = igs.get()
+    return _result(checks.check_note(Path(vault_note["note_path"]), settings.vault_dir,
+                                     vault_note["slug"]))
+
+
+@dg.asset_check(asset="enriched_summary", partitions_def=video_partitions,
+                additional_ins={"vault_note": dg.AssetIn("vault_note")},
+                description="All six sections present; every quote verbatim in the transcript.")
+def enriched_summary_check(context: dg.AssetCheckExecutionContext, enriched_summary: dict,
+                           vault_note: dict) -> dg.AssetCheckResult:
+    return _result(checks.check_enrichment(Path(vault_note["note_path"])))
+
+
+@dg.asset_check(asset="transcript", partitions_def=video_partitions,
+                description="Speech coverage and words per minute plausible; no repeated "
+                            "n-gram loops; no segment after the media's end.")
+def transcript_check(context: dg.AssetCheckExecutionContext,
+                     transcript: dict) -> dg.AssetCheckResult:
+    data = transcribe.load_transcript(Path(transcript["path"]))
+    return _result(checks.check_transcript(data, transcript.get("duration")),
+                   dg.AssetCheckSeverity.WARN)
+
+
+@dg.asset_check(asset="video_archive", partitions_def=video_partitions,
+                additional_ins={"video_download": dg.AssetIn("video_download")},
+                description="Each archived file's size and SHA-256 (read back) match the local one.")
+def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
+                        video_archive: dict, video_download: dict) -> dg.AssetCheckResult:
+    files = [Path(p) for p in (
+        video_download.get("video_path"), video_download.get("info_path"),
+        video_download.get("thumbnail_path"), video_download.get("text_path"),
+    ) if p and Path(p).is_file()]
+    if not files:
+        return dg.AssetCheckResult(passed=True, description="nothing archived")
+    year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
+    problems = archive.make_archive(igs.get()).verify(files, year, video_download["slug"])
+    return dg.AssetCheckResult(
+        passed=not problems, description="; ".join(problems) or f"{len(files)} file(s) match",
+        metadata={"files": len(files), "mismatches": len(problems)},
+    )
+
+
+CHECK_KEYS = [
+    dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in (
+        ("vault_note", "vault_note_check"), ("enriched_summary", "enriched_summary_check"),
+        ("transcript", "transcript_check"), ("video_archive", "video_archive_check"),
+    )
+]
+
+
+def failed_checks(instance: dg.DagsterInstance, per_check: int = 50) -> list[dict]:
+    """Partitions whose latest evaluation of a check failed (for `igs status`), newest first."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    out = []
+    for key in CHECK_KEYS:
+        seen: set[str | None] = set()
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=per_check
+        ):
+            if record.partition in seen or record.status == Status.PLANNED:
+                continue
+            seen.add(record.partition)
+            if record.status == Status.FAILED:
+                evaluation = record.evaluation
+                out.append({
+                    "check": key.name, "partition": record.partition, "run_id": record.run_id,
+                    "blocking": key.name == "vault_note_check",
+                    "description": (evaluation.description if evaluation else None) or "failed",
+                    "at": record.create_timestamp,
+                })
+    return sorted(out, key=lambda c: -c["at"])

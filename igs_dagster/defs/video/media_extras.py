@@ -1,0 +1,54 @@
+"""Subtitles beside the archived media, and screenshots in the note (after enrichment, so they
+sit next to its key points). Both are archived with the media in the same folder."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.retries import NAS_RETRY, permanent_failures
+from igs_dagster.defs.video.assets import COMMON, _timestamp_link
+from igs_dagster.video import archive, noteblocks, screenshots, subtitles, transcribe
+
+
+@dg.asset(**COMMON, retry_policy=NAS_RETRY, kinds={"ffmpeg"}, description=(
+    "SRT + WebVTT subtitles (`<name>.<lang>.srt`) from the transcript and, for videos, "
+    "screenshots at key points and scene changes embedded in the note; both archived with "
+    "the media (local folder or NAS)."
+))
+def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict,
+                 video_archive: dict, transcript: dict, vault_note: dict,
+                 enriched_summary: dict) -> dict:
+    settings = igs.get()
+    media = Path(video_download["video_path"]) if video_download.get("video_path") else None
+    with permanent_failures():
+        data = transcribe.load_transcript(Path(transcript["path"]))
+        segments = data.get("segments") or []
+        files: list[Path] = []
+        if media is not None and any(isinstance(s.get("start"), int | float) for s in segments):
+            files += subtitles.write_subtitles(media, segments, data.get("language"))
+        shots: list[screenshots.Shot] = []
+        note_path = Path(vault_note["note_path"])
+        if media is not None and screenshots.has_video(media):
+            points = screenshots.key_points(note_path.read_text(encoding="utf-8"))
+            duration = float(transcript.get("duration") or video_download.get("duration") or 0)
+            shots = screenshots.take_screenshots(
+                media, settings.vault_dir, vault_note["slug"], duration, points)
+        link = _timestamp_link(video_download)
+        noteblocks.update_note_block(
+            note_path, "screenshots", screenshots.render_block(shots, settings.vault_dir, link))
+        files += [s.path for s in shots]
+        archived = {}
+        if files:
+            year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
+            archived = archive.make_archive(settings).archive(
+                files, year, video_download["slug"]).to_json()
+    context.add_output_metadata({
+        "subtitles": len([f for f in files if f.suffix in (".srt", ".vtt")]),
+        "screenshots": len(shots),
+        "archived_uploaded": int(archived.get("uploaded", 0)),
+        "location": archived.get("location", video_archive.get("location") or ""),
+    })
+    return {"files": [str(f) for f in files], "screenshots": [str(s.path) for s in shots],
+            "archive": archived.get("files", [])}

@@ -1,0 +1,121 @@
+"""Related notes: which other notes of the vault talk about the same things, and why.
+
+Similarity between two notes is the mean, over this note's passages, of each one's best match
+among the other note's passages (cosine of MiniLM vectors), so one shared topic in a long talk
+counts, but a single stray sentence doesn't. Only notes at or above THRESHOLD are listed:
+better none than noise. The reason shown is the best-matching pair of passages, and the
+shared keywords of the two notes when they have some.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from igs_dagster.video.notes import format_duration
+from igs_dagster.video.search.index import NoteDoc, SearchIndex
+
+THRESHOLD = 0.45
+MAX_RELATED = 5
+TOP_PASSAGES = 3  # a note's score: mean of its best 3 passage matches
+_WORD = re.compile(r"[a-z][a-z'-]{3,}")
+_COMMON = frozenset(
+    "about after again also another because been before being between both could does doing "
+    "down during each even every from further going have having here into just know like more "
+    "most much must need only other over really right same should some such than that their "
+    "them then there these they thing things think this those through time today very want "
+    "well were what when where which while will with would your yeah okay actually people "
+    "something said says make made first last years year".split()
+)
+
+
+@dataclass(frozen=True)
+class Related:
+    note: NoteDoc
+    score: float
+    passage: str  # the other note's passage that matched best
+    start: float | None
+    shared: tuple[str, ...]
+
+
+def _keywords(texts: list[str], limit: int = 12) -> list[str]:
+    counts: dict[str, int] = {}
+    for text in texts:
+        for w in _WORD.findall(text.lower()):
+            if w not in _COMMON:
+                counts[w] = counts.get(w, 0) + 1
+    return [w for w, c in sorted(counts.items(), key=lambda kv: -kv[1]) if c >= 2][:limit]
+
+
+def related_notes(index: SearchIndex, video_id: str, *, threshold: float = THRESHOLD,
+                  limit: int = MAX_RELATED) -> list[Related]:
+    mine = index.note_vectors(video_id)
+    if mine is None or not len(mine):
+        return []
+    pid, mat, owners = index.matrix()
+    if not len(pid):
+        return []
+    sims = mine @ mat.T  # (my passages, all passages)
+    owners_arr = np.asarray(owners)
+    scored: list[tuple[float, str, int]] = []
+    for other in dict.fromkeys(owners):
+        if other == video_id:
+            continue
+        cols = np.nonzero(owners_arr == other)[0]
+        block = sims[:, cols]
+        best_per_mine = block.max(axis=1)
+        k = min(TOP_PASSAGES, len(best_per_mine))
+        score = float(np.sort(best_per_mine)[-k:].mean())
+        if score >= threshold:
+            i, j = np.unravel_index(int(block.argmax()), block.shape)
+            scored.append((score, other, int(pid[cols[j]])))
+    scored.sort(reverse=True)
+    my_words = set(_keywords([t for _, _, t in index.passages_of(video_id)]))
+    out = []
+    for score, other, best_pid in scored[:limit]:
+        doc = index.note(other)
+        row = index.execute("SELECT start, text FROM passages WHERE id = ?", (best_pid,))
+        if doc is None or not row:
+            continue
+        theirs = _keywords([t for _, _, t in index.passages_of(other)])
+        shared = tuple(w for w in theirs if w in my_words)[:4]
+        out.append(Related(doc, round(score, 3), row[0][1], row[0][0], shared))
+    return out
+
+
+def _short(text: str, words: int = 30) -> str:
+    parts = " ".join(text.replace("<", "\\<").split()).split()
+    return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
+
+
+def render_block(items: list[Related], timestamp_url=None) -> str | None:
+    """The `## Related in the vault` section, or None when nothing qualifies."""
+    if not items:
+        return None
+    lines = ["## Related in the vault", ""]
+    for r in items:
+        title = " ".join(r.note.title.replace("[", "(").replace("]", ")").replace("|", "-").split())
+        why = f"shared: {', '.join(r.shared)}; " if r.shared else ""
+        at = ""
+        if r.start is not None:
+            label = format_duration(int(r.start))
+            url = timestamp_url(r.note, int(r.start)) if timestamp_url else None
+            at = f" at [{label}]({url})" if url else f" at {label}"
+        lines.append(f"- [[{r.note.slug}|{title}]] ({r.score:.2f}) — {why}they say{at}: "
+                     f"“{_short(r.passage)}”")
+    return "\n".join(lines) + "\n"
+
+
+def prompt_context(items: list[Related]) -> str:
+    """For the enrichment prompt: the related notes' titles, links and a passage each."""
+    if not items:
+        return ""
+    lines = ["## Related notes already in the vault", "",
+             "For context only (do not edit those notes). Where one clearly connects, you may "
+             "mention it in **Related** as an Obsidian wikilink, written exactly as given:", ""]
+    for r in items:
+        lines.append(f"- [[{r.note.slug}]] “{' '.join(r.note.title.split())}” "
+                     f"(similarity {r.score:.2f}): “{_short(r.passage, 45)}”")
+    return "\n".join(lines) + "\n"
