@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("~/.local/share/igs-dagster")
     max_height: int = Field(1080, ge=144, le=4320, description="download quality cap (pixels)")
     sensor_interval_s: int = Field(5, ge=1, le=3600)
+    # A hung but living ingest run would hold the `gpu` slot for ever: run monitoring fails one
+    # that runs longer (0 = no limit). Default sized for a 4-hour video: transcription at 1.5x
+    # real time (a large model on a CPU) is 6 h, plus 2 h for download, archive and notes.
+    ingest_max_runtime_s: int = Field(8 * 3600, ge=0, le=7 * 24 * 3600)
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
