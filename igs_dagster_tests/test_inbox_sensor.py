@@ -149,3 +149,23 @@ def test_cursor_after_a_crash_rereads_the_batch_without_new_work(world):
     assert [r.run_key for r in resumed.run_requests] == [f"ingest:{key_b}"]
     assert resumed.cursor == again.cursor == str(queue.last_id())
     assert isinstance(tick(instance, resumed.cursor), dg.SkipReason)
+
+
+def test_startup_fills_in_the_limit_once_and_keeps_the_operators(igs_env, tmp_path: Path, monkeypatch):
+    """`igs dev`/CLI start-up (open_instance) on a persistent home: 1 when new, then whatever
+    the operator stored."""
+    from igs_dagster.defs.instance import open_instance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    instance = open_instance(igs_env)
+    try:
+        assert gpu_limit(instance) == 1
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 2)
+    finally:
+        instance.dispose()
+    again = open_instance(igs_env)
+    try:
+        assert gpu_limit(again) == 2
+        assert again.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 2
+    finally:
+        again.dispose()
