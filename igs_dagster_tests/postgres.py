@@ -29,6 +29,11 @@ class PostgresUnavailable(RuntimeError):
 
 
 def find_bindir() -> Path:
+    explicit = os.environ.get("PG_BINDIR")  # a chosen version's bin folder
+    if explicit:
+        if not (Path(explicit) / "initdb").is_file():
+            raise PostgresUnavailable(f"PG_BINDIR={explicit} has no initdb")
+        return Path(explicit)
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,

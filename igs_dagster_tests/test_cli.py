@@ -4,6 +4,7 @@ says; `igs status|runs|run` read a real Dagster instance with a succeeded and a 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -196,6 +197,14 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("unknown-command", ["frobnicate"], {}),
     ("unknown-option", ["send", "--fast", f"https://youtu.be/{VIDEO_ID}"], {}),
     ("api-port-range", ["api", "--port", "70000"], {}),
+    ("dev-port-range", ["dev", "--port", "70000"], {}),
+    ("service-unknown-kind", ["service", "install", "--kind", "upstart", "--print"], {}),
+    ("status-unknown-option", ["status", "--all"], {}),
+    # coding loop
+    ("loop-start-missing-prd", ["loop", "start", "--project", "{in}", "--prd", "{in}/missing-prd.json"], {}),
+    ("loop-start-attempts-word", ["loop", "start", "--project", "{in}", "--prd", "{in}/talk.txt", "--max-attempts", "many"], {}),
+    ("loop-cancel-unknown", ["loop", "cancel", "nosuchloop"], {}),
+    ("loop-status-unknown", ["loop", "status", "nosuchloop"], {}),
     # settings (checked before any command does anything)
     ("set-backend", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_TRANSCRIBER__BACKEND": "foo"}),
     ("set-max-height-word", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_MAX_HEIGHT": "abc"}),
@@ -205,6 +214,8 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("set-group-not-json", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_ARCHIVE": "nas"}),
     ("set-agent-tool", ["log", "tail"], {"IGS_AGENT__TOOL": "gpt"}),
     ("set-api-port", ["status"], {"IGS_API__PORT": "0"}),
+    ("set-postgres-port", ["status"], {"IGS_POSTGRES__PORT": "70000"}),
+    ("set-ingest-max-runtime", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_INGEST_MAX_RUNTIME_S": "-1"}),
     ("set-config-missing", ["log", "tail"], {"IGS_CONFIG": "{root}/nope.toml"}),
     ("set-config-malformed", ["log", "tail"], {"IGS_CONFIG": "{in}/bad.toml"}),
     ("api-no-token", ["api", "--port", "0"], {}),
@@ -227,9 +238,43 @@ def _check_refused(code: int, out: str, err: str) -> None:
     assert not out.strip(), f"nothing on stdout for a refused command, got {out!r}"
 
 
+def _leaf_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    """Every command the real `igs` parser accepts, as argv prefixes (`log write`, `loop start`)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix
+        return
+    for name, sub in subs[0].choices.items():
+        yield from _leaf_commands(sub, prefix + (name,))
+
+
+# commands without a bad-input case, and why
+NO_BAD_INPUT_CASE = {("demo",): "takes no input (its settings are checked like every command's)"}
+
+
 def test_bad_input_table_is_large_enough():
     assert len(BAD_INPUTS) >= 30
     assert len({case[0] for case in BAD_INPUTS}) == len(BAD_INPUTS)
+
+
+def test_bad_input_table_covers_every_command_and_settings_group():
+    """The table is measured against the real parser and the real settings model, so a new
+    command or settings group without a bad-input case fails here."""
+    from pydantic import BaseModel
+
+    from igs_dagster.cli.app import build_parser
+    from igs_dagster.core.settings import Settings
+
+    commands = set(_leaf_commands(build_parser()))
+    assert ("send",) in commands and ("loop", "start") in commands and len(commands) >= 15
+    covered = {cmd for cmd in commands for _, argv, _ in BAD_INPUTS if tuple(argv[:len(cmd)]) == cmd}
+    assert commands - covered == set(NO_BAD_INPUT_CASE), "commands without a bad-input case"
+    groups = {name for name, field in Settings.model_fields.items()
+              if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+    assert groups >= {"archive", "transcriber", "agent", "api", "postgres"}
+    named = {var for _, _, env in BAD_INPUTS for var in env}
+    missing = {g for g in groups if not any(v.startswith(f"IGS_{g.upper()}") for v in named)}
+    assert not missing, f"settings groups without a bad-value case: {missing}"
 
 
 @pytest.mark.parametrize("argv, env", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])

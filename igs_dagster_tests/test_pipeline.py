@@ -67,6 +67,7 @@ def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, medi
     (record,) = _wait_success(deployment, instance, key)
     run = record.dagster_run
     assert run.tags.get("dagster/sensor_name") == "video_inbox_sensor"
+    assert run.tags.get("dagster/max_runtime") == str(8 * 3600)  # from the job: sensor runs too
 
     note = _note_for(deployment, key)
     text = note.read_text()
@@ -162,6 +163,7 @@ def test_cli_materialize_and_backfill(deployment: DagsterEnv, media_server):
     for key in keys:
         (record,) = _wait_success(deployment, instance, key)
         assert record.dagster_run.tags.get("dagster/backfill")
+        assert record.dagster_run.tags.get("dagster/max_runtime") == str(8 * 3600)  # backfills too
 
     # one partition, one asset, from the CLI: the note is rewritten identically, daily link once
     note = _note_for(deployment, keys[0])

@@ -5,6 +5,10 @@ pipeline runs through it: `igs send` → sensor → queued runs → run workers 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -18,19 +22,24 @@ from drills.common import (
     transcript_intervals,
     wait_until,
 )
-from igs_dagster_tests.dagster_env import DagsterEnv, stray_temp_files
+from igs_dagster_tests.conftest import unavailable
+from igs_dagster_tests.dagster_env import REPO, DagsterEnv, stray_temp_files
 from igs_dagster_tests.postgres import PostgresServer, PostgresUnavailable
 
 pytestmark = pytest.mark.slow
 
 
+def _server() -> PostgresServer:
+    try:
+        return PostgresServer()
+    except PostgresUnavailable as err:
+        reason = str(err)
+    unavailable(reason)  # skipped here, an error (exit 1) under CI=true
+
+
 @pytest.fixture(scope="module")
 def postgres():
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as err:
-        pytest.skip(str(err))
-    with server:
+    with _server() as server:
         yield server
 
 
@@ -121,3 +130,17 @@ def test_pipeline_through_the_run_queue_on_postgres(
                   "AND tick_body LIKE '%video_inbox_sensor%'")
     assert all(any(run_id in body for (body,) in ticks) for run_id in run_ids)
     assert not list(deployment.home.rglob("*.db")), "SQLite storage files under DAGSTER_HOME"
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "1 error"), ("", "1 skipped")])
+def test_missing_postgres_fails_on_ci_and_skips_elsewhere(tmp_path, ci: str, outcome: str):
+    """This module with no PostgreSQL (PG_BINDIR pointing at nothing), in a fresh pytest."""
+    env = {**os.environ, "CI": ci, "PG_BINDIR": str(tmp_path / "no-postgres")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"{__file__}::test_settings_switch_the_instance_to_postgres",
+         "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--rootdir", str(REPO)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert outcome in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "has no initdb" in proc.stdout
+    assert proc.returncode == (1 if ci else 0)

@@ -20,16 +20,20 @@ from igs_dagster.core.system_log import LogEntry, format_entry, read_entries, ta
 WORKERS = 8
 LINES_PER_WORKER = 500
 
-# Each worker waits for the go file so all of them hit the log at the same time.
+# A barrier across processes: each worker says it is ready (its own file) and waits for the go
+# file, which the parent creates once every worker is ready. Each prints how many dedupe writes
+# it won and the monotonic clock (system-wide on Linux) around its writes.
 WRITER = """
 import sys, time
 from pathlib import Path
 from igs_dagster.core.system_log import write_entry
 path, worker, go, count = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+(go.parent / f"ready-{worker}").touch()
 while not go.exists():
     time.sleep(0.001)
 fill = "ABCDEFGHIJKLMNOP"[worker]
 won = 0
+first = time.monotonic()
 for i in range(count):
     size = 6000 if i % 5 == 0 else 100 + (i % 40) * 50   # every 5th line > 4 KB
     write_entry(path, "test.write", f"worker-{worker}", f"w{worker}:i{i}:" + fill * size,
@@ -37,11 +41,12 @@ for i in range(count):
     if i == count // 2:
         won += write_entry(path, "test.dedupe", f"worker-{worker}", "once",
                            dedupe_key="sensor:run-42:finished")
-print(won)
+print(won, first, time.monotonic())
 """
 
 
-def run_writers(path: Path, tmp_path: Path, workers: int, count: int) -> tuple[list[int], float]:
+def run_writers(path: Path, tmp_path: Path, workers: int, count: int) -> tuple[list[int], float, list]:
+    """Start the writers, release them together; (dedupe wins, wall time, write intervals)."""
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(  # noqa: S603
@@ -51,19 +56,25 @@ def run_writers(path: Path, tmp_path: Path, workers: int, count: int) -> tuple[l
         )
         for w in range(workers)
     ]
-    time.sleep(0.5)  # let every interpreter start and reach the wait loop
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{w}").exists() for w in range(workers)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "writers not ready"
+        time.sleep(0.01)
     started = time.monotonic()
     go.touch()
-    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    outputs = [proc.communicate(timeout=300)[0].split() for proc in procs]
     elapsed = time.monotonic() - started
     assert all(proc.returncode == 0 for proc in procs)
-    return [int(out.strip()) for out in outputs], elapsed
+    return [int(out[0]) for out in outputs], elapsed, [(float(o[1]), float(o[2])) for o in outputs]
 
 
 def test_parallel_processes_never_interleave_lose_or_duplicate_lines(tmp_path: Path):
     log = tmp_path / "vault" / "system" / "system-log.jsonl"
-    won, elapsed = run_writers(log, tmp_path, WORKERS, LINES_PER_WORKER)
+    won, elapsed, intervals = run_writers(log, tmp_path, WORKERS, LINES_PER_WORKER)
     print(f"\n{WORKERS * LINES_PER_WORKER + 1} lines in {elapsed:.2f}s")
+    # the writes overlapped: the last writer began before the first one finished, so at that
+    # moment all of them were writing (otherwise the checks below would prove nothing)
+    assert max(start for start, _ in intervals) < min(end for _, end in intervals), intervals
 
     raw_lines = log.read_bytes().split(b"\n")
     assert raw_lines[-1] == b""  # the file ends with a newline

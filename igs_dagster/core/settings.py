@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     secret_names: list[str] = Field(
         [], description="more variable names (or globs) whose values are secrets to redact"
     )
+    # A hung but living ingest run would hold the `gpu` slot for ever: run monitoring fails one
+    # that runs longer (0 = no limit). Default sized for a 4-hour video: transcription at 1.5x
+    # real time (a large model on a CPU) is 6 h, plus 2 h for download, archive and notes.
+    ingest_max_runtime_s: int = Field(8 * 3600, ge=0, le=7 * 24 * 3600)
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()

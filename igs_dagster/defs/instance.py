@@ -3,7 +3,8 @@ dagster.yaml, and the concurrency limits stored in the instance database.
 
 Pool limits live in the instance's database, not in code, so every start-up path
 (`igs dev`, `igs demo`, the CLI, the sensors) calls `ensure_pool_limits` instead of relying
-on a manual `dagster instance concurrency set gpu 1`.
+on a manual `dagster instance concurrency set gpu 1`; it only fills in a limit the instance
+lacks, so a value the operator stored stays.
 """
 
 from __future__ import annotations
@@ -49,12 +50,18 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def ensure_pool_limits(instance) -> None:
-    """Store the pool limits in the instance database (idempotent)."""
+def ensure_pool_limits(instance) -> dict[str, int]:
+    """Store our pool limits where the instance has none yet; return the ones set.
+
+    A stored limit is the operator's (`gpu = 2` set in the UI or with `dagster instance
+    concurrency set` for a bigger GPU) and is never overwritten, by start-up or by a sensor.
+    """
     storage = instance.event_log_storage
-    for pool, limit in POOL_LIMITS.items():
-        if storage.get_concurrency_info(pool).slot_count != limit:
-            storage.set_concurrency_slots(pool, limit)
+    stored = {limit.name for limit in storage.get_pool_limits()}
+    applied = {pool: limit for pool, limit in POOL_LIMITS.items() if pool not in stored}
+    for pool, limit in applied.items():
+        storage.set_concurrency_slots(pool, limit)
+    return applied
 
 
 def open_instance(settings: Settings):

@@ -10,6 +10,9 @@ import os
 
 import dagster as dg
 
+from igs_dagster.core.errors import SettingsError
+from igs_dagster.core.settings import Settings, load_settings
+
 # On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node. Only there: the tag means nothing
 # to the local and Docker launchers, so their runs don't carry it. IGS_K8S_GPU=0/1 overrides the
 # detection (Kubernetes sets KUBERNETES_SERVICE_HOST in every pod).
@@ -43,6 +46,20 @@ def _recheck_pool_slots_every(seconds: float) -> None:
 
 _recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)  # in every process that loads these definitions
 
+
+def max_runtime_tags() -> dict[str, str]:
+    """`dagster/max_runtime` (IGS_INGEST_MAX_RUNTIME_S), enforced by the daemon's run monitoring.
+
+    On the job, so runs from the inbox sensor, the UI and backfills all carry it. Invalid
+    settings fall back to the default here: every step of the run reports them anyway.
+    """
+    try:
+        seconds = load_settings().ingest_max_runtime_s
+    except SettingsError:
+        seconds = Settings.model_fields["ingest_max_runtime_s"].default
+    return {dg.MAX_RUNTIME_SECONDS_TAG: str(seconds)} if seconds else {}
+
+
 def _k8s_gpu_tags() -> dict[str, str]:
     wanted = os.environ.get("IGS_K8S_GPU", "1" if os.environ.get("KUBERNETES_SERVICE_HOST") else "0")
     return {"dagster-k8s/config": json.dumps(K8S_GPU_CONFIG)} if wanted.strip() == "1" else {}
@@ -52,6 +69,6 @@ video_ingest_job = dg.define_asset_job(
     name="video_ingest",
     selection=dg.AssetSelection.groups("video"),
     executor_def=dg.in_process_executor,
-    tags=_k8s_gpu_tags(),
+    tags={**max_runtime_tags(), **_k8s_gpu_tags()},
     description="Download, archive, transcribe, write and enrich the note for one video.",
 )

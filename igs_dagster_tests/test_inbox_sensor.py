@@ -1,0 +1,171 @@
+"""The inbox sensor's branches, evaluated directly (`dg.build_sensor_context`) against a real
+instance and a real event queue: pool limits, unknown partitions, duplicates in one batch and
+the cursor after a crash."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from igs_dagster.core.events import (
+    ContentSummarize,
+    ContentSummarizeData,
+    VideoDownload,
+    VideoDownloadData,
+)
+from igs_dagster.core.inbox import EventQueue
+from igs_dagster.defs.instance import GPU_POOL
+from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.video.sensors import video_inbox_sensor
+from igs_dagster.intake import accept
+
+URL_A = "https://youtu.be/dQw4w9WgXcQ"
+URL_B = "https://www.youtube.com/watch?v=9bZkp7q19f0"
+
+
+@pytest.fixture(scope="module")
+def blank_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An instance home whose storage exists (creating SQLite storage costs ~2 s)."""
+    home = tmp_path_factory.mktemp("blank-instance")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        instance.get_runs(limit=1)
+    return home
+
+
+@pytest.fixture
+def world(igs_env, blank_home: Path, tmp_path: Path):
+    """A fresh instance (a copy of the blank one) and the deployment's real event queue."""
+    home = shutil.copytree(blank_home, tmp_path / "instance")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        assert gpu_limit(instance) is None and not instance.get_dynamic_partitions("videos")
+        yield instance, igs_env, EventQueue(igs_env.queue_db)
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None = None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"igs": IgsSettings()})
+    return video_inbox_sensor(context)
+
+
+def send(settings, queue: EventQueue, url: str) -> str:
+    return accept(VideoDownload(name="video.download", data=VideoDownloadData(url=url)), settings, queue).key
+
+
+def summarize(queue: EventQueue, key: str) -> int:
+    """A queued content.summarize for `key` (as intake would queue it for a note naming it)."""
+    event = ContentSummarize(name="content.summarize", data=ContentSummarizeData(note=Path("x.md")))
+    return queue.put(event, key=key)
+
+
+def gpu_limit(instance: dg.DagsterInstance) -> int | None:
+    limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
+    return limits.get(GPU_POOL)
+
+
+def test_idle_tick_skips_and_touches_nothing(world):
+    instance, _, _ = world
+    result = tick(instance)
+    assert isinstance(result, dg.SkipReason)
+    assert gpu_limit(instance) is None  # an idle tick never opens the instance
+
+
+def test_new_instance_gets_the_gpu_limit(world):
+    instance, settings, queue = world
+    assert gpu_limit(instance) is None
+    send(settings, queue, URL_A)
+    tick(instance)
+    assert gpu_limit(instance) == 1
+
+
+def test_operator_gpu_limit_survives_ticks(world):
+    """`gpu = 2` set in the UI (a bigger GPU) is the operator's: no tick resets it."""
+    instance, settings, queue = world
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, 2)
+    cursor = None
+    for url in (URL_A, URL_B):
+        send(settings, queue, url)
+        result = tick(instance, cursor)
+        assert isinstance(result, dg.SensorResult) and result.run_requests
+        cursor = result.cursor
+        assert gpu_limit(instance) == 2
+        assert instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 2
+
+
+def test_duplicates_in_one_batch_make_one_run_and_one_partition(world):
+    instance, settings, queue = world
+    key = send(settings, queue, URL_A)
+    assert send(settings, queue, f"https://www.youtube.com/watch?v={key}") == key  # same video
+    other = send(settings, queue, URL_B)
+    last = queue.last_id()
+    result = tick(instance)
+    assert [(r.run_key, r.partition_key) for r in result.run_requests] == [
+        (f"ingest:{key}", key), (f"ingest:{other}", other)]
+    assert [r.tags["igs/event"] for r in result.run_requests] == ["1", "3"]  # first event of each key
+    (add,) = result.dynamic_partitions_requests
+    assert add.partitions_def_name == "videos" and list(add.partition_keys) == [key, other]
+    assert result.cursor == str(last)
+
+
+def test_summarize_of_unknown_partition_is_skipped_cursor_moves_on(world):
+    instance, settings, queue = world
+    summarize(queue, "nosuchvideo")
+    result = tick(instance)
+    assert isinstance(result, dg.SensorResult)
+    assert result.run_requests == [] and result.dynamic_partitions_requests == []
+    assert result.cursor == str(queue.last_id())  # not re-read forever
+
+
+def test_summarize_of_known_partition_requests_enrichment_only(world):
+    instance, settings, queue = world
+    key = send(settings, queue, URL_A)
+    instance.add_dynamic_partitions("videos", [key])
+    event_id = summarize(queue, key)
+    result = tick(instance, str(event_id - 1))
+    (request,) = result.run_requests
+    assert request.run_key == f"summarize:{event_id}" and request.partition_key == key
+    assert request.asset_selection == [dg.AssetKey("enriched_summary")]
+    assert result.dynamic_partitions_requests == []
+
+
+def test_cursor_after_a_crash_rereads_the_batch_without_new_work(world):
+    """A daemon killed after the tick's partitions were added but before its cursor was saved
+    re-reads the same batch: the same run keys (Dagster starts no second run for a run key)
+    and no second partition request; a saved cursor reads only newer events."""
+    instance, settings, queue = world
+    key_a = send(settings, queue, URL_A)
+    first = tick(instance)
+    assert [r.run_key for r in first.run_requests] == [f"ingest:{key_a}"]
+    instance.add_dynamic_partitions("videos", [key_a])  # the tick's partition request landed
+    key_b = send(settings, queue, URL_B)
+
+    again = tick(instance)  # cursor lost with the crash: from the start
+    assert [r.run_key for r in again.run_requests] == [f"ingest:{key_a}", f"ingest:{key_b}"]
+    (add,) = again.dynamic_partitions_requests
+    assert list(add.partition_keys) == [key_b]  # key_a exists already
+
+    resumed = tick(instance, first.cursor)  # cursor saved with the first tick
+    assert [r.run_key for r in resumed.run_requests] == [f"ingest:{key_b}"]
+    assert resumed.cursor == again.cursor == str(queue.last_id())
+    assert isinstance(tick(instance, resumed.cursor), dg.SkipReason)
+
+
+def test_startup_fills_in_the_limit_once_and_keeps_the_operators(igs_env, tmp_path: Path, monkeypatch):
+    """`igs dev`/CLI start-up (open_instance) on a persistent home: 1 when new, then whatever
+    the operator stored."""
+    from igs_dagster.defs.instance import open_instance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    instance = open_instance(igs_env)
+    try:
+        assert gpu_limit(instance) == 1
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 2)
+    finally:
+        instance.dispose()
+    again = open_instance(igs_env)
+    try:
+        assert gpu_limit(again) == 2
+        assert again.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 2
+    finally:
+        again.dispose()
