@@ -3,8 +3,8 @@
 A private engine (drills/docker_engine.py: `dockerd --bridge=none --iptables=false`, its own data
 root) builds the debootstrap base, the PostgreSQL image (drills/docker/) and the project image
 from the lock (docker/Dockerfile with PYTHON_IMAGE=the base), then `docker-compose` brings up
-docker/compose.yaml (PostgreSQL, code server, webserver, daemon, event API) with a generated
-override that puts every service on the host network, bound to 127.0.0.1 on free ports, and an
+docker/compose.yaml (PostgreSQL, code server, webserver, daemon, event API) rewritten for the
+host network (Stack.host_network: every server bound to 127.0.0.1 on a free port), and an
 instance file (docker/dagster.yaml with the run launcher's containers on the host network too).
 No container gets an address of its own. Then, through the stack:
 
@@ -70,7 +70,7 @@ def _free_port() -> int:
 
 
 class Stack:
-    """docker/compose.yaml + the host-network override, driven with docker-compose."""
+    """docker/compose.yaml turned into a host-network stack, driven with docker-compose."""
 
     def __init__(self, engine: Engine, folder: Path) -> None:
         self.engine, self.folder = engine, folder
@@ -83,7 +83,7 @@ class Stack:
             "IGS_POSTGRES__HOST": "127.0.0.1", "IGS_POSTGRES__PORT": str(self.ports["postgres"]),
             "IGS_IMAGE": IMAGE, "IGS_TRANSCRIBER__DEVICE": "cpu",
         }
-        self.override = folder / "compose.hostnet.yaml"
+        self.compose_file = folder / "compose.hostnet.yaml"
         self.instance_yaml = folder / "dagster.yaml"
         self.workspace_yaml = folder / "workspace.yaml"
 
@@ -101,9 +101,17 @@ class Stack:
         self.instance_yaml.write_text(yaml.safe_dump(instance, sort_keys=False))
         self.workspace_yaml.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
             "host": "127.0.0.1", "port": self.ports["code"], "location_name": "igs_dagster"}}]}))
+        self.compose_file.write_text(yaml.safe_dump(self.host_network(), sort_keys=False))
+
+    def host_network(self) -> dict:
+        """docker/compose.yaml on the host network: each service's `ports:` and `networks:` go
+        (docker-compose 1.29 refuses published ports with network_mode host, and an override
+        file cannot remove list entries, hence one generated file), servers bind 127.0.0.1 on
+        free ports, the Docker socket is this engine's, and the vault is a host folder."""
+        compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
         p = self.ports
         http_check = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)"
-        services = {
+        changes = {
             "postgres": {
                 "image": PG_IMAGE,
                 "environment": {"PGPORT": str(p["postgres"]), "PGHOST": "127.0.0.1", "PG_LISTEN": "127.0.0.1"},
@@ -128,25 +136,38 @@ class Stack:
                                          f"http://127.0.0.1:{p['api']}/health"]},
             },
         }
-        for name, svc in services.items():
+        mounts = {
+            "/opt/dagster/dagster_home/dagster.yaml": f"{self.instance_yaml}:/opt/dagster/dagster_home/dagster.yaml:ro",
+            "/opt/dagster/workspace.yaml": f"{self.workspace_yaml}:/opt/dagster/workspace.yaml:ro",
+            "/var/run/docker.sock": f"{self.engine.sock}:/var/run/docker.sock",
+        }
+        services = {}
+        for name, svc in compose["services"].items():
+            svc = {k: v for k, v in svc.items() if k not in ("ports", "networks", "build")}
+            change = changes[name]
+            for key, value in change.items():
+                svc[key] = {**svc.get(key, {}), **value} if isinstance(value, dict) else value
             svc["network_mode"] = "host"
-            if name in ("igs-webserver", "igs-daemon"):
-                svc["volumes"] = [
-                    f"{self.instance_yaml}:/opt/dagster/dagster_home/dagster.yaml:ro",
-                    f"{self.workspace_yaml}:/opt/dagster/workspace.yaml:ro",
-                    f"{self.engine.sock}:/var/run/docker.sock",
-                ]
-        self.override.write_text(yaml.safe_dump({"services": services}, sort_keys=False))
-
-    def create_vault_volume(self) -> None:
-        self.engine.docker("volume", "create", "--driver", "local", "--opt", "type=none",
-                           "--opt", "o=bind", "--opt", f"device={self.vault}", "igs-vault")
+            volumes = []
+            for entry in svc.get("volumes", []):
+                target = entry.split(":")[1]
+                if target in mounts:
+                    volumes.append(mounts[target])
+                elif entry.startswith("."):
+                    raise DrillFailed(f"unexpected relative mount in compose.yaml: {entry}")
+                else:
+                    volumes.append(entry)
+            svc["volumes"] = volumes
+            services[name] = svc
+        volumes = compose["volumes"]
+        volumes["vault"].update(driver="local", driver_opts={  # the vault in a host folder
+            "type": "none", "o": "bind", "device": str(self.vault)})
+        return {"services": services, "volumes": volumes}
 
     # -- compose --------------------------------------------------------------------------------
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        argv = [COMPOSE, "-p", "igs-dagster", "-f", str(REPO / "docker" / "compose.yaml"),
-                "-f", str(self.override), *args]
+        argv = [COMPOSE, "-p", "igs-dagster", "-f", str(self.compose_file), *args]
         proc = subprocess.run(argv, env=self.env, cwd=REPO, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
@@ -156,8 +177,8 @@ class Stack:
 
     def logs(self, tail: int = 30) -> str:
         proc = subprocess.run(
-            [COMPOSE, "-p", "igs-dagster", "-f", str(REPO / "docker" / "compose.yaml"),
-             "-f", str(self.override), "logs", "--no-color", "--tail", str(tail)],
+            [COMPOSE, "-p", "igs-dagster", "-f", str(self.compose_file), "logs", "--no-color",
+             "--tail", str(tail)],
             env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120,
         )
         return proc.stdout[-6000:]
@@ -257,7 +278,6 @@ def _drill(ctx, result: DrillResult, engine: Engine) -> None:
 
     stack = Stack(engine, ctx.workdir / "docker-stack")
     stack.write_files()
-    stack.create_vault_volume()
     d["ports"] = stack.ports
     d["stack_start_s"] = round(stack.up(), 1)
     result.check(_no_container_addresses(engine), "no container has an address of its own")
@@ -323,7 +343,8 @@ def _runs(instance: dg.DagsterInstance, key: str) -> list:
 
 
 def _container_overheads(instance: dg.DagsterInstance, run_ids: list[str]) -> list[float]:
-    """Per run: launcher's "Launching run in a new container" → the worker's RUN_START."""
+    """Per run: the launcher's "Launching run in a new container" event → the worker's RUN_START
+    (container create + start, interpreter, imports, code load)."""
     out = []
     for run_id in run_ids:
         launched = started = None
@@ -332,7 +353,7 @@ def _container_overheads(instance: dg.DagsterInstance, run_ids: list[str]) -> li
             event = entry.dagster_event
             if event is None:
                 continue
-            if event.event_type_value == "ENGINE_EVENT" and (event.message or "").startswith("Launching run in a new container"):
+            if event.event_type_value == "ENGINE_EVENT" and "Launching run in a new container" in (event.message or ""):
                 launched = entry.timestamp
             elif event.event_type_value == "PIPELINE_START" and started is None:
                 started = entry.timestamp
@@ -366,6 +387,7 @@ def _three_videos(ctx, result: DrillResult, stack: Stack) -> list[str]:
                      [(round(a, 1), round(b, 1)) for a, b, _ in intervals])
         result.details["three_videos_s"] = round(time.monotonic() - sent_at, 1)
         result.details["container_start_overhead_s"] = _container_overheads(instance, run_ids)
+        result.details["run_start_overhead_stack_s"] = _process_overheads(instance, run_ids)
     # send -> note for the sample alone (nothing else running)
     url = ctx.media.add(SAMPLE_MP4, "docker-single.mp4")
     (key,) = [line.split("\t")[0] for line in stack.igs("send", "--dry-run", url).splitlines() if "\t" in line]

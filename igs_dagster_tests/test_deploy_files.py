@@ -94,7 +94,8 @@ def test_compose_services_volumes_and_network():
     assert (DOCKER / code["build"]["context"] / code["build"]["dockerfile"]).is_file()
     assert "grpc-health-check" in code["healthcheck"]["test"]
     assert _service_env(code, REQUIRED_ENV)["DAGSTER_CURRENT_IMAGE"] == _interpolate(code["image"], {})
-    assert _volume_pairs(code) == {"/vault": "vault", "/data": "data", "/models": "models", "/secrets": "secrets"}
+    assert _volume_pairs(code) == {"/vault": "vault", "/data": "data", "/models": "models", "/secrets": "secrets",
+                                   "/opt/dagster/dagster_home/dagster.yaml": "./dagster.yaml"}
 
     for name, command in (("igs-webserver", "dagster-webserver"), ("igs-daemon", "dagster-daemon")):
         svc = services[name]

@@ -23,7 +23,7 @@ from drills.__main__ import table
 
 pytestmark = pytest.mark.slow
 # backlog: 20+ runs; docker: debootstrap on a first run, a cold image build, the stack twice
-TIMEOUTS = {"backlog": 1800, "docker": 1800}
+TIMEOUTS = {"backlog": 1800, "docker": 2700}
 RESULTS: list = []
 
 
