@@ -14,6 +14,7 @@ Drill 1's backlog is 20 URLs here (`IGS_DRILLS_BACKLOG`, e.g. 50 = the issue's f
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -47,6 +48,7 @@ def drills(tmp_path_factory: pytest.TempPathFactory, media_server, long_mp4):
 def test_drill(drills: DrillContext, number: int):
     result = run_drill(number, drills)
     RESULTS.append(result)
+    print(f"\n{result.name} details: {json.dumps(result.details, default=str)[:3000]}")  # figures (-s)
     if result.skipped is not None:
         pytest.skip(result.skipped)
     assert result.ok, "\n".join(result.failures()) + (
