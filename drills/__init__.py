@@ -2,7 +2,7 @@
 Dagster deployment (a `dagster-daemon`, its code server, run workers, the run queue, the `gpu`
 pool) and real servers on 127.0.0.1 (HTTP media, asyncssh SFTP as the NAS).
 
-    python -m drills                     # all seven, the issues' sizes; table + drills-results.json
+    python -m drills                     # all seven, the issue's sizes; table + drills-results.json
     python -m drills --only 3 --only 4   # some of them
     python -m drills --json out.json
 
