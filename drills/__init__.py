@@ -2,7 +2,7 @@
 Dagster deployment (a `dagster-daemon`, its code server, run workers, the run queue, the `gpu`
 pool) and real servers on 127.0.0.1 (HTTP media, asyncssh SFTP as the NAS).
 
-    python -m drills                     # all six, the issue's sizes; table + drills-results.json
+    python -m drills                     # all seven, the issue's sizes; table + drills-results.json
     python -m drills --only 3 --only 4   # some of them
     python -m drills --json out.json
 
@@ -16,6 +16,7 @@ test suite runs them too (igs_dagster_tests/test_drills.py).
 4. nas_outage   the NAS (SFTP) down for ~15 s, then a connection cut mid-upload
 5. disk_full    the data folder's media area full (tmpfs) during a download, then freed
 6. gpu_pool     two transcriptions at once from the sensor and `dagster job backfill`
+7. docker       the compose deployment built and run in a private Docker engine (drills/docker_stack.py)
 """
 
 from __future__ import annotations
@@ -71,7 +72,15 @@ class DrillContext:
 
 
 def registry() -> dict[int, tuple[str, Callable[[DrillContext, DrillResult], None]]]:
-    from drills import backlog, daemon_kill, disk_full, gpu_pool, nas_outage, worker_kill
+    from drills import (
+        backlog,
+        daemon_kill,
+        disk_full,
+        docker_stack,
+        gpu_pool,
+        nas_outage,
+        worker_kill,
+    )
 
     return {
         1: ("backlog", backlog.run),
@@ -80,6 +89,7 @@ def registry() -> dict[int, tuple[str, Callable[[DrillContext, DrillResult], Non
         4: ("nas_outage", nas_outage.run),
         5: ("disk_full", disk_full.run),
         6: ("gpu_pool", gpu_pool.run),
+        7: ("docker", docker_stack.run),
     }
 
 

@@ -1,4 +1,4 @@
-"""`python -m drills [--only N ...] [--json PATH] [--backlog N] [--workdir DIR] [--keep]`
+"""`python -m drills [NAME ...] [--only N ...] [--json PATH] [--backlog N] [--workdir DIR] [--keep]`
 
 Runs the drills (all by default, in order), prints a Markdown results table and writes every
 result (checks, timings, details) as JSON. Exit status 0 when every drill that ran passed.
@@ -39,20 +39,27 @@ def table(results: list[DrillResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     drills = registry()
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__.splitlines()[0])
+    names = {name: number for number, (name, _) in drills.items()}
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"run these drills by name ({', '.join(names)}); default: all")
     parser.add_argument("--only", type=int, action="append", choices=sorted(drills),
-                        help="run this drill (repeatable); default: all")
+                        help="run this drill by number (repeatable); default: all")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file ({DEFAULT_JSON})")
     parser.add_argument("--backlog", type=int, default=50, help="URLs in drill 1 (50)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in names]
+    if unknown:
+        parser.error(f"unknown drill {unknown[0]!r} (choose from {', '.join(names)})")
 
     ctx = DrillContext.standalone(args.workdir, backlog_size=args.backlog)
     print(f"work folder: {ctx.workdir}", flush=True)
     results: list[DrillResult] = []
     started = time.monotonic()
     try:
-        for number in args.only or sorted(drills):
+        chosen = [names[n] for n in args.names or []] + (args.only or [])
+        for number in chosen or sorted(drills):
             print(f"drill {number} ({drills[number][0]})…", flush=True)
             result = run_drill(number, ctx)
             results.append(result)

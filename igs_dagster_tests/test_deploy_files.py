@@ -78,7 +78,12 @@ def test_compose_services_volumes_and_network():
     services = compose["services"]
     assert set(services) == {"postgres", "igs-code", "igs-webserver", "igs-daemon", "igs-api"}
     assert {v["name"] for v in compose["volumes"].values()} == {*VOLUME_TARGETS, "igs-postgres"}
-    assert compose["networks"]["igs"]["name"] == "igs-dagster"
+    # one (default) network with a fixed name; no per-service `networks:` lists, which a
+    # host-network override (the docker drill) could not be combined with
+    assert compose["networks"] == {"default": {"name": "igs-dagster"}}
+    assert not [name for name, svc in services.items() if "networks" in svc]
+    # Debian's docker-compose 1.29 rejects a top-level `name:` (compose spec before v2)
+    assert "name" not in compose
 
     pg = services["postgres"]
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
@@ -89,7 +94,8 @@ def test_compose_services_volumes_and_network():
     assert (DOCKER / code["build"]["context"] / code["build"]["dockerfile"]).is_file()
     assert "grpc-health-check" in code["healthcheck"]["test"]
     assert _service_env(code, REQUIRED_ENV)["DAGSTER_CURRENT_IMAGE"] == _interpolate(code["image"], {})
-    assert _volume_pairs(code) == {"/vault": "vault", "/data": "data", "/models": "models", "/secrets": "secrets"}
+    assert _volume_pairs(code) == {"/vault": "vault", "/data": "data", "/models": "models", "/secrets": "secrets",
+                                   "/opt/dagster/dagster_home/dagster.yaml": "./dagster.yaml"}
 
     for name, command in (("igs-webserver", "dagster-webserver"), ("igs-daemon", "dagster-daemon")):
         svc = services[name]
@@ -186,6 +192,22 @@ def test_docker_compose_config_accepts_the_files(files: list[str], tmp_path: Pat
     assert Path(mount["/opt/dagster/dagster_home/dagster.yaml"]).name == expected
 
 
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) not installed")
+@pytest.mark.parametrize("files", [["compose.yaml"], ["compose.yaml", "compose.gpu.yaml"]], ids=["cpu", "gpu"])
+def test_docker_compose_v1_accepts_the_files(files: list[str]):
+    """Debian's docker-compose 1.29 (what the docker drill runs) reads the same files."""
+    args = ["docker-compose", "-p", "igs-dagster"]
+    for name in files:
+        args += ["-f", str(DOCKER / name)]
+    done = subprocess.run([*args, "config"], capture_output=True, text=True,
+                          env={**os.environ, **REQUIRED_ENV})
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    mount = {v.split(":")[1]: v.split(":")[0] for v in config["services"]["igs-daemon"]["volumes"]}
+    expected = "dagster.gpu.yaml" if "compose.gpu.yaml" in files else "dagster.yaml"
+    assert Path(mount["/opt/dagster/dagster_home/dagster.yaml"]).name == expected
+
+
 # --------------------------------------------------------------------------- compose instance
 
 
@@ -210,8 +232,9 @@ def test_compose_instance_config_is_valid(name: str, tmp_path: Path):
     assert validated["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
     pg = validated["storage"]["postgres"]["postgres_db"]
     assert pg["scheme"] == "postgresql+psycopg2"  # SQLAlchemy 2.1's default would need psycopg 3
-    assert {pg[k]["env"] for k in ("hostname", "username", "password", "db_name")} == {
-        "IGS_POSTGRES__HOST", "IGS_POSTGRES__USER", "IGS_POSTGRES__PASSWORD", "IGS_POSTGRES__DB"}
+    assert {pg[k]["env"] for k in ("hostname", "port", "username", "password", "db_name")} == {
+        "IGS_POSTGRES__HOST", "IGS_POSTGRES__PORT", "IGS_POSTGRES__USER", "IGS_POSTGRES__PASSWORD",
+        "IGS_POSTGRES__DB"}
     # run workers live in separate containers: artifacts and step logs must be on a shared volume
     for key in ("local_artifact_storage", "compute_logs"):
         assert validated[key]["config"]["base_dir"].startswith("/data/")
@@ -238,7 +261,7 @@ def test_compose_run_launcher_matches_compose():
     launcher = _load(DOCKER / "dagster.yaml")["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
     config = launcher["config"]
-    assert config["network"] == compose["networks"]["igs"]["name"]
+    assert config["network"] == compose["networks"]["default"]["name"]
     # every forwarded name must be set in the daemon, or launching a run fails
     daemon_env = _service_env(compose["services"]["igs-daemon"], REQUIRED_ENV)
     assert set(config["env_vars"]) <= set(daemon_env)
