@@ -35,6 +35,8 @@ def _free_port() -> int:
 def role(cmdline: list[str]) -> str:
     """A short name for one process of the `dagster dev` tree."""
     text = " ".join(cmdline)
+    if "igs_dagster.cli.stack" in text:
+        return "igs dev (supervisor)"
     if "dagster_webserver" in text or "dagster-webserver" in text:
         return "webserver"
     if "_daemon" in text or "dagster-daemon" in text:
@@ -162,7 +164,7 @@ def idle_dev(root: Path, warmup_s: float, window_s: float, env_extra: dict | Non
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
+            proc.wait(20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable
 
 import dagster as dg
+from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.core.settings import load_settings
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
@@ -61,7 +62,7 @@ def _latest(instance: dg.DagsterInstance, event_type: dg.DagsterEventType) -> in
 def _legacy_cursor(instance: dg.DagsterInstance, names: tuple[str, ...]) -> int | None:
     """The least record id the replaced run-status sensors had reached (None: none ran here)."""
     found = []
-    for state in instance.all_instigator_state(instigator_type=dg.InstigatorType.SENSOR):
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         data = state.instigator_data
         if state.name in names and data is not None and getattr(data, "cursor", None):
             try:
