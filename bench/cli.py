@@ -37,6 +37,7 @@ FIGURES = {
     7: "bench.fig7_loop",
     8: "bench.fig8_feeds",
     9: "bench.fig9_playlist",
+    10: "bench.fig10_idle",
 }
 NEEDS_SPEECH = {1, 2, 3, 4, 6}
 
@@ -50,7 +51,7 @@ def _figures(text: str | None) -> list[int]:
         raise argparse.ArgumentTypeError(f"--only takes figure numbers like 1,3: {text!r}") from None
     unknown = [n for n in chosen if n not in FIGURES]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"no such figure: {unknown or text!r} (1-7)")
+        raise argparse.ArgumentTypeError(f"no such figure: {unknown or text!r} (1-10)")
     return chosen
 
 

@@ -1,5 +1,5 @@
 """The coding loop on a real Dagster deployment: `igs loop start` -> intake (PRD checked, loop
-id assigned) -> `loop_start_sensor` -> queued `loop_story` run -> `loop_chain_sensor` requests
+id assigned) -> the inbox sensor -> queued `loop_story` run -> `run_outcomes` requests
 each next run (`loop_story` / `loop_attempt` / `loop_finish`) until the loop is done.
 
 Real git projects in tmp, the stand-in agents of igs_dagster_tests/loop/agents behind one
@@ -231,7 +231,7 @@ def test_full_loop_of_three_stories(deployment: DagsterEnv, loops) -> None:
         f"loop:{loop_id}:{n}" for n in (0, 1, 2, 4)
     ]
     assert [r.dagster_run.tags["dagster/sensor_name"] for r in runs] == (
-        ["loop_start_sensor"] + ["loop_chain_sensor"] * 3
+        ["video_inbox_sensor"] + ["run_outcomes"] * 3
     )
     for record in runs:
         tags = record.dagster_run.tags

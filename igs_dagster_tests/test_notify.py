@@ -13,7 +13,7 @@ import pytest
 
 from igs_dagster.core.notify import Message, Notifier, obsidian_link
 from igs_dagster.core.settings import NotifySettings, load_settings
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs import outcomes
 from igs_dagster.defs.system import notify_sensors
 from igs_dagster.loop import state as st
 from igs_dagster.loop.prd import Prd
@@ -109,31 +109,27 @@ def _broken_download() -> None:
     raise dg.Failure(description="HTTP Error 404: Not Found")
 
 
-def _tick(sensor, instance, result, event):
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=event, resources={"igs": IgsSettings()},
-    )
-    if sensor is notify_sensors.notify_failures:
-        context = context.for_run_failure()
-    sensor(context)
+def _tick(instance):
+    """One tick of the run-outcome sensor over every finished run (cursor before all of them)."""
+    cursor = json.dumps({outcome: -1 for outcome in outcomes.OUTCOMES})
+    return outcomes.run_outcomes(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
 def test_sensors_send_note_ready_and_video_failed_once(receiver, igs_env, monkeypatch):
     monkeypatch.setenv("IGS_NOTIFY__URLS", receiver.url)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", ["jfk"])
-        ok = dg.materialize([_vault_note], instance=instance, partition_key="jfk")
+        dg.materialize([_vault_note], instance=instance, partition_key="jfk")
         for _ in range(2):  # a re-evaluated tick
-            _tick(notify_sensors.notify_successes, instance, ok, ok.get_run_success_event())
+            _tick(instance)
         [note] = receiver.messages
         assert note["title"] == "Note ready: JFK: ask not"
         assert note["message"].startswith("0:11 · Resources/videos/jfk.md\nobsidian://open?vault=vault&file=")
 
-        bad = dg.materialize([_broken_download], instance=instance, partition_key="jfk",
-                             raise_on_error=False)
+        dg.materialize([_broken_download], instance=instance, partition_key="jfk",
+                       raise_on_error=False)
         for _ in range(2):
-            _tick(notify_sensors.notify_failures, instance, bad, bad.get_run_failure_event())
+            _tick(instance)
         assert len(receiver.messages) == 2
         failed = receiver.messages[1]
         assert failed["title"] == "Video failed: jfk"

@@ -18,7 +18,7 @@ def test_loading_the_definitions_warns_about_nothing():
         importlib.reload(igs_dagster.definitions)
         defs = igs_dagster.definitions.defs
         defs.resolve_job_def("video_ingest")
-        assert len(defs.get_repository_def().sensor_defs) >= 8
+        assert len(defs.get_repository_def().sensor_defs) >= 4
     dagster_warnings = [str(w.message) for w in caught if "dagster" in w.filename]
     assert not dagster_warnings, dagster_warnings
 
@@ -39,5 +39,7 @@ def test_igs_dev_runs_dagster_from_dagster_home(monkeypatch, tmp_path):
     monkeypatch.setattr("os.execv", fake_execv)
     assert app.main(["dev", "--port", "3999"]) == 0
     assert seen["cwd"] == seen["home"] == str(tmp_path / "data" / "dagster_home")
+    assert seen["argv"][1:] == ["-m", "igs_dagster.cli.stack", "--host", "127.0.0.1", "--port", "3999"]
+    assert app.main(["dev", "--port", "3999", "--reload"]) == 0
     assert seen["argv"][1:4] == ["-m", "dagster", "dev"]
     assert json.dumps(seen["argv"]).count("igs_dagster.definitions") == 1

@@ -26,8 +26,12 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
     open_instance(settings)  # persistent DAGSTER_HOME + pool limits before anything starts
     os.chdir(settings.dagster_home)  # Dagster reads its dagster.yaml from there, not from here
-    argv = [sys.executable, "-m", "dagster", "dev", "-m", "igs_dagster.definitions",
-            "-h", args.host, "-p", str(args.port)]
+    if args.reload:
+        argv = [sys.executable, "-m", "dagster", "dev", "-m", "igs_dagster.definitions",
+                "-h", args.host, "-p", str(args.port)]
+    else:  # code server + webserver + daemon under a supervisor that imports no Dagster
+        argv = [sys.executable, "-m", "igs_dagster.cli.stack", "--host", args.host,
+                "--port", str(args.port)]
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover
 
@@ -63,6 +67,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dev", help="webserver + daemon with the persistent DAGSTER_HOME")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port, default=3000)
+    p.add_argument("--reload", action="store_true",
+                   help="plain `dagster dev`: code reloadable from the UI, two more processes")
     p.set_defaults(func=cmd_dev)
     p = sub.add_parser("api", help="HTTP event API (POST /events, GET /health)")
     p.add_argument("--host", help="address to bind (default IGS_API__HOST, 127.0.0.1)")

@@ -1,81 +1,65 @@
-"""Sensors of the coding loop: queued starts become first runs; each finished run requests
+"""What moves the coding loop on: queued starts become first runs; each finished run requests
 the next one; a run that failed for good marks its loop failed. No long-lived process
-drives a loop: its record on disk says what comes next, the sensors read it.
+drives a loop: its record on disk says what comes next, these functions read it. They are
+called by the two sensors every pipeline shares (one tick reads the inbox, one reads finished
+runs: bench figure 10):
 
-- `loop_start_sensor`: `loop.start` events after its cursor (the last queue event id, stored
-  with the tick's run requests) -> run `loop:{id}:0` of `loop_story`.
-- `loop_chain_sensor` (run SUCCESS of a loop job): next=plan -> `loop_story`,
+- `start_requests` (the inbox sensor, `defs/video/sensors.py`): `loop.start` events -> run
+  `loop:{id}:0` of `loop_story`.
+- `chain_next` (`run_outcomes`, a loop run's SUCCESS): next=plan -> `loop_story`,
   next=implement -> `loop_attempt`, nothing left to plan / next=complete -> `loop_finish`,
   done/cancelled/failed -> nothing. Run key `loop:{id}:{n}` with n the number of judged
   attempts (+1 for the finish), so a tick evaluated twice launches nothing twice.
-- `loop_failure_sensor` (run FAILURE): unless Dagster's run retries will re-run it
-  (`dagster/will_retry`), `roles.fail` marks the loop failed with the step's error.
-- `loop_canceled_sensor` (run CANCELED, e.g. from the UI or by run monitoring): the loop is
-  cancelled too, so its record does not claim to be running.
+- `fail_loop` (FAILURE): unless Dagster's run retries will re-run it (`dagster/will_retry`),
+  `roles.fail` marks the loop failed with the step's error.
+- `cancel_loop` (CANCELED, e.g. from the UI or by run monitoring): the loop is cancelled too,
+  so its record does not claim to be running.
 """
 
 import dagster as dg
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.text import first_line
-from igs_dagster.defs.failures import step_failure_reason
-from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, LOOP_JOBS, loop_story
+from igs_dagster.core.inbox import QueuedEvent
+from igs_dagster.core.settings import Settings
+from igs_dagster.defs.failures import run_failure_reasons
+from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, loop_story
 from igs_dagster.defs.loop.resources import (
     BEGIN_OP,
     LOOP_TAG,
     LoopSettings,
     loop_run_request,
 )
-from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.loop import roles
 from igs_dagster.loop.planner import next_story
 from igs_dagster.loop.prd import load_prd
 from igs_dagster.loop.state import TERMINAL, LoopState, is_cancelled, load_loop
 
-BATCH = 100
+START_EVENTS = ("loop.start",)
 WILL_RETRY_TAG = "dagster/will_retry"
-# A loop waits for these sensors between every two stories (bench figure 7): a tick on every
-# wake-up of the sensor daemon (every 5 s; see defs/video/sensors.py INTERVAL_S). The query
-# behind a tick is one indexed read of new run events.
-CHAIN_INTERVAL_S = 4
-# Failed and canceled loop runs only update the loop record: every other wake-up is enough (each
-# tick of a run-status sensor re-opens the instance in the code server: CPU beside transcription).
-OUTCOME_INTERVAL_S = 10
 
 
-@dg.sensor(
-    name="loop_start_sensor",
-    jobs=[loop_story],
-    minimum_interval_seconds=CHAIN_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Queued `loop.start` events -> the first run of each loop.",
-)
-def loop_start_sensor(
-    context: dg.SensorEvaluationContext, igs: IgsSettings, igs_loop: LoopSettings
-):
-    cursor = int(context.cursor or 0)
-    events = igs.queue().after(cursor, limit=BATCH, names=("loop.start",))
-    if not events:
-        return dg.SkipReason(f"no loop starts after #{cursor}")
-    settings = igs.get()
+def start_requests(events: list[QueuedEvent], settings: Settings, igs_loop: LoopSettings,
+                   log) -> list[dg.RunRequest]:
+    """`loop.start` events -> the first run of each loop still queued."""
     requests = []
     for queued in events:
         if not queued.key:
-            context.log.warning(f"event #{queued.id}: loop.start without a loop id, ignored")
+            log.warning(f"event #{queued.id}: loop.start without a loop id, ignored")
             continue
         try:
             state = load_loop(settings.loops_dir, queued.key)
         except PermanentError as err:
-            context.log.warning(f"event #{queued.id}: {err}")
+            log.warning(f"event #{queued.id}: {err}")
             continue
         if state.status != "queued":  # cancelled before its first run
-            context.log.info(f"loop {state.loop_id} is {state.status}: not started")
+            log.info(f"loop {state.loop_id} is {state.status}: not started")
             continue
         requests.append(
             loop_run_request(state, loop_story.name, 0, settings, igs_loop, "loop.start")
         )
-    context.log.info(f"{len(events)} loop.start events -> {len(requests)} runs")
-    return dg.SensorResult(run_requests=requests, cursor=str(events[-1].id))
+    if events:
+        log.info(f"{len(events)} loop.start events -> {len(requests)} runs")
+    return requests
 
 
 def _loop_id(run: dg.DagsterRun) -> str | None:
@@ -112,95 +96,64 @@ def next_request(state: LoopState, settings, igs_loop: LoopSettings) -> dg.RunRe
     return loop_run_request(state, job, number, settings, igs_loop, "loop.chain")
 
 
-@dg.run_status_sensor(
-    name="loop_chain_sensor",
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=list(LOOP_JOBS),
-    request_jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=CHAIN_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A loop run succeeded -> request the run its loop record says comes next.",
-)
-def loop_chain_sensor(
-    context: dg.RunStatusSensorContext, igs: IgsSettings, igs_loop: LoopSettings
-):
-    run = context.dagster_run
+def chain_next(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> dg.RunRequest | None:
+    """A loop run succeeded: the run its loop record says comes next (None: nothing to do)."""
     loop_id = _loop_id(run)
-    settings = igs.get()
     if loop_id is None:
-        context.log.warning(f"run {run.run_id}: no {LOOP_TAG} tag, nothing to chain")
-        return None
+        return None  # not a loop run
     try:
         state = load_loop(settings.loops_dir, loop_id)
     except PermanentError as err:
-        context.log.warning(f"run {run.run_id}: {err}")
+        log.warning(f"run {run.run_id}: {err}")
         return None
     if is_cancelled(settings.loops_dir, loop_id):
-        context.log.info(f"loop {loop_id} is cancelled: no next run")
+        log.info(f"loop {loop_id} is cancelled: no next run")
         return None
     request = next_request(state, settings, igs_loop)
     if request is None:
-        context.log.info(f"loop {loop_id} is {state.status} (next: {state.next_step}): done")
-        return None  # None: the sensor goes on with other finished runs in this tick
-    context.log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}")
+        log.info(f"loop {loop_id} is {state.status} (next: {state.next_step}): done")
+        return None
+    log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}")
     return request
 
 
-def _failure_reason(context: dg.RunFailureSensorContext) -> str:
-    for event in context.get_step_failure_events():
-        return f"{event.step_key}: {step_failure_reason(event)}"
-    return first_line(context.failure_event.message) or "run failed"
+def _failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    reasons = run_failure_reasons(instance, run.run_id)
+    for step, reason in reasons.items():
+        if step != "(run)":
+            return f"{step}: {reason}"
+    return reasons.get("(run)") or "run failed"
 
 
-@dg.run_failure_sensor(
-    name="loop_failure_sensor",
-    monitored_jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=OUTCOME_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A loop run failed and will not be retried -> the loop is marked failed.",
-)
-def loop_failure_sensor(
-    context: dg.RunFailureSensorContext, igs: IgsSettings, igs_loop: LoopSettings
-):
-    run = context.dagster_run
+def fail_loop(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_loop: LoopSettings,
+              log) -> None:
+    """A loop run failed: unless Dagster's run retries will re-run it, the loop is failed."""
     loop_id = _loop_id(run)
     if loop_id is None:
-        return None
+        return
     if run.tags.get(WILL_RETRY_TAG) == "true":
-        context.log.info(f"run {run.run_id} will be retried: loop {loop_id} stays as it is")
-        return None
-    env = igs_loop.env(igs.get())
-    error = f"run {run.run_id[:8]} ({run.job_name}) failed: {_failure_reason(context)}"
+        log.info(f"run {run.run_id} will be retried: loop {loop_id} stays as it is")
+        return
+    env = igs_loop.env(settings)
+    error = f"run {run.run_id[:8]} ({run.job_name}) failed: {_failure_reason(instance, run)}"
     try:
         result = roles.fail(env, loop_id, error)
     except PermanentError as err:
-        context.log.warning(str(err))
-        return None
-    context.log.info(f"loop {loop_id}: {result['status']} ({error})")
-    return None
+        log.warning(str(err))
+        return
+    log.info(f"loop {loop_id}: {result['status']} ({error})")
 
 
-@dg.run_status_sensor(
-    name="loop_canceled_sensor",
-    run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=OUTCOME_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A loop run was canceled (UI, run monitoring) -> the loop is cancelled.",
-)
-def loop_canceled_sensor(
-    context: dg.RunStatusSensorContext, igs: IgsSettings, igs_loop: LoopSettings
-):
-    run = context.dagster_run
+def cancel_loop(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> None:
+    """A loop run was canceled (UI, run monitoring): the loop is cancelled too."""
     loop_id = _loop_id(run)
     if loop_id is None:
-        return None
-    env = igs_loop.env(igs.get())
+        return
+    env = igs_loop.env(settings)
     try:
         state = load_loop(env.loops_dir, loop_id)
         if state.status not in TERMINAL:
             roles.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
-            context.log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")
+            log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")
     except PermanentError as err:
-        context.log.warning(str(err))
-    return None
+        log.warning(str(err))

@@ -1,6 +1,6 @@
 """One system-log line per pipeline stage, for every run however it was launched.
 
-Run-status sensors see each finished run once (Dagster keeps their cursor), whether a sensor,
+The run-outcome sensor (`defs/outcomes.py`) sees each finished run once (its cursor), whether a sensor,
 the UI, a backfill or the dagster CLI launched it, and whatever the job (`video_ingest`, the
 UI's ad-hoc asset job, the coding-loop jobs). Per run they write one line per step that
 succeeded or finally failed (retries are not failures), from the run's own event log, with a
@@ -12,7 +12,6 @@ import dagster as dg
 
 from igs_dagster.core import system_log
 from igs_dagster.defs.failures import step_failure_reason
-from igs_dagster.defs.resources import IgsSettings
 
 # step (asset/op) name → (stage name in the log, tool that does the work)
 STAGES = {
@@ -76,29 +75,3 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
             partition=partition, dedupe_key=f"{run.run_id}:run:failed",
         )
     return written
-
-
-# Nobody waits on these lines: a tick every 15 s, not on every 5 s daemon wake-up (each tick of a
-# run-status sensor re-opens the instance in the code server: CPU beside a transcription).
-LOG_INTERVAL_S = 15
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="system_log_successes",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=LOG_INTERVAL_S,
-    description="One system-log line per stage of every successful run.",
-)
-def system_log_successes(context: dg.RunStatusSensorContext, igs: IgsSettings):
-    log_run_stages(context.instance, context.dagster_run, igs.get().system_log)
-
-
-@dg.run_failure_sensor(
-    name="system_log_failures",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=LOG_INTERVAL_S,
-    description="One system-log line per stage of every failed run, with the reason.",
-)
-def system_log_failures(context: dg.RunFailureSensorContext, igs: IgsSettings):
-    log_run_stages(context.instance, context.dagster_run, igs.get().system_log)

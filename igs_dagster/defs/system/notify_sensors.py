@@ -1,9 +1,10 @@
-"""Notifications (IGS_NOTIFY__URLS) for finished work, from run-status sensors like the system
-log: a note is ready, a video failed, a loop story passed/failed/was skipped, a loop finished.
+"""Notifications (IGS_NOTIFY__URLS) for finished work, sent by the run-outcome sensor
+(`defs/outcomes.py`) after the system log: a note is ready, a video failed, a loop story
+passed/failed/was skipped, a loop finished.
 
 Each message has a key (run id, loop id + story + outcome) that `core.notify` sends once,
-so a re-evaluated tick or a restarted daemon sends nothing twice. These sensors are separate
-from the system-log sensors so a slow notification service never delays the log.
+so a re-evaluated tick or a restarted daemon sends nothing twice. The sensor writes the log
+first and guards each part on its own, so a failing notification service never costs a log line.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from igs_dagster.core.notify import Message, Notifier, obsidian_link
 from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import one_line
 from igs_dagster.defs.failures import run_failure_reasons
-from igs_dagster.defs.resources import IgsSettings
 
 WILL_RETRY_TAG = "dagster/will_retry"
-NOTIFY_INTERVAL_S = 10
 STORY_OUTCOMES = {"passed": "success", "failed": "failure", "skipped": "warning"}
 
 
@@ -144,28 +143,3 @@ def notify_run(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Setti
         message = note_ready(instance, run, settings)
         messages = [(f"run:{run.run_id}:note", message)] if message else []
     return [sender.send(key, message) for key, message in messages]
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="notify_successes",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=NOTIFY_INTERVAL_S,
-    description="Notifications for notes ready and loop progress (IGS_NOTIFY__URLS).",
-)
-def notify_successes(context: dg.RunStatusSensorContext, igs: IgsSettings):
-    outcomes = notify_run(context.instance, context.dagster_run, igs.get())
-    if outcomes:
-        context.log.info(f"run {context.dagster_run.run_id}: notifications {outcomes}")
-
-
-@dg.run_failure_sensor(
-    name="notify_failures",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=NOTIFY_INTERVAL_S,
-    description="Notifications for failed videos and loops (IGS_NOTIFY__URLS).",
-)
-def notify_failures(context: dg.RunFailureSensorContext, igs: IgsSettings):
-    outcomes = notify_run(context.instance, context.dagster_run, igs.get())
-    if outcomes:
-        context.log.info(f"run {context.dagster_run.run_id}: notifications {outcomes}")

@@ -42,6 +42,7 @@ from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from igs_dagster.core.processes import process_info
+from igs_dagster.defs.sensor_instance import sensor_instance
 
 WATCHDOG_INTERVAL_S = 30
 HOST_TAG = "igs/worker_host"
@@ -223,10 +224,11 @@ def check_started_runs(instance: dg.DagsterInstance, limit: int = 500) -> list[V
     ),
 )
 def run_worker_watchdog(context: dg.SensorEvaluationContext):
-    launcher = type(context.instance.run_launcher).__name__
-    if not isinstance(context.instance.run_launcher, dg.DefaultRunLauncher):
+    instance = sensor_instance(context)  # not re-opened every tick
+    launcher = type(instance.run_launcher).__name__
+    if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
         return dg.SkipReason(f"{launcher} checks its own run workers")
-    verdicts = check_started_runs(context.instance)
+    verdicts = check_started_runs(instance)
     for verdict in verdicts:
         if verdict.action == "failed":
             context.log.warning(f"run {verdict.run_id} marked failed: {verdict.reason}")

@@ -1,4 +1,5 @@
-"""Turn queued events into partitions and runs, exactly once.
+"""Turn queued events into partitions and runs, exactly once (and a queued coding loop into
+its first run: `defs/loop/sensors.start_requests`, so one tick reads the inbox for both).
 
 The cursor is the id of the last queued event handled; Dagster stores it with the tick's run
 requests and partition additions, so a daemon restart re-reads at most the unfinished batch,
@@ -9,6 +10,9 @@ and the run keys (`ingest:<key>`) make a re-read request no second run.
 import dagster as dg
 
 from igs_dagster.defs.instance import ensure_pool_limits
+from igs_dagster.defs.loop.jobs import loop_story
+from igs_dagster.defs.loop.resources import LoopSettings
+from igs_dagster.defs.loop.sensors import START_EVENTS, start_requests
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.partitions import video_partitions
@@ -24,28 +28,35 @@ INTERVAL_S = 4
 
 
 @dg.sensor(
-    job=video_ingest_job,
+    jobs=[video_ingest_job, loop_story],
     minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Queued URLs, files and transcripts → new partitions + one run each.",
+    description="Queued URLs, files and transcripts → new partitions + one run each; "
+                "queued coding loops → their first run.",
 )
-def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
+def video_inbox_sensor(context: dg.SensorEvaluationContext):
+    # No Dagster resources: building them opens `context.instance`, and in the code server each
+    # tick re-opens the instance (on SQLite with an alembic revision check that loads every
+    # migration script: ~0.1 s of CPU per tick, most of an idle `igs dev`, bench figure 10).
+    # An idle tick reads the inbox's SQLite file and nothing else.
+    igs = IgsSettings()
     cursor = int(context.cursor or 0)
-    events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS)
+    events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS + START_EVENTS)
     if not events:
-        # an idle tick never touches `context.instance`: in the code server each first use
-        # re-opens the instance (on SQLite, with an alembic revision check that loads every
-        # migration script: ~0.1 s of CPU per tick, beside a running transcription)
         return dg.SkipReason(f"no new events after #{cursor}")
+    requests: list[dg.RunRequest] = start_requests(
+        [e for e in events if e.event.name in START_EVENTS], igs.get(), LoopSettings(), context.log)
+    events_for_videos = [e for e in events if e.event.name not in START_EVENTS]
+    if not events_for_videos:
+        return dg.SensorResult(run_requests=requests, cursor=str(events[-1].id))
     ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
     new_keys: list[str] = []
-    requests: list[dg.RunRequest] = []
     seen: set[str] = set()
     # one query, not one per event: `has_dynamic_partition` costs ~12 ms on SQLite, so a
     # 500-entry playlist took 6 s of the tick
     existing = set(context.instance.get_dynamic_partitions(video_partitions.name))
-    for queued in events:
+    for queued in events_for_videos:
         key = queued.key
         if key is None:
             continue
@@ -54,7 +65,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
                 context.log.warning(f"event #{queued.id}: no partition {key!r} to enrich; skipped")
                 continue
             requests.append(dg.RunRequest(
-                run_key=f"summarize:{queued.id}", partition_key=key,
+                run_key=f"summarize:{queued.id}", partition_key=key, job_name=video_ingest_job.name,
                 asset_selection=[dg.AssetKey("enriched_summary")],
                 tags={"igs/event": str(queued.id), "igs/trigger": "content.summarize"},
             ))
@@ -65,7 +76,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
         if key not in existing:
             new_keys.append(key)
         requests.append(dg.RunRequest(
-            run_key=f"ingest:{key}", partition_key=key,
+            run_key=f"ingest:{key}", partition_key=key, job_name=video_ingest_job.name,
             tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name},
         ))
 
