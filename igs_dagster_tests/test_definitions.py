@@ -12,19 +12,21 @@ import dagster as dg
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VIDEO_ASSETS = {"video_download", "video_archive", "transcript", "vault_note", "enriched_summary"}
+VIDEO_ASSETS = {"video_download", "video_archive", "transcript", "vault_note", "enriched_summary",
+                "search_index", "related_notes", "video_extras"}
 JOBS = {"video_ingest", "loop_attempt", "loop_finish", "loop_story"}
 SENSORS = {
-    "video_inbox_sensor": 4,
+    "video_inbox_sensor": 4,   # new URLs and loop starts: someone waits on these
+    "run_outcomes": 4,         # loop chaining, system log, notifications
+    "feed_sensor": 30,
     "run_worker_watchdog": 30,
-    "system_log_failures": 15,
-    "system_log_successes": 15,
-    "loop_start_sensor": 4,
-    "loop_chain_sensor": 4,
-    "loop_canceled_sensor": 10,
-    "loop_failure_sensor": 10,
 }
-ASSET_CHECKS: set[str] = set()  # none yet: a new check belongs here, so a lost one is noticed
+ASSET_CHECKS = {  # a new check belongs here, so a lost one is noticed
+    "enriched_summary:enriched_summary_check",
+    "transcript:transcript_check",
+    "vault_note:vault_note_check",
+    "video_archive:video_archive_check",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,8 @@ def test_ingest_job_runs_every_video_asset_in_one_process(repo):
     job = repo.get_job("video_ingest")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == VIDEO_ASSETS
     assert job.executor_def is dg.in_process_executor
-    assert repo.get_sensor_def("video_inbox_sensor").job_name == "video_ingest"
+    inbox = repo.get_sensor_def("video_inbox_sensor")
+    assert {t.job_name for t in inbox.targets} == {"video_ingest", "loop_story"}  # URLs, loop starts
 
 
 def test_pool_recheck_patch_reaches_the_pinned_dagster(repo):
