@@ -2,7 +2,8 @@
 
 The cursor is the id of the last queued event handled; Dagster stores it with the tick's run
 requests and partition additions, so a daemon restart re-reads at most the unfinished batch,
-and the run keys (`ingest:<key>`) make a re-read request no second run.
+and the run keys (`ingest:<key>`) make a re-read request no second run. A retry (`igs retry`,
+`igs send --force`) is an event the inbox numbers: its run key is `ingest:<key>:retry-<n>`.
 """
 
 
@@ -39,6 +40,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
         return dg.SkipReason(f"no new events after #{cursor}")
     ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
+    retries = igs.queue().retry_numbers([queued.id for queued in events])
     new_keys: list[str] = []
     requests: list[dg.RunRequest] = []
     seen: set[str] = set()
@@ -61,9 +63,11 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
         seen.add(key)
         if not context.instance.has_dynamic_partition(video_partitions.name, key):
             new_keys.append(key)
+        n = retries.get(queued.id)
         requests.append(dg.RunRequest(
-            run_key=f"ingest:{key}", partition_key=key,
-            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name},
+            run_key=f"ingest:{key}:retry-{n}" if n else f"ingest:{key}", partition_key=key,
+            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name,
+                  **({"igs/retry": str(n)} if n else {})},
         ))
 
     context.log.info(f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions")

@@ -1,0 +1,86 @@
+"""Daily use as a user drives it: `igs send --wait`, `igs videos`, `igs retry`, and `igs send`
+telling the truth about a video sent before, against a real daemon and the real pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import DagsterEnv
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory):
+    env = DagsterEnv.create(tmp_path_factory.mktemp("daily"))
+    env.start_daemon()
+    yield env
+    env.stop_daemon()
+
+
+def _key(deployment: DagsterEnv, url: str) -> str:
+    return deployment.igs("send", "--dry-run", url, check=True).stdout.split("\t")[0]
+
+
+@pytest.mark.slow
+def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
+    # 1. send --wait: progress, then the note's path, exit 0
+    url = media_server.add(SAMPLE_MP4, "daily-ok.mp4")
+    key = _key(deployment, url)
+    proc = deployment.igs("send", "--wait", "--timeout", "240", url, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"queued {key}"
+    assert "no Dagster daemon" not in proc.stdout  # the daemon is running
+    assert any("video_download: download" in line and "%" in line for line in lines), proc.stdout
+    assert any("transcript: started" in line for line in lines), proc.stdout
+    note = Path(lines[-1].split("done → ", 1)[1])
+    assert lines[-1].startswith(f"{key}: done → ") and note.is_file()
+
+    # 2. sending it again says it is done, with the note; nothing new runs
+    proc = deployment.igs("send", url, check=True)
+    assert proc.stdout.splitlines()[0] == f"already done: {key} → {note}"
+
+    # 3. a failing video: --wait ends with the reason, the retry command and exit 1
+    late = media_server.url("daily-late.mp4")
+    bad = _key(deployment, late)
+    proc = deployment.igs("send", "--wait", "--timeout", "240", late, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith(f"{bad}: failed: video_download: download failed") and "404" in last
+    assert last.endswith(f"retry with `igs retry {bad}`")
+    proc = deployment.igs("send", late, check=True)  # the truth, not "queued (already known)"
+    assert proc.stdout.startswith(f"failed: {bad}: video_download:") and "igs retry" in proc.stdout
+
+    # 4. the host is back: retry by URL through the inbox and sensor, to the note
+    media_server.add(SAMPLE_MP4, "daily-late.mp4")
+    proc = deployment.igs("retry", "--wait", "--timeout", "240", late, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == f"queued retry 1 of {bad}"
+    assert proc.stdout.splitlines()[-1].startswith(f"{bad}: done → ")
+
+    # 5. igs videos: newest first, title, status, duration, note
+    proc = deployment.igs("videos", "--json", check=True)
+    videos = json.loads(proc.stdout)
+    assert [v["key"] for v in videos] == [bad, key]
+    assert all(v["status"] == "done" and Path(v["note"]).is_file() for v in videos)
+    assert {v["title"] for v in videos} == {"daily-late", "daily-ok"}
+    assert all(10 < v["duration_s"] < 12 for v in videos)
+    table = deployment.igs("videos", check=True).stdout.splitlines()
+    assert table[0].split()[:4] == ["KEY", "TITLE", "STATUS", "DURATION"]
+    assert table[2].startswith(bad) and "done" in table[2] and "0:11" in table[2]
+
+    # 6. retry of something never sent: one line, exit 2
+    proc = deployment.igs("retry", "nothing-like-this")
+    assert proc.returncode == 2 and proc.stderr.startswith("igs: error: 'nothing-like-this' was never sent")
+
+
+def test_send_without_daemon_says_how_to_process_it(igs_env, capsys):
+    from igs_dagster.cli.app import main
+
+    code = main(["send", "https://youtu.be/dQw4w9WgXcQ"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[0] == "queued dQw4w9WgXcQ"
+    assert out[1] == "no Dagster daemon is running here: start `igs dev` or the service to process it"
