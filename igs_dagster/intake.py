@@ -123,6 +123,7 @@ def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -
     loop on the same project, create the loop's `queued` record and queue the event with the
     loop id as its key. The first run (`loop_start_sensor`) starts the queued record."""
     from igs_dagster.loop import worktree
+    from igs_dagster.loop.outcome import check_programs
     from igs_dagster.loop.planner import check_overrides, story_kind
     from igs_dagster.loop.prd import load_prd
     from igs_dagster.loop.state import list_loops, loop_dir, new_loop, new_loop_id
@@ -133,6 +134,7 @@ def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -
     if worktree.git(project, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode:
         raise PermanentError(f"project {project} has no commits yet: nothing to branch from")
     check_overrides(data.tools, prd)
+    check_programs(prd.checks.configured(), project)
     data = data.model_copy(update={"project": project, "prd": data.prd.resolve()})
     with _loops_lock(settings.loops_dir):
         for other in list_loops(settings.loops_dir):
