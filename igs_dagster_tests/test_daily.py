@@ -84,3 +84,20 @@ def test_send_without_daemon_says_how_to_process_it(igs_env, capsys):
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0] == "queued dQw4w9WgXcQ"
     assert out[1] == "no Dagster daemon is running here: start `igs dev` or the service to process it"
+
+
+@pytest.mark.slow
+def test_status_sees_the_daemon_and_its_death_within_15_s(deployment: DagsterEnv):
+    import time
+
+    from igs_dagster.cli.run_report import TICK_FRESH_S
+
+    status = json.loads(deployment.igs("status", "--json", check=True).stdout)
+    assert status["daemon"]["running"] is True and deployment.daemon.pid in status["daemon"]["pids"]
+    deployment.stop_daemon()
+    stopped = time.monotonic()
+    time.sleep(max(0.0, TICK_FRESH_S - (time.monotonic() - stopped)))
+    out = deployment.igs("status", check=True).stdout
+    assert "daemon: NOT running" in out, out  # heartbeats alone said "running" for 2 minutes
+    sent = deployment.igs("send", "https://youtu.be/dQw4w9WgXcQ", check=True).stdout
+    assert "no Dagster daemon is running here" in sent
