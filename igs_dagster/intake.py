@@ -123,6 +123,7 @@ def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -
     loop on the same project, create the loop's `queued` record and queue the event with the
     loop id as its key. The first run (`loop_start_sensor`) starts the queued record."""
     from igs_dagster.loop import worktree
+    from igs_dagster.loop.agent_choice import record as record_agents
     from igs_dagster.loop.outcome import check_programs
     from igs_dagster.loop.planner import check_overrides, story_kind
     from igs_dagster.loop.prd import load_prd
@@ -156,6 +157,7 @@ def accept_loop_start(event: LoopStart, settings: Settings, queue: EventQueue) -
             loop_id=new_loop_id(),
         )
         try:
+            record_agents(settings.loops_dir, state.loop_id, settings.agent)
             event_id = queue.put(LoopStart(name="loop.start", data=data), key=state.loop_id)
         except BaseException:
             shutil.rmtree(loop_dir(settings.loops_dir, state.loop_id), ignore_errors=True)

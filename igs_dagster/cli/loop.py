@@ -252,6 +252,11 @@ def loop_detail(settings: Settings, loop_id: str, with_runs: bool = True) -> dic
     detail = state.model_dump(mode="json")
     detail["summary"] = loop_summary(state)
     detail["outcome"] = detail["summary"]["status"]
+    from igs_dagster.core.redact import redact
+    from igs_dagster.loop.agent_choice import recorded
+
+    detail["agent_commands"] = {tool: [redact(a) for a in argv]
+                                for tool, argv in recorded(settings.loops_dir, loop_id).items()}
     if state.status in ("complete", "failed", "cancelled"):
         from igs_dagster.loop.outcome import merge_hints
 
@@ -272,6 +277,8 @@ def format_loop(detail: dict) -> str:
         f"{summary['failed']} failed of {summary['total']}; next step: {detail['next_step'] or '-'}",
         f"started  {_short_time(detail['started_at'])}, time {_seconds(summary['duration_s'])}",
     ]
+    for tool, argv in (detail.get("agent_commands") or {}).items():
+        lines.append(f"{tool:<8} {' '.join(argv)} (recorded at start)")
     for key in ("summary_note", "retro_note"):
         if detail.get(key):
             lines.append(f"{key.split('_')[0]:<8} {detail[key]}")

@@ -82,3 +82,43 @@ def test_start_refuses_a_check_program_that_does_not_exist(data_env: Path, proje
                    "fix the PRD's checks.typecheck\n")
     assert not (data_env / "data" / "loops").exists() or not any(
         p.name != ".intake.lock" for p in (data_env / "data" / "loops").iterdir())
+
+
+@pytest.mark.slow
+def test_agent_commands_set_for_loop_start_are_what_its_runs_use(
+    data_env: Path, project: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user sets IGS_AGENT__*_COMMAND in the shell that runs `igs loop start`; the daemon's
+    run workers have another environment. The runs use what the user set."""
+    import dataclasses
+
+    from igs_dagster.core.settings import load_settings
+    from igs_dagster.defs.loop.resources import LoopSettings
+    from igs_dagster.loop.agent_choice import with_recorded
+    from igs_dagster_tests.loop.conftest import agent
+
+    implementor, reviewer = agent("implementor.py"), agent("reviewer.py")
+    monkeypatch.setenv("IGS_AGENT__CODEX_COMMAND", json.dumps(implementor))
+    monkeypatch.setenv("IGS_AGENT__CLAUDE_COMMAND", json.dumps(reviewer))
+    prd = write_prd(data_env / "prd.json", [S_ADD])
+    code, out, err = _cli(capsys, "loop", "start", "--project", str(project), "--prd", str(prd),
+                          "--tool", "*=codex", "--json")
+    assert (code, err) == (0, "")
+    lid = json.loads(out)["key"]
+
+    # a run worker of the daemon: none of the user's agent settings in its environment
+    monkeypatch.delenv("IGS_AGENT__CODEX_COMMAND")
+    monkeypatch.delenv("IGS_AGENT__CLAUDE_COMMAND")
+    worker = LoopSettings(check_timeout_s=60, grace_s=0.5).env(load_settings())
+    assert worker.agent.codex_command is None
+    env = with_recorded(worker, lid)
+    env = dataclasses.replace(env, env=loop_env(data_env).env)  # the checks' PATH (pytest)
+    state = load_loop(env.loops_dir, lid)
+    roles.start(env, {"project": state.project, "prd": state.prd, "tools": state.tools,
+                      "max_attempts": 1}, loop_id=lid)
+    roles.run_to_end(env, lid, max_steps=50)
+    assert load_loop(env.loops_dir, lid).stories["S1"].status == "passed"
+
+    out = _cli(capsys, "loop", "status", lid, "--no-runs")[1]
+    assert f"codex    {' '.join(implementor)} (recorded at start)" in out
+    assert out.startswith(f"loop {lid}: complete")
