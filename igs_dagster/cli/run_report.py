@@ -141,9 +141,13 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
     cursor = _sensor_cursor(instance, INBOX_SENSOR)
     last_id = queue.last_id()
     waiting = len(queue.after(cursor or 0, limit=10_000, names=INBOX_EVENTS)) if last_id > (cursor or 0) else 0
+    from igs_dagster.cli.settings_view import runs_settings
+
+    daemon = _daemon(instance, settings)
     return {
         "dagster_home": str(settings.dagster_home),
-        "daemon": _daemon(instance, settings),
+        "daemon": daemon,
+        "settings": runs_settings(settings, daemon["pids"]),
         "queue": {"last_event_id": last_id, "sensor_cursor": cursor, "waiting": waiting},
         "active_runs": [_run_summary(r) for r in active],
         "recent_failures": [
@@ -188,6 +192,10 @@ def format_status(st: dict) -> str:
         f"inbox: {queue['waiting']} event(s) waiting for the sensor "
         f"(last event #{queue['last_event_id']}, handled up to #{queue['sensor_cursor'] or 0})",
     ]
+    if st.get("settings"):
+        from igs_dagster.cli.settings_view import format_settings
+
+        lines += format_settings(st["settings"])
     lines.append(f"active runs: {len(st['active_runs'])}")
     for run in st["active_runs"]:
         lines.append(f"  {run['run_id'][:8]} {run['job']} {run['status']} {run['partition'] or ''}")
