@@ -88,11 +88,14 @@ def test_download_served_mp4(
 
     assert result.video_path == dest / "video.mp4"
     assert result.size == sample_mp4.stat().st_size == result.video_path.stat().st_size
-    assert result.title == result.video_id == url.rsplit("/", 1)[1].removesuffix(".mp4")
+    assert result.video_id == url.rsplit("/", 1)[1].removesuffix(".mp4")
+    # a direct link's title comes from the media's own tags, not the file name; no date in
+    # the tags: none (the server's Last-Modified is not when it was published)
+    assert result.title == "JFK inaugural address (excerpt)"
     assert result.duration == pytest.approx(SAMPLE_SECONDS, abs=0.2)  # direct links: from media
     assert result.extractor == "generic" and result.source_url == url
     assert result.thumbnail_path is None and result.chapters == [] and result.tags == []
-    assert result.upload_date is None or len(result.upload_date) == 10
+    assert result.upload_date is None and result.channel is None
     assert json.loads(result.info_path.read_text())["webpage_url"] == url
     assert json.loads((dest / "download.json").read_text()) == result.to_json()
     assert _files(tmp_path) == [
@@ -322,6 +325,20 @@ def test_invalid_url_is_permanent(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="download failed: .*not a valid URL"):
         download_video("not a url", tmp_path / "dl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_untagged_direct_link_keeps_its_file_name_tags_give_author_and_date(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    plain, tagged = tmp_path / "plain-talk.mp4", tmp_path / "tagged.mp4"
+    _ffmpeg("-i", SAMPLE_MP4, "-c", "copy", "-map_metadata", "-1", plain)
+    _ffmpeg("-i", SAMPLE_MP4, "-c", "copy", "-metadata", "artist=J. F. Kennedy",
+            "-metadata", "date=1961-01-20", tagged)
+    result = download_video(media_server.add(plain, "plain-talk.mp4"), tmp_path / "a")
+    assert result.title == "plain-talk" and result.upload_date is None
+    result = download_video(media_server.add(tagged, "tagged.mp4"), tmp_path / "b")
+    assert (result.title, result.channel, result.upload_date) == (
+        "JFK inaugural address (excerpt)", "J. F. Kennedy", "1961-01-20")
 
 
 def test_media_duration(sample_mp4: Path, jfk_mp3: Path, made: dict[str, Path]) -> None:

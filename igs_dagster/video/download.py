@@ -295,6 +295,8 @@ def _result(info: dict, dest_dir: Path, url: str) -> DownloadResult:
     except PermanentError as err:
         raise PermanentError(f"download failed: {err}") from None
     thumbnails = [dest_dir / f"{VIDEO_STEM}.{ext}" for ext in THUMBNAIL_EXTS]
+    if info.get("extractor") == "generic" and info.get("direct"):
+        info = _with_media_tags(info, video_path)
     return DownloadResult(
         video_path=video_path,
         info_path=dest_dir / f"{VIDEO_STEM}.info.json",
@@ -311,6 +313,17 @@ def _result(info: dict, dest_dir: Path, url: str) -> DownloadResult:
         chapters=[dict(c) for c in info.get("chapters") or []],
         tags=[str(t) for t in info.get("tags") or []],
     )
+
+
+def _with_media_tags(info: dict, video_path: Path) -> dict:
+    """A direct media link's title is its file name and its date the server's Last-Modified:
+    take the media's own tags instead (and no date at all when it has none)."""
+    from igs_dagster.video.media_tags import read_tags
+
+    tags = read_tags(video_path)
+    return {**info, "title": tags["title"] or info.get("title"),
+            "uploader": info.get("uploader") or tags["author"],
+            "upload_date": (tags["date"] or "").replace("-", "") or None}
 
 
 def _remove_ours(dest_dir: Path, created: bool) -> None:
