@@ -33,6 +33,7 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     key = _key(deployment, url)
     proc = deployment.igs("send", "--wait", "--timeout", "240", url, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"\n$ igs send --wait {url}\n{proc.stdout}")  # the transcript in the report
     lines = proc.stdout.splitlines()
     assert lines[0] == f"queued {key}"
     assert "no Dagster daemon" not in proc.stdout  # the daemon is running
@@ -50,16 +51,19 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     bad = _key(deployment, late)
     proc = deployment.igs("send", "--wait", "--timeout", "240", late, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    print(f"$ igs send --wait {late}   # exit {proc.returncode}\n{proc.stdout}")
     last = proc.stdout.splitlines()[-1]
     assert last.startswith(f"{bad}: failed: video_download: download failed") and "404" in last
     assert last.endswith(f"retry with `igs retry {bad}`")
     proc = deployment.igs("send", late, check=True)  # the truth, not "queued (already known)"
+    print(f"$ igs send {late}\n{proc.stdout}")
     assert proc.stdout.startswith(f"failed: {bad}: video_download:") and "igs retry" in proc.stdout
 
     # 4. the host is back: retry by URL through the inbox and sensor, to the note
     media_server.add(SAMPLE_MP4, "daily-late.mp4")
     proc = deployment.igs("retry", "--wait", "--timeout", "240", late, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"$ igs retry --wait {late}\n{proc.stdout}")
     assert proc.stdout.splitlines()[0] == f"queued retry 1 of {bad}"
     assert proc.stdout.splitlines()[-1].startswith(f"{bad}: done → ")
 
@@ -71,12 +75,14 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     assert {v["title"] for v in videos} == {"JFK inaugural address (excerpt)"}  # media's tags
     assert all(10 < v["duration_s"] < 12 for v in videos)
     table = deployment.igs("videos", check=True).stdout.splitlines()
+    print("$ igs videos\n" + "\n".join(table))
     assert table[0].split()[:4] == ["KEY", "TITLE", "STATUS", "DURATION"]
     assert table[2].startswith(bad) and "done" in table[2] and "0:11" in table[2]
 
     # 6. retry of something never sent: one line, exit 2
-    proc = deployment.igs("retry", "nothing-like-this")
-    assert proc.returncode == 2 and proc.stderr.startswith("igs: error: 'nothing-like-this' was never sent")
+    proc = deployment.igs("retry", "abcdefghijk")  # a YouTube ID never sent here
+    assert proc.returncode == 2
+    assert proc.stderr == "igs: error: 'abcdefghijk' was never sent: send it with `igs send abcdefghijk`\n"
 
 
 def test_send_without_daemon_says_how_to_process_it(igs_env, capsys):
