@@ -162,6 +162,8 @@ def accept_loop_start(
     A loop runs the PRD's check commands as code: over HTTP only with `IGS_LOOP__API_ENABLED`,
     and the project and PRD must be under the loop roots (`loop_path`)."""
     from igs_dagster.loop import worktree
+    from igs_dagster.loop.agent_choice import record as record_agents
+    from igs_dagster.loop.outcome import check_programs
     from igs_dagster.loop.planner import check_overrides, story_kind
     from igs_dagster.loop.prd import load_prd
     from igs_dagster.loop.state import list_loops, loop_dir, new_loop, new_loop_id
@@ -181,6 +183,7 @@ def accept_loop_start(
     if worktree.git(project, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode:
         raise PermanentError(f"project {project} has no commits yet: nothing to branch from")
     check_overrides(data.tools, prd)
+    check_programs(prd.checks.configured(), project)
     data = data.model_copy(update={"project": project, "prd": prd_path})
     with _loops_lock(settings.loops_dir):
         for other in list_loops(settings.loops_dir):
@@ -202,6 +205,7 @@ def accept_loop_start(
             loop_id=new_loop_id(),
         )
         try:
+            record_agents(settings.loops_dir, state.loop_id, settings.agent)
             event_id = queue.put(LoopStart(name="loop.start", data=data), key=state.loop_id)
         except BaseException:
             shutil.rmtree(loop_dir(settings.loops_dir, state.loop_id), ignore_errors=True)

@@ -388,9 +388,10 @@ def test_web_url_key_is_stable_and_file_safe(igs_env, capsys):
 def test_send_queues_without_dagster_and_says_already_known(igs_env, capsys):
     data = igs_env.data_dir
     code, out, err = run_cli(capsys, "send", f"https://youtu.be/{VIDEO_ID}")
-    assert (code, err) == (0, "") and out.strip() == f"queued {VIDEO_ID}"
+    assert (code, err) == (0, "") and out.splitlines()[0] == f"queued {VIDEO_ID}"
+    assert out.splitlines()[1].startswith("no Dagster daemon is running here")
     code, out, err = run_cli(capsys, "send", f"https://www.youtube.com/watch?v={VIDEO_ID}&t=9s")
-    assert code == 0 and "already known" in out
+    assert code == 0 and "already known" in out.splitlines()[0]
 
     rows = queue_rows(data)
     assert [(r[1], r[2]) for r in rows] == [("video.download", VIDEO_ID)] * 2
@@ -402,7 +403,7 @@ def test_send_several_urls_and_local_file(igs_env, capsys, tmp_path):
     clip = tmp_path / "My Clip.mp4"
     clip.write_bytes(SAMPLE_MP4.read_bytes())
     code, out, _ = run_cli(capsys, "send", VIDEO_ID, "https://example.com/a.mp4", str(clip))
-    assert code == 0 and len(out.splitlines()) == 3
+    assert code == 0 and len(out.splitlines()) == 4  # + the no-daemon hint
     rows = queue_rows(igs_env.data_dir)
     keys = [r[2] for r in rows]
     assert keys[0] == VIDEO_ID and keys[1].startswith("web-a-") and keys[2].startswith("file-my-clip-")
@@ -463,7 +464,7 @@ def test_event_command_takes_what_the_api_takes(igs_env, capsys, tmp_path):
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
     code, out, _ = run_cli(capsys, "event", f"@{path}")
-    assert code == 0 and "already known" in out
+    assert code == 0 and "already known" in out.splitlines()[0]
 
 
 def test_log_write_and_tail(igs_env, capsys, monkeypatch):

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -87,11 +88,14 @@ def test_download_served_mp4(
 
     assert result.video_path == dest / "video.mp4"
     assert result.size == sample_mp4.stat().st_size == result.video_path.stat().st_size
-    assert result.title == result.video_id == url.rsplit("/", 1)[1].removesuffix(".mp4")
+    assert result.video_id == url.rsplit("/", 1)[1].removesuffix(".mp4")
+    # a direct link's title comes from the media's own tags, not the file name; no date in
+    # the tags: none (the server's Last-Modified is not when it was published)
+    assert result.title == "JFK inaugural address (excerpt)"
     assert result.duration == pytest.approx(SAMPLE_SECONDS, abs=0.2)  # direct links: from media
     assert result.extractor == "generic" and result.source_url == url
     assert result.thumbnail_path is None and result.chapters == [] and result.tags == []
-    assert result.upload_date is None or len(result.upload_date) == 10
+    assert result.upload_date is None and result.channel is None
     assert json.loads(result.info_path.read_text())["webpage_url"] == url
     assert json.loads((dest / "download.json").read_text()) == result.to_json()
     assert _files(tmp_path) == [
@@ -161,7 +165,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["404", "refused", "html page", "random bytes", "no audio"])
+@pytest.mark.parametrize("case", ["404", "html page", "random bytes", "no audio"])
 def test_permanent_failures_leave_nothing(
     case: str,
     media_server: MediaServer,
@@ -171,7 +175,6 @@ def test_permanent_failures_leave_nothing(
 ) -> None:
     url = {
         "404": lambda: media_server.url("missing.mp4"),
-        "refused": lambda: f"http://127.0.0.1:{_closed_port()}/video.mp4",
         "html page": lambda: media_server.url("page.html"),
         "random bytes": lambda: _serve_copy(media_server, made["random"]),
         "no audio": lambda: _serve_copy(media_server, made["noaudio"]),
@@ -196,11 +199,30 @@ def test_permanent_failure_keeps_foreign_files(media_server: MediaServer, tmp_pa
     assert _files(tmp_path) == ["key", "key/notes.txt"]
 
 
-class _Always503(http.server.BaseHTTPRequestHandler):
+def _status_handler(status: int) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return Handler
+
+
+class _Reset(http.server.BaseHTTPRequestHandler):
+    """Reads the request, then resets the connection (SO_LINGER 0: RST, not FIN)."""
+
     def do_GET(self) -> None:
-        self.send_response(503)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        import struct
+
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     do_HEAD = do_GET
 
@@ -208,20 +230,47 @@ class _Always503(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server_503() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Always503)
+@contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/video.mp4"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/video.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def test_server_error_is_transient(server_503: str, tmp_path: Path) -> None:
-    with pytest.raises(TransientDownloadError) as err:
-        download_video(server_503, tmp_path / "dl")
-    assert "503" in str(err.value) and not isinstance(err.value, PermanentError)
+@contextmanager
+def _refused() -> Iterator[str]:
+    yield f"http://127.0.0.1:{_closed_port()}/video.mp4"
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("refused", "refused"), ("reset", "reset"), ("503", "503"), ("429", "429"), ("500", "500"),
+])
+def test_network_and_server_errors_are_transient(
+    case: str, expected: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Real loopback failures: a host briefly down or overloaded is retried, not given up."""
+    server = {
+        "refused": _refused, "reset": lambda: _serving(_Reset),
+        "503": lambda: _serving(_status_handler(503)), "429": lambda: _serving(_status_handler(429)),
+        "500": lambda: _serving(_status_handler(500)),
+    }[case]
+    dest = tmp_path / "dl"
+    with server() as url, pytest.raises(TransientDownloadError) as err:
+        download_video(url, dest)
+    assert not isinstance(err.value, PermanentError)
+    assert expected in str(err.value).lower() and "\n" not in str(err.value)
+    assert not dest.exists()
+    assert capfd.readouterr() == ("", "")
+
+
+def test_permanent_http_status_on_loopback(tmp_path: Path) -> None:
+    with _serving(_status_handler(410)) as url, pytest.raises(PermanentError, match="410"):
+        download_video(url, tmp_path / "dl")
 
 
 def _http_error(status: int) -> HTTPError:
@@ -243,20 +292,29 @@ def _wrapped(exc: BaseException) -> DownloadError:
         (_http_error(429), False),
         (TransportError("timed out", cause=TimeoutError("timed out")), False),
         (TransportError("Connection reset by peer"), False),
-        (TransportError("[Errno 111] Connection refused"), True),
+        (TransportError("[Errno 111] Connection refused", cause=ConnectionRefusedError(111, "x")),
+         False),
+        (TransportError("name resolution", cause=socket.gaierror(-2, "Name or service not known")),
+         False),
+        (ExtractorError("Unable to download webpage", cause=TransportError("timed out")), False),
+        # phrases in a message decide nothing: only the type (and yt-dlp's `expected`) does
+        (ExtractorError("HTTP 503 while reading: this video is not available (copyright)"), False),
+        (TransportError("is not available: copyright"), False),
         (
             ExtractorError("Private video. Sign in if you've been granted access", expected=True),
             True,
         ),
-        (ExtractorError("Video unavailable. This video has been removed by the uploader"), True),
-        (ExtractorError("Sign in to confirm your age. This video may be inappropriate"), True),
-        (ExtractorError("Join this channel to get access to members-only content"), True),
+        (ExtractorError("Video unavailable. This video has been removed", expected=True), True),
+        (ExtractorError("Sign in to confirm your age. This video may be inappropriate",
+                        expected=True), True),
+        (ExtractorError("Join this channel to get access to members-only content",
+                        expected=True), True),
         (
             GeoRestrictedError("The uploader has not made this video available in your country"),
             True,
         ),
         (ExtractorError("Sign in to confirm you're not a bot"), False),
-        (ExtractorError("Premieres in 3 hours", expected=True), False),
+        (ExtractorError("Unexpected response while extracting"), False),
     ],
 )
 def test_error_classification(exc: BaseException, permanent: bool) -> None:
@@ -267,6 +325,20 @@ def test_invalid_url_is_permanent(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="download failed: .*not a valid URL"):
         download_video("not a url", tmp_path / "dl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_untagged_direct_link_keeps_its_file_name_tags_give_author_and_date(
+    media_server: MediaServer, tmp_path: Path
+) -> None:
+    plain, tagged = tmp_path / "plain-talk.mp4", tmp_path / "tagged.mp4"
+    _ffmpeg("-i", SAMPLE_MP4, "-c", "copy", "-map_metadata", "-1", plain)
+    _ffmpeg("-i", SAMPLE_MP4, "-c", "copy", "-metadata", "artist=J. F. Kennedy",
+            "-metadata", "date=1961-01-20", tagged)
+    result = download_video(media_server.add(plain, "plain-talk.mp4"), tmp_path / "a")
+    assert result.title == "plain-talk" and result.upload_date is None
+    result = download_video(media_server.add(tagged, "tagged.mp4"), tmp_path / "b")
+    assert (result.title, result.channel, result.upload_date) == (
+        "JFK inaugural address (excerpt)", "J. F. Kennedy", "1961-01-20")
 
 
 def test_media_duration(sample_mp4: Path, jfk_mp3: Path, made: dict[str, Path]) -> None:

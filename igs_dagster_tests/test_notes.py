@@ -84,6 +84,7 @@ tags: [video, youtube]
 
 > [!info] Source
 > [JFK Inaugural Address](https://www.youtube.com/watch?v={VIDEO_ID}) · History Channel · 2026-01-20 · 0:11
+> Archived copy: [/volume1/videos/xJFKask_0-.mp4](file:///volume1/videos/xJFKask_0-.mp4)
 
 ## Executive Summary
 
@@ -199,9 +200,11 @@ def test_pasted_transcript_has_no_timestamps() -> None:
     )
     note = render_note(inp, transcript)
     meta, body = split_frontmatter(note)
-    assert meta["source_url"] is None and meta["channel"] is None and meta["published"] is None
-    assert meta["duration"] is None and meta["duration_seconds"] is None
-    assert meta["archive_path"] is None and meta["source"] == "manual"
+    # unknowns are left out, never written as null
+    assert not {"source_url", "channel", "published", "duration", "duration_seconds",
+                "archive_path"} & set(meta)
+    assert "null" not in note.split("---")[1].replace("enriched_by: null", "")
+    assert meta["source"] == "manual"
     assert "> [!info] Source\n> JFK Inaugural Address\n" in body
     assert transcript_block(note) == (
         "<!-- igs:transcript -->\n## Transcript\n\n> [!note]- Transcript\n"
@@ -510,3 +513,9 @@ def test_plain_modules_do_not_import_dagster() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], check=False)  # noqa: S603
     assert result.returncode == 0
+
+
+def test_daily_line_does_not_repeat_a_title_that_is_the_note_name(tmp_path: Path) -> None:
+    link_daily(tmp_path, "2026-11-24", "jfk-inaugural", "jfk-inaugural", None, 11.0)
+    text = (tmp_path / "Daily" / "2026-11-24.md").read_text()
+    assert text.endswith("## Videos\n\n- [[jfk-inaugural]] · 0:11\n")

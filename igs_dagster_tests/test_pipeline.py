@@ -82,7 +82,7 @@ def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, medi
     # claim check: the transcript's materialization records a path and small numbers only
     event = instance.get_latest_materialization_event(dg.AssetKey("transcript"))
     metadata = event.asset_materialization.metadata
-    assert Path(metadata["path"].value).is_file()
+    assert Path(metadata["transcript"].value).is_file()
     assert len(json.dumps({k: str(v.value) for k, v in metadata.items()})) < 2000
 
     # every stage logged once in the system log (by the run-status sensor, a tick later)

@@ -4,13 +4,17 @@ one-line reason for failures, whatever launched the run."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
 from igs_dagster.core.inbox import EventQueue, Source
-from igs_dagster.defs.system.log_sensors import log_run_stages
+from igs_dagster.defs.system.log_sensors import STAGES, log_run_stages
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import step_intervals
+
+STEP_OF = {stage: step for step, (stage, _) in STAGES.items()}
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +33,10 @@ def test_stage_lines_once_per_step_with_reasons(igs_env, media_server):
         ok = _run(instance, "stage-ok", media_server.add(SAMPLE_MP4, "stages.mp4"), igs_env)
         bad = _run(instance, "stage-404", media_server.url("missing.mp4"), igs_env)
         assert ok.success and not bad.success
+        ends = {}
+        for step in STEP_OF.values():
+            end = step_intervals(instance, ok.run_id, step)[1]
+            ends[step] = datetime.fromtimestamp(end, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         for result in (ok, bad):
             run = instance.get_run_by_id(result.run_id)
             assert log_run_stages(instance, run, igs_env.system_log) > 0
@@ -41,6 +49,10 @@ def test_stage_lines_once_per_step_with_reasons(igs_env, media_server):
         "note.write.succeeded", "content.summarize.succeeded",
     ])
     assert all(x["partition"] == "stage-ok" for x in ok_lines)
+    # each line carries its step's own end time (the event's timestamp), not the writing time
+    for line in ok_lines:
+        step = STEP_OF[line["action"].rsplit(".", 1)[0]]
+        assert line["timestamp"] == ends[step], (line, ends)
     (failed,) = [x for x in lines if x["run_id"] == bad.run_id]
     assert failed["action"] == "video.download.failed"
     assert "404" in failed["reason"] and "\n" not in failed["reason"]

@@ -170,11 +170,15 @@ def _counts(state) -> dict[str, int]:
 
 
 def loop_summary(state) -> dict:
+    from igs_dagster.loop.outcome import last_failure, outcome
+
     tally = _counts(state)
     return {
         "loop_id": state.loop_id,
         "project": state.project,
-        "status": state.status,
+        "status": outcome(state),
+        "last_failures": {sid: reason for sid, record in state.stories.items()
+                          if (reason := last_failure(record))},
         "passed": tally["passed"],
         "skipped": tally["skipped"],
         "failed": tally["failed"],
@@ -192,20 +196,23 @@ def loop_summary(state) -> dict:
 def format_loops(rows: list[dict]) -> str:
     if not rows:
         return "no loops yet (igs loop start --project PATH --prd prd.json)"
-    table = []
+    body = []
     for row in rows:
         current = "-"
         if row["current_story"]:
             current = f"{row['current_story']} #{row['current_attempt']} ({row['next']})"
         elif row["next"] not in (None, "done"):
             current = f"({row['next']})"
-        table.append([
+        elif row["last_failures"]:
+            sid, reason = next(iter(row["last_failures"].items()))
+            current = f"{sid}: {reason}"[:60]
+        body.append([
             row["loop_id"], Path(row["project"]).name, row["status"],
             f"{row['passed']}/{row['skipped']}/{row['total']}", current,
             _short_time(row["started_at"]), _seconds(row["duration_s"]),
         ])
     return table(
-        table, ["LOOP", "PROJECT", "STATUS", "PASS/SKIP/ALL", "CURRENT", "STARTED", "TIME"]
+        body, ["LOOP", "PROJECT", "STATUS", "PASS/SKIP/ALL", "CURRENT", "STARTED", "TIME"]
     )
 
 
@@ -244,6 +251,16 @@ def loop_detail(settings: Settings, loop_id: str, with_runs: bool = True) -> dic
     state = load_loop(settings.loops_dir, loop_id)
     detail = state.model_dump(mode="json")
     detail["summary"] = loop_summary(state)
+    detail["outcome"] = detail["summary"]["status"]
+    from igs_dagster.core.redact import redact
+    from igs_dagster.loop.agent_choice import recorded
+
+    detail["agent_commands"] = {tool: [redact(a) for a in argv]
+                                for tool, argv in recorded(settings.loops_dir, loop_id).items()}
+    if state.status in ("complete", "failed", "cancelled"):
+        from igs_dagster.loop.outcome import merge_hints
+
+        detail["merge_hints"] = merge_hints(state)
     detail["runs"] = _loop_runs(settings, loop_id) if with_runs else []
     return detail
 
@@ -251,15 +268,17 @@ def loop_detail(settings: Settings, loop_id: str, with_runs: bool = True) -> dic
 def format_loop(detail: dict) -> str:
     summary = detail["summary"]
     lines = [
-        f"loop {detail['loop_id']}: {detail['status']}"
+        f"loop {detail['loop_id']}: {detail['outcome']}"
         + (f" ({summary['error']})" if summary["error"] else ""),
         f"project  {detail['project']}",
         f"branch   {detail['branch']} (head {(detail['head_sha'] or '-')[:8]})",
         f"prd      {detail['prd_source']}",
         f"stories  {summary['passed']} passed, {summary['skipped']} skipped, "
-        f"{summary['failed']} failed of {summary['total']}; next step: {detail['next_step']}",
+        f"{summary['failed']} failed of {summary['total']}; next step: {detail['next_step'] or '-'}",
         f"started  {_short_time(detail['started_at'])}, time {_seconds(summary['duration_s'])}",
     ]
+    for tool, argv in (detail.get("agent_commands") or {}).items():
+        lines.append(f"{tool:<8} {' '.join(argv)} (recorded at start)")
     for key in ("summary_note", "retro_note"):
         if detail.get(key):
             lines.append(f"{key.split('_')[0]:<8} {detail[key]}")
@@ -281,6 +300,11 @@ def format_loop(detail: dict) -> str:
             ])
     lines += ["", table(rows, ["STORY", "TITLE", "STATUS", "TRY", "TOOL", "REVIEWER", "VERDICT",
                                 "IMPLEMENT", "REVIEW", "CHECKS", "JUDGE", "COMMITS"])]
+    if summary["last_failures"]:
+        lines += ["", "last failure per story:"]
+        lines += [f"  {sid}: {reason}" for sid, reason in summary["last_failures"].items()]
+    if detail.get("merge_hints"):
+        lines += ["", *detail["merge_hints"]]
     if detail["runs"]:
         run_rows = [
             [run["run_id"][:8], run["job"], run["status"], run["run_key"] or "-",
@@ -301,6 +325,20 @@ def cmd_loop_status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     rows = [loop_summary(state) for state in list_loops(settings.loops_dir)]
     print(json.dumps(rows, indent=2) if args.json else format_loops(rows))
+    return 0
+
+
+def cmd_loop_clean(args: argparse.Namespace, settings: Settings) -> int:
+    from igs_dagster.loop.outcome import clean
+
+    done = clean(settings.loops_dir, force=args.force)
+    if args.json:
+        print(json.dumps(done, indent=2))
+        return 0
+    for item in done:
+        print(f"loop {item['loop_id']}: {item['action']}")
+    if not done:
+        print("nothing to clean: no finished loop has a worktree or branch left")
     return 0
 
 
@@ -335,3 +373,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-runs", action="store_true", help="skip the Dagster runs (faster)")
     p.set_defaults(func=cmd_loop_status)
+
+    p = commands.add_parser("clean", help="remove finished loops' worktrees and merged branches")
+    p.add_argument("--force", action="store_true", help="delete unmerged branches too")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_loop_clean)

@@ -19,7 +19,8 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 INBOX_SENSOR = "video_inbox_sensor"
 INBOX_EVENTS = ("video.download", "transcript.process", "content.summarize")
-DAEMON_FRESH_S = 120  # a heartbeat younger than this: the daemon is running
+DAEMON_FRESH_S = 120  # Dagster's own heartbeat tolerance (too slow to notice a death)
+TICK_FRESH_S = 15  # the inbox sensor ticks every ~5 s while a daemon runs
 MAX_ERROR_CHARS = 500
 
 
@@ -103,11 +104,30 @@ def _sensor_cursor(instance: dg.DagsterInstance, name: str) -> int | None:
     return None
 
 
-def _daemon(instance: dg.DagsterInstance) -> dict:
+def _last_tick(instance: dg.DagsterInstance, name: str) -> float | None:
+    for state in instance.all_instigator_state():
+        if state.name == name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            return ticks[0].timestamp if ticks else None
+    return None
+
+
+def _daemon(instance: dg.DagsterInstance, settings=None) -> dict:
+    """Running when a daemon process of this deployment lives on this machine, or the inbox
+    sensor ticked in the last TICK_FRESH_S (a daemon elsewhere: container, service). Heartbeats
+    alone lag: a dead daemon's last one stays "fresh" for DAEMON_FRESH_S."""
+    from igs_dagster.cli.daemon_probe import local_daemon_pids
+
     beats = instance.get_daemon_heartbeats()
     last = max((b.timestamp for b in beats.values()), default=None)
+    pids = local_daemon_pids(settings.dagster_home) if settings is not None else []
+    tick = _last_tick(instance, INBOX_SENSOR)
+    tick_age = round(time.time() - tick, 1) if tick else None
+    fresh_tick = tick_age is not None and tick_age < TICK_FRESH_S
     return {
-        "running": bool(last and time.time() - last < DAEMON_FRESH_S),
+        "running": bool(pids) or fresh_tick,
+        "pids": pids,
+        "inbox_sensor_tick_age_s": tick_age,
         "last_heartbeat": _ts(last),
     }
 
@@ -121,9 +141,13 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
     cursor = _sensor_cursor(instance, INBOX_SENSOR)
     last_id = queue.last_id()
     waiting = len(queue.after(cursor or 0, limit=10_000, names=INBOX_EVENTS)) if last_id > (cursor or 0) else 0
+    from igs_dagster.cli.settings_view import runs_settings
+
+    daemon = _daemon(instance, settings)
     return {
         "dagster_home": str(settings.dagster_home),
-        "daemon": _daemon(instance),
+        "daemon": daemon,
+        "settings": runs_settings(settings, daemon["pids"]),
         "queue": {"last_event_id": last_id, "sensor_cursor": cursor, "waiting": waiting},
         "active_runs": [_run_summary(r) for r in active],
         "recent_failures": [
@@ -167,12 +191,18 @@ def format_status(st: dict) -> str:
     queue = st["queue"]
     lines = [
         f"DAGSTER_HOME {st['dagster_home']}",
-        "daemon: running" if daemon["running"] else
+        ("daemon: running" + (f" (pid {', '.join(map(str, daemon['pids']))})" if daemon["pids"] else "")
+         + (f"; inbox sensor ticked {daemon['inbox_sensor_tick_age_s']:.0f} s ago"
+            if daemon["inbox_sensor_tick_age_s"] is not None else "")) if daemon["running"] else
         f"daemon: NOT running (last heartbeat {daemon['last_heartbeat'] or 'never'}); "
         "queued events wait until it starts (igs dev)",
         f"inbox: {queue['waiting']} event(s) waiting for the sensor "
         f"(last event #{queue['last_event_id']}, handled up to #{queue['sensor_cursor'] or 0})",
     ]
+    if st.get("settings"):
+        from igs_dagster.cli.settings_view import format_settings
+
+        lines += format_settings(st["settings"])
     lines.append(f"active runs: {len(st['active_runs'])}")
     for run in st["active_runs"]:
         lines.append(f"  {run['run_id'][:8]} {run['job']} {run['status']} {run['partition'] or ''}")

@@ -27,9 +27,25 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         for url, source in zip(args.urls, sources, strict=True):
             print(f"{source.key}\t{source.kind}\t{url}")
         return 0
-    for event in events:
-        print(accept(event, settings).message)
-    return 0
+    from igs_dagster.cli import videos
+
+    instance_box: list = []
+    follow, code = [], 0
+    for event, source in zip(events, sources, strict=True):
+        if args.force and videos.known(source.key, settings):
+            line, outcome = videos.retry(source.key, settings), "run"
+        else:
+            line, outcome = videos.send_line(accept(event, settings), settings, False, instance_box)
+        print(line)
+        code = max(code, int(args.wait and outcome == "failed"))
+        if outcome == "run":
+            follow.append(source.key)
+    hint = videos.daemon_hint(settings) if follow else None
+    if hint:
+        print(hint)
+    if args.wait and follow:
+        code = max(code, videos.wait_for(follow, settings, args.timeout))
+    return code
 
 
 def cmd_transcript(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,6 +113,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="expand every URL as a playlist/feed (YouTube playlists and channels, "
                    "and .rss/.xml/.atom/feed URLs are expanded without it)")
     p.add_argument("--limit", type=count(1), metavar="N", help="playlists: only the first N entries")
+    p.add_argument("--force", action="store_true", help="run a video sent before again (as `igs retry`)")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the run (download %%, transcription) to the note; exit 1 if it fails")
+    p.add_argument("--timeout", type=count(1), help="with --wait: give up after this many seconds")
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("transcript", help="queue a local audio/video file or a transcript text")

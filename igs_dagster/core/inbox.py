@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS sources (
     title TEXT,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS retries (
+    event_id INTEGER PRIMARY KEY, -- the queued copy that asks for a new run
+    key TEXT NOT NULL,
+    n INTEGER NOT NULL            -- 1, 2, ... per key: the run key `ingest:<key>:retry-<n>`
+);
 """
 
 
@@ -114,6 +119,45 @@ class EventQueue:
                 conn.execute("ROLLBACK")
                 raise
         return ids
+
+    def requeue(self, key: str, names: tuple[str, ...]) -> tuple[int, int] | None:
+        """Queue again the last event of `key` (one of `names`) as retry number n: the sensor
+        gives it a run key of its own (a run key is deduplicated forever). Return (event id, n),
+        or None if `key` was never queued with one of those names."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT name, data FROM events WHERE key = ? AND name IN ({','.join('?' * len(names))}) "
+                    "ORDER BY id DESC LIMIT 1", (key, *names),
+                ).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                n = 1 + int(conn.execute(
+                    "SELECT COALESCE(MAX(n), 0) FROM retries WHERE key = ?", (key,)).fetchone()[0])
+                cur = conn.execute(
+                    "INSERT INTO events (name, key, data, created_at) VALUES (?, ?, ?, ?)",
+                    (row[0], key, row[1], _now()),
+                )
+                conn.execute("INSERT INTO retries (event_id, key, n) VALUES (?, ?, ?)",
+                             (cur.lastrowid, key, n))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return int(cur.lastrowid), n
+
+    def retry_numbers(self, event_ids: list[int]) -> dict[int, int]:
+        """event id -> retry number, for the events among `event_ids` that are retries."""
+        if not event_ids:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT event_id, n FROM retries WHERE event_id BETWEEN ? AND ?",
+                (min(event_ids), max(event_ids)),
+            ).fetchall()
+        return {int(i): int(n) for i, n in rows}
 
     def after(self, cursor: int, limit: int = 1000, names: tuple[str, ...] | None = None) -> list[QueuedEvent]:
         """Events with id > cursor, oldest first (optionally only some names)."""

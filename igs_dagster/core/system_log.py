@@ -84,8 +84,9 @@ class LogEntry:
         )
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _utc_now(at: float | None = None) -> str:
+    when = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _check_name(value: object, what: str) -> str:
@@ -155,8 +156,12 @@ def write_entry(
     run_id: str | None = None,
     partition: str | None = None,
     dedupe_key: str | None = None,
+    at: float | None = None,
 ) -> bool:
-    """Append one entry. Returns False (and writes nothing) if `dedupe_key` was already used."""
+    """Append one entry. Returns False (and writes nothing) if `dedupe_key` was already used.
+
+    `at` (epoch seconds): when it happened, for entries written after the fact (a run's stage
+    lines carry each step's own time, not the time the logging sensor ran)."""
     action = _check_name(action, "action")
     tool = _check_name(tool, "tool")
     if not isinstance(detail, str):
@@ -187,7 +192,7 @@ def write_entry(
         size = os.fstat(fd).st_size
         if dedupe_key is not None and _already_written(fd, size, dedupe_key):
             return False
-        entry.timestamp = _utc_now()
+        entry.timestamp = _utc_now(at)
         line = (entry.to_line() + "\n").encode("utf-8")
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line  # a writer died mid-line: never glue onto its fragment

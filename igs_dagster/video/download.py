@@ -22,8 +22,8 @@ from typing import Any
 import av
 import imageio_ffmpeg
 from yt_dlp import YoutubeDL
-from yt_dlp.networking.exceptions import HTTPError
-from yt_dlp.utils import DownloadError, GeoRestrictedError, UnsupportedError
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
@@ -35,35 +35,10 @@ log = logging.getLogger(__name__)
 MANIFEST = "download.json"
 VIDEO_STEM = "video"
 THUMBNAIL_EXTS = ("jpg", "jpeg", "webp", "png")
-PERMANENT_HTTP = {400, 401, 403, 404, 410, 451}
-# yt-dlp reports these conditions only as text; retrying never changes them.
-PERMANENT_PHRASES = (
-    "private video",
-    "video unavailable",
-    "this video is unavailable",
-    "has been removed",
-    "is not available",
-    "no longer available",
-    "has been terminated",
-    "does not exist",
-    "confirm your age",
-    "age-restricted",
-    "age restricted",
-    "inappropriate for some users",
-    "members-only",
-    "members only",
-    "join this channel",
-    "available in your country",
-    "channel's members",
-    "geo restrict",
-    "copyright",
-    "drm protected",
-    "unsupported url",
-    "is not a valid url",
-    "no video formats found",
-    "requested format is not available",
-    "connection refused",
-)
+# HTTP statuses a retry cannot change; every other status (5xx, 429, 408, ...) is transient.
+PERMANENT_HTTP = {400, 401, 403, 404, 405, 410, 451}
+# yt-dlp extractor errors that retrying never changes (no network error underneath).
+PERMANENT_TYPES = (UnsupportedError, GeoRestrictedError)
 
 
 class TransientDownloadError(RuntimeError):
@@ -288,16 +263,25 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
 
 
 def _is_permanent(err: BaseException) -> bool:
-    message = " ".join(str(exc) for exc in _chain(err)).lower()
-    if any(phrase in message for phrase in PERMANENT_PHRASES):
-        return True
-    for exc in _chain(err):
+    """Decided by exception type and HTTP status, never by phrases in the message.
+
+    An HTTP status decides first (4xx in PERMANENT_HTTP: permanent; 5xx, 429: transient). Any
+    network error underneath (refused, reset, timeout, DNS failure: yt-dlp's TransportError or
+    an OSError) is transient. What yt-dlp marks as the expected, user-facing outcome of an
+    extraction (`ExtractorError(expected=True)`: private, removed, unsupported URL, no
+    formats) or an unsupported/geo-restricted page is permanent. Anything else is transient:
+    the step's retry policy bounds it.
+    """
+    chain = list(_chain(err))
+    for exc in chain:
         if isinstance(exc, HTTPError):
             return exc.status in PERMANENT_HTTP
-        if isinstance(exc, (ConnectionRefusedError, UnsupportedError, GeoRestrictedError)):
-            return True
-    status = re.search(r"http error (\d{3})", message)
-    return bool(status and int(status.group(1)) in PERMANENT_HTTP)
+    if any(isinstance(exc, (TransportError, OSError)) for exc in chain):
+        return False
+    return any(
+        isinstance(exc, PERMANENT_TYPES) or (isinstance(exc, ExtractorError) and exc.expected)
+        for exc in chain
+    )
 
 
 def _iso_date(value: Any) -> str | None:
@@ -346,6 +330,8 @@ def _result(
     except PermanentError as err:
         raise PermanentError(f"download failed: {err}") from None
     thumbnails = [dest_dir / f"{VIDEO_STEM}.{ext}" for ext in THUMBNAIL_EXTS]
+    if info.get("extractor") == "generic" and info.get("direct"):
+        info = _with_media_tags(info, video_path)
     info = clean_info(dict(info))  # titles, channels, descriptions come from strangers
     return DownloadResult(
         video_path=video_path,
@@ -363,6 +349,17 @@ def _result(
         chapters=[dict(c) for c in info.get("chapters") or []],
         tags=[str(t) for t in info.get("tags") or []],
     )
+
+
+def _with_media_tags(info: dict, video_path: Path) -> dict:
+    """A direct media link's title is its file name and its date the server's Last-Modified:
+    take the media's own tags instead (and no date at all when it has none)."""
+    from igs_dagster.video.media_tags import read_tags
+
+    tags = read_tags(video_path)
+    return {**info, "title": tags["title"] or info.get("title"),
+            "uploader": info.get("uploader") or tags["author"],
+            "upload_date": (tags["date"] or "").replace("-", "") or None}
 
 
 def _remove_ours(dest_dir: Path, created: bool) -> None:

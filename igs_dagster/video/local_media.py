@@ -6,12 +6,12 @@ sources alike.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import atomic_copy, sweep_temp_files
 from igs_dagster.video.download import media_duration
+from igs_dagster.video.media_tags import read_tags
 
 
 def _describe(key: str, title: str, **fields: object) -> dict:
@@ -34,9 +34,10 @@ def import_media_file(src: Path, dest_dir: Path, *, key: str, title: str | None)
     if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
         atomic_copy(src, dest)
     duration = media_duration(dest)
+    tags = read_tags(dest)  # a file's modification time is no publication date
     return _describe(
-        key, title or src.stem, video_path=str(dest), duration=duration,
-        size=dest.stat().st_size, upload_date=date.fromtimestamp(src.stat().st_mtime).isoformat(),
+        key, title or tags["title"] or src.stem, video_path=str(dest), duration=duration,
+        size=dest.stat().st_size, upload_date=tags["date"], channel=tags["author"],
     )
 
 

@@ -83,6 +83,7 @@ _KEYS = (
     "enriched_by",
     "tags",
 )
+OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "archive_path"}
 _QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
 
 
@@ -272,6 +273,14 @@ def _md_url(url: str) -> str:
     return url
 
 
+def _archive_url(location: str) -> str:
+    """A link to the archived copy: `sftp://…` as is, a local path as a `file://` URL."""
+    location = clean_line(location)
+    if location.startswith("/"):
+        return _md_url(Path(location).as_uri())
+    return _md_url(location)
+
+
 def _stamp(seconds: int, timestamp_url: Callable[[int], str | None]) -> str:
     label = format_duration(seconds)
     url = timestamp_url(seconds)
@@ -338,7 +347,8 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     for key, value in (old or {}).items():
         if key not in meta:
             meta[key] = value
-    return meta
+    # what is unknown is left out, not written as `null` (a note from a local file has no channel)
+    return {k: v for k, v in meta.items() if not (k in OMIT_IF_UNKNOWN and v is None)}
 
 
 def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -> str:
@@ -367,18 +377,20 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
 
     meta = _frontmatter_for(inp, old_meta)
     title = md_inline(clean_line(inp.title) or inp.video_id)
-    duration = meta["duration"]
+    duration = meta.get("duration")
 
     source_parts = [
         f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
     ]
-    source_parts += [md_inline(x) for x in (inp.channel, meta["published"], duration) if clean_line(x)]
+    source_parts += [md_inline(x) for x in (inp.channel, meta.get("published"), duration) if clean_line(x)]
     lines = [
         f"# {title}",
         "",
         "> [!info] Source",
         "> " + " · ".join(source_parts),
         *[f"> {_md_escape(line)}" for line in (inp.description or "").splitlines() if line.strip()],
+        *([f"> Archived copy: [{_link_text(inp.archive_path)}]({_archive_url(inp.archive_path)})"]
+          if inp.archive_path else []),
         "",
     ]
     head = "\n".join(lines) + "\n" + SUMMARY_HEADING + "\n" + region
@@ -443,7 +455,9 @@ def _daily_lock(path: Path) -> FileLock:
 
 
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
-    line = f"- [[{slug}]] — {md_inline(title) or slug}"
+    # the note's name already says the title when the title is just the slug again
+    same = not clean_line(title) or clean_line(title) == slug
+    line = f"- [[{slug}]]" + ("" if same else f" — {md_inline(title)}")
     if channel and clean_line(channel):
         line += f" by {md_inline(channel)}"
     if duration and duration > 0:

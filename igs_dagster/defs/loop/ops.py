@@ -16,6 +16,7 @@ from igs_dagster.defs.loop.resources import BEGIN_OP, LoopSettings
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import permanent_failures
 from igs_dagster.loop import roles
+from igs_dagster.loop.agent_choice import with_recorded
 from igs_dagster.loop.state import load_loop
 
 # Git, files, the loop record: short waits help. Agents: a crashed or rate-limited CLI
@@ -54,7 +55,7 @@ def loop_begin(
     context: dg.OpExecutionContext, config: LoopRunConfig, igs: IgsSettings,
     igs_loop: LoopSettings,
 ) -> dg.Output[dict]:
-    env = igs_loop.env(igs.get())
+    env = with_recorded(igs_loop.env(igs.get()), config.loop_id)
     with permanent_failures():
         state = load_loop(env.loops_dir, config.loop_id)
         if state.status == "queued":
@@ -92,7 +93,7 @@ def _role_op(role: str, retry_policy: dg.RetryPolicy, description: str) -> dg.Op
         if previous.get("next") != role:
             context.log.info(f"{role}: nothing to do, the loop's next step is {previous.get('next')!r}")
             return dg.Output(previous, metadata={"next": str(previous.get("next")), "ran": False})
-        env = igs_loop.env(igs.get())
+        env = with_recorded(igs_loop.env(igs.get()), previous["loop_id"])
         with permanent_failures():
             result = function(env, previous["loop_id"])
         context.log.info(f"{role} -> {result.get('next')}")

@@ -40,7 +40,7 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
     """Write the stage lines of a finished run; return how many were new."""
     partition = run.tags.get("dagster/partition")
     details: dict[str, list[str]] = {}
-    outcomes: list[tuple[str, str, str | None]] = []
+    outcomes: list[tuple[str, str, str | None, float]] = []
     for record in instance.get_records_for_run(run.run_id, of_type=_EVENTS).records:
         event = record.event_log_entry.dagster_event
         if event is None or event.step_key is None:
@@ -51,12 +51,12 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
                 f"{k}={metadata[k].value}" for k in DETAIL_KEYS if k in metadata
             )
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            outcomes.append((event.step_key, "succeeded", None))
+            outcomes.append((event.step_key, "succeeded", None, record.timestamp))
         else:
-            outcomes.append((event.step_key, "failed", step_failure_reason(event)))
+            outcomes.append((event.step_key, "failed", step_failure_reason(event), record.timestamp))
 
     written = 0
-    for step_key, status, reason in outcomes:
+    for step_key, status, reason, at in outcomes:  # each stage at its step's own time
         stage, tool = _stage(step_key)
         detail = f"{stage} {status}" + (f" for {partition}" if partition else "")
         if details.get(step_key):
@@ -64,9 +64,9 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
         written += system_log.write_entry(
             log_path, f"{stage}.{status}", tool, detail, reason=reason,
             run_id=run.run_id, partition=partition,
-            dedupe_key=f"{run.run_id}:{step_key}:{status}",
+            dedupe_key=f"{run.run_id}:{step_key}:{status}", at=at,
         )
-    if run.status == dg.DagsterRunStatus.FAILURE and not any(s == "failed" for _, s, _ in outcomes):
+    if run.status == dg.DagsterRunStatus.FAILURE and not any(s == "failed" for _, s, _, _ in outcomes):
         # the run died outside any step (worker killed, launch failure): say so once
         written += system_log.write_entry(
             log_path, "run.failed", "dagster", f"run of {run.job_name} failed"

@@ -18,6 +18,7 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures
 from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
 from igs_dagster.video import archive, download, enrich, feeds, notes, transcribe
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
@@ -82,6 +83,7 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         "source": dg.MetadataValue.url(result["source_url"]) if result.get("source_url")
         else source.location,
         "folder": dg.MetadataValue.path(str(_folder(settings, key))),
+        **({"media": dg.MetadataValue.path(result["video_path"])} if result.get("video_path") else {}),
     })
     return result
 
@@ -113,7 +115,8 @@ def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings, video_dow
             on_progress=lambda name, done, total: progress(100 * done / max(total, 1), name),
         ).to_json()
     context.add_output_metadata({
-        "location": result["location"], "uploaded": result["uploaded"],
+        "location": result["location"], "archive": dg.MetadataValue.path(result["location"]),
+        "uploaded": result["uploaded"],
         "skipped": result["skipped"], "bytes_sent": result["bytes_sent"],
     })
     return result
@@ -144,8 +147,9 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
             )
     result = info.to_json()
     context.add_output_metadata({
-        "path": dg.MetadataValue.path(str(out)),
-        "backend": result["backend"], "model": Path(str(result["model"])).name,
+        "transcript": dg.MetadataValue.path(str(out)),
+        "backend": result["backend"],
+        "model": model_name(str(result["model"]), settings.transcriber.model),
         "language": result.get("language") or "", "duration_s": float(result["duration"]),
         "real_time_factor": float(result["rtf"] or 0), "segments": int(result["segments"]),
         "words": int(result["words"]), "elapsed_s": float(result["elapsed_s"]),
@@ -238,6 +242,7 @@ def enriched_summary(
         "enricher": result.enricher, "method": result.method,
         "duration_s": round(result.duration_s, 2),
         "preview": dg.MetadataValue.md(redact(result.preview)[:1500]),
+        "open_note": dg.MetadataValue.url(obsidian_url(settings.vault_dir, note_path)),
     })
     return result.to_json()
 

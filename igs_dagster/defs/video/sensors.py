@@ -3,7 +3,8 @@ its first run: `defs/loop/sensors.start_requests`, so one tick reads the inbox f
 
 The cursor is the id of the last queued event handled; Dagster stores it with the tick's run
 requests and partition additions, so a daemon restart re-reads at most the unfinished batch,
-and the run keys (`ingest:<key>`) make a re-read request no second run.
+and the run keys (`ingest:<key>`) make a re-read request no second run. A retry (`igs retry`,
+`igs send --force`) is an event the inbox numbers: its run key is `ingest:<key>:retry-<n>`.
 """
 
 
@@ -51,6 +52,7 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext):
         return dg.SensorResult(run_requests=requests, cursor=str(events[-1].id))
     ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
+    retries = igs.queue().retry_numbers([queued.id for queued in events])
     new_keys: list[str] = []
     seen: set[str] = set()
     # one query, not one per event: `has_dynamic_partition` costs ~12 ms on SQLite, so a
@@ -75,9 +77,12 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext):
         seen.add(key)
         if key not in existing:
             new_keys.append(key)
+        n = retries.get(queued.id)
         requests.append(dg.RunRequest(
-            run_key=f"ingest:{key}", partition_key=key, job_name=video_ingest_job.name,
-            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name},
+            run_key=f"ingest:{key}:retry-{n}" if n else f"ingest:{key}", partition_key=key,
+            job_name=video_ingest_job.name,
+            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name,
+                  **({"igs/retry": str(n)} if n else {})},
         ))
 
     context.log.info(f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions")
