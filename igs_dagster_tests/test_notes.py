@@ -58,6 +58,7 @@ def make_input(**changes) -> NoteInput:
         "transcribed": "2026-11-24",
         "tags": ["video", "youtube"],
         "timestamp_url": yt_url,
+        "language": "en",
     }
     base.update(changes)
     return NoteInput(**base)
@@ -73,6 +74,7 @@ channel: "History Channel"
 published: 2026-01-20
 duration: "0:11"
 duration_seconds: 11
+language: en
 archive_path: "/volume1/videos/xJFKask_0-.mp4"
 transcribed: 2026-11-24
 enriched_by: null
@@ -195,12 +197,14 @@ def test_pasted_transcript_has_no_timestamps() -> None:
         published=None,
         duration=0.0,
         archive_path=None,
+        language=None,
     )
     note = render_note(inp, transcript)
     meta, body = split_frontmatter(note)
     assert meta["source_url"] is None and meta["channel"] is None and meta["published"] is None
     assert meta["duration"] is None and meta["duration_seconds"] is None
     assert meta["archive_path"] is None and meta["source"] == "manual"
+    assert meta["language"] is None
     assert "> [!info] Source\n> JFK Inaugural Address\n" in body
     assert transcript_block(note) == (
         "<!-- igs:transcript -->\n## Transcript\n\n> [!note]- Transcript\n"
@@ -277,7 +281,7 @@ def test_frontmatter_types() -> None:
     assert meta["duration"] == "0:11" and meta["duration_seconds"] == 11
     assert meta["enriched_by"] is None and meta["type"] == "video"
     assert list(meta) == ["type", "title", "source", "source_url", "video_id", "channel", "published",
-                          "duration", "duration_seconds", "archive_path", "transcribed",
+                          "duration", "duration_seconds", "language", "archive_path", "transcribed",
                           "enriched_by", "tags"]
 
 

@@ -179,6 +179,7 @@ def vault_note(
             duration=float(transcript["duration"] or video_download.get("duration") or 0),
             archive_path=video_archive.get("location"), transcribed=transcribed,
             tags=["video", label], timestamp_url=_timestamp_link(video_download),
+            language=data.get("language"),
         )
         path = notes.write_note(vault, slug, inp, data)
         linked = notes.link_daily(
