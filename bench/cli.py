@@ -35,8 +35,9 @@ FIGURES = {
     5: "bench.fig5_sensor",
     6: "bench.fig6_memory",
     7: "bench.fig7_loop",
+    9: "bench.fig9_models",
 }
-NEEDS_SPEECH = {1, 2, 3, 4, 6}
+NEEDS_SPEECH = {1, 2, 3, 4, 6, 9}
 
 
 def _figures(text: str | None) -> list[int]:
@@ -48,7 +49,9 @@ def _figures(text: str | None) -> list[int]:
         raise argparse.ArgumentTypeError(f"--only takes figure numbers like 1,3: {text!r}") from None
     unknown = [n for n in chosen if n not in FIGURES]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"no such figure: {unknown or text!r} (1-7)")
+        raise argparse.ArgumentTypeError(
+            f"no such figure: {unknown or text!r} ({', '.join(map(str, FIGURES))})"
+        )
     return chosen
 
 
