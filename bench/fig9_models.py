@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import PYTHON, Record, run_json, wer
+from bench.common import PYTHON, Record, dur, run_json, wer
 from bench.context import JFK_TEXT, Context
 
 JFK_WAV = Path(__file__).resolve().parent.parent / "igs_dagster_tests/fixtures/media/jfk.wav"
@@ -73,7 +73,7 @@ def run(ctx: Context) -> Record:
             f"language {r['language']}" for name, r in rows.items()))
     for model, modes in batched.items():
         seq, bat = modes["sequential"], modes["batched"]
-        rec.note(f"{model} on {long.seconds / 60:.0f} min: sequential RTF {seq['rtf']:.3f} "
+        rec.note(f"{model} on {dur(long.seconds)}: sequential RTF {seq['rtf']:.3f} "
                  f"({seq['peak_mb']:.0f} MB, WER {seq['wer']:.1%}), batched RTF {bat['rtf']:.3f} "
                  f"({bat['peak_mb']:.0f} MB, WER {bat['wer']:.1%})")
     return rec

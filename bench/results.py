@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import Record, machine_line
+from bench.common import Record, dur, machine_line
 
 BEGIN = "<!-- bench:results -->"
 END = "<!-- /bench:results -->"
@@ -94,7 +94,7 @@ def _models(d: dict) -> list[str]:
         for mode, r in modes.items():
             name = ("batched (BatchedInferencePipeline, batch "
                     f"{d.get('batch_size')}, VAD)") if mode == "batched" else "sequential (streamed)"
-            out.append(f"| {model} | {d.get('long_clip_seconds', 0) / 60:.0f} min English, "
+            out.append(f"| {model} | {dur(d.get('long_clip_seconds', 0))} English, "
                        f"{name} | {r['rtf']:.3f} | {r['cpu_per_audio_s']:.3f} | "
                        f"{r['peak_mb']:.0f} | {r['wer']:.1%} | {r['language']} |")
     return out
