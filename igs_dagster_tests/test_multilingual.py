@@ -136,3 +136,18 @@ def test_spanish_clip_becomes_a_spanish_note(
     assert meta["language"] == "es" and meta["video_id"] == key
     assert "\nlanguage: es\n" in text.split("\n---\n", 1)[0]
     assert "mercado" in body.lower() and "temprano" in body.lower()
+
+
+@pytest.mark.parametrize(("task", "text"), [("transcribe", "こんにちは世界"), ("translate", "Hello world")])
+def test_translated_text_is_joined_with_spaces(tmp_path: Path, task: str, text: str) -> None:
+    """Japanese segments are joined without spaces; their English translation with spaces."""
+    import json
+
+    first, second = (text[:5], text[5:]) if task == "transcribe" else ("Hello", "world")
+    stream = tmp_path / "segments.jsonl"
+    stream.write_text("".join(json.dumps({"start": i, "end": i + 1, "text": t}) + "\n"
+                              for i, t in enumerate((first, second))), encoding="utf-8")
+    info = transcribe._finish(stream, tmp_path / "t.json", backend="faster-whisper", model="m",
+                              language="ja", source="x", duration=2.0, elapsed_s=1.0, rtf=0.5,
+                              task=task)
+    assert transcribe.load_transcript(info.path)["text"] == text

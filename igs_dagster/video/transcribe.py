@@ -484,7 +484,8 @@ def _finish(
     task: str = "transcribe",
 ) -> TranscriptInfo:
     segments = list(_read_stream(stream))  # a few hundred bytes per segment
-    sep = "" if language in _NO_SPACE_LANGUAGES else " "
+    # translated text is English, whatever the spoken language
+    sep = "" if language in _NO_SPACE_LANGUAGES and task == "transcribe" else " "
     text = sep.join(seg["text"] for seg in segments if seg["text"])
     payload = {
         "text": text,
