@@ -38,8 +38,9 @@ FIGURES = {
     8: "bench.fig8_feeds",
     9: "bench.fig9_playlist",
     10: "bench.fig10_idle",
+    11: "bench.fig11_models",
 }
-NEEDS_SPEECH = {1, 2, 3, 4, 6}
+NEEDS_SPEECH = {1, 2, 3, 4, 6, 9}
 
 
 def _figures(text: str | None) -> list[int]:
@@ -51,7 +52,9 @@ def _figures(text: str | None) -> list[int]:
         raise argparse.ArgumentTypeError(f"--only takes figure numbers like 1,3: {text!r}") from None
     unknown = [n for n in chosen if n not in FIGURES]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"no such figure: {unknown or text!r} (1-10)")
+        raise argparse.ArgumentTypeError(
+            f"no such figure: {unknown or text!r} ({', '.join(map(str, FIGURES))})"
+        )
     return chosen
 
 

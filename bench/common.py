@@ -193,11 +193,12 @@ def _number_words(n: int) -> str:
 
 
 def normalize_words(text: str) -> list[str]:
-    """Lowercase words without punctuation; digits spelled out (Whisper writes "100 days")."""
+    """Lowercase words without punctuation (letters of any language kept); digits spelled out
+    in English (Whisper writes "100 days"; the Spanish and German texts have no digits)."""
     text = text.lower().replace("-", " ").replace("’", "'")
     text = re.sub(r"(\d),(\d{3})", r"\1\2", text)
     text = re.sub(r"\d+", lambda m: f" {_number_words(int(m.group()))} ", text)
-    text = re.sub(r"[^a-z' ]+", " ", text)
+    text = re.sub(r"[^\w' ]+|[\d_]+", " ", text)
     return [w.strip("'") for w in text.split() if w.strip("'")]
 
 

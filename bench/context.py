@@ -67,6 +67,13 @@ class Context:
             self.shared[key] = clip
         return self.shared[key]
 
+    def speech_in(self, language: str, seconds: float, seed: int = 1) -> speech.Clip:
+        """Like `speech`, in another language espeak-ng speaks (`speech.LANGUAGES`)."""
+        key = ("speech", language, int(seconds), seed)
+        if key not in self.shared:
+            self.shared[key] = speech.build_speech(seconds, seed, self.cache / "speech", language)
+        return self.shared[key]
+
     def repeated(self, src: Path, times: int) -> Path:
         return repeat_clip(src, times, self.cache / "speech" / f"{src.stem}-x{times}.mp4")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import Record, machine_line
+from bench.common import Record, dur, machine_line
 
 BEGIN = "<!-- bench:results -->"
 END = "<!-- /bench:results -->"
@@ -31,7 +31,7 @@ def render_table(result: dict) -> str:
         notes = notes.replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {rec.figure} | {rec.name} | {rec.goal} | {rec.shown()} | {met} | {notes} |")
     figures = {f["figure"]: f for f in result["figures"] if not f.get("skipped")}
-    for number, section in ((1, _overhead), (2, _settings), (7, _loop)):
+    for number, section in ((1, _overhead), (2, _settings), (7, _loop), (11, _models)):
         if number in figures and figures[number].get("details"):
             lines += ["", *section(figures[number]["details"])]
     return "\n".join(lines)
@@ -77,6 +77,26 @@ def _loop(d: dict) -> list[str]:
     for key in dict.fromkeys([*dag, *plain]):
         a, b = dag.get(key), plain.get(key)
         out.append(f"| {key} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} |")
+    return out
+
+
+def _models(d: dict) -> list[str]:
+    clips = d.get("clips") or {}
+    out = ["Figure 11, models and languages (faster-whisper on CPU, int8, beam 5, language detected; "
+           "RTF = wall seconds per second of audio, CPU = CPU seconds per second of audio, peak = "
+           "VmHWM of a fresh process: model, warm-up on jfk.wav, the clip):", "",
+           "| Model | Clip | RTF | CPU | Peak MB | WER | Language |", "|---|---|---|---|---|---|---|"]
+    for model, rows in clips.items():
+        for clip, r in rows.items():
+            out.append(f"| {model} | {clip} | {r['rtf']:.3f} | {r['cpu_per_audio_s']:.3f} | "
+                       f"{r['peak_mb']:.0f} | {r['wer']:.1%} | {r['language']} |")
+    for model, modes in (d.get("long") or {}).items():
+        for mode, r in modes.items():
+            name = ("batched (BatchedInferencePipeline, batch "
+                    f"{d.get('batch_size')}, VAD)") if mode == "batched" else "sequential (streamed)"
+            out.append(f"| {model} | {dur(d.get('long_clip_seconds', 0))} English, "
+                       f"{name} | {r['rtf']:.3f} | {r['cpu_per_audio_s']:.3f} | "
+                       f"{r['peak_mb']:.0f} | {r['wer']:.1%} | {r['language']} |")
     return out
 
 

@@ -5,10 +5,13 @@ reshuffled passes), varying the voice, the speed and the pauses between paragrap
 clip is at least `seconds` long, and encodes it as an mp4 (a tiny still video track and AAC
 audio, like a downloaded video). The words actually spoken are saved next to it as the
 reference for word error rates. Clips are cached by their parameters in the cache folder.
+`language="es"` or `"de"` reads `speech_text_es.txt` / `speech_text_de.txt` (original texts)
+with espeak-ng's Spanish or German voices instead.
 
 Needs the `espeak-ng` program (Debian/Ubuntu package `espeak-ng`, Homebrew `espeak-ng`).
 
     python -m bench.speech 300 out.mp4     # build a 5-minute clip
+    python -m bench.speech 60 es.mp4 es    # a minute of Spanish
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ TEXT_FILE = Path(__file__).with_name("speech_text.txt")
 ESPEAK_RATE = 22_050
 # espeak-ng voices that exist in every espeak-ng install (no mbrola)
 VOICES = ("en-us", "en-gb", "en-us+m3", "en-gb-x-rp", "en-us+m7", "en-029")
+LANGUAGES = {  # language -> (text file, voices)
+    "en": (TEXT_FILE, VOICES),
+    "es": (TEXT_FILE.with_name("speech_text_es.txt"), ("es", "es-419", "es+m3", "es-419+f2")),
+    "de": (TEXT_FILE.with_name("speech_text_de.txt"), ("de", "de+m3", "de+f2", "de+m7")),
+}
 GENERATOR_VERSION = 2  # bump when the output changes, to invalidate caches
 
 
@@ -64,8 +72,8 @@ def require_espeak() -> str:
     return exe
 
 
-def paragraphs() -> list[str]:
-    text = TEXT_FILE.read_text(encoding="utf-8")
+def paragraphs(language: str = "en") -> list[str]:
+    text = LANGUAGES[language][0].read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     blocks = re.split(r"\n\s*\n", "\n".join(lines))
     return [" ".join(b.split()) for b in blocks if b.strip()]
@@ -91,17 +99,18 @@ def _silence(seconds: float) -> bytes:
     return b"\0\0" * int(seconds * ESPEAK_RATE)
 
 
-def synthesize(seconds: float, seed: int = 1) -> tuple[bytes, str]:
+def synthesize(seconds: float, seed: int = 1, language: str = "en") -> tuple[bytes, str]:
     """PCM (16-bit mono 22.05 kHz) of at least `seconds` of speech, and the words spoken."""
     exe = require_espeak()
     rng = random.Random(seed)
-    paras = paragraphs()
+    paras = paragraphs(language)
+    voices = LANGUAGES[language][1]
     pcm = bytearray()
     spoken: list[str] = []
     order = list(paras)
     while True:
         for paragraph in order:
-            voice = rng.choice(VOICES)
+            voice = rng.choice(voices)
             speed = rng.randint(150, 185)
             remaining = seconds - len(pcm) / 2 / ESPEAK_RATE
             if remaining <= 0:
@@ -156,15 +165,18 @@ def cache_dir() -> Path:
     return (root / "igs-bench") if not os.environ.get("IGS_BENCH_CACHE") else root
 
 
-def build_speech(seconds: float, seed: int = 1, folder: Path | None = None) -> Clip:
+def build_speech(
+    seconds: float, seed: int = 1, folder: Path | None = None, language: str = "en"
+) -> Clip:
     """An mp4 of at least `seconds` of varied speech (cached), with its reference text."""
     folder = folder or cache_dir()
-    name = f"speech-{int(seconds)}s-seed{seed}-v{GENERATOR_VERSION}"
+    lang = "" if language == "en" else f"-{language}"
+    name = f"speech{lang}-{int(seconds)}s-seed{seed}-v{GENERATOR_VERSION}"
     mp4, ref = folder / f"{name}.mp4", folder / f"{name}.json"
     if mp4.is_file() and ref.is_file():
         data = json.loads(ref.read_text(encoding="utf-8"))
         return Clip(mp4, data["seconds"], data["text"])
-    pcm, text = synthesize(seconds, seed)
+    pcm, text = synthesize(seconds, seed, language)
     encode_mp4(pcm, mp4)
     actual = round(len(pcm) / 2 / ESPEAK_RATE, 3)
     ref.write_text(json.dumps({"seconds": actual, "text": text}), encoding="utf-8")
@@ -172,10 +184,11 @@ def build_speech(seconds: float, seed: int = 1, folder: Path | None = None) -> C
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m bench.speech SECONDS OUT.mp4", file=sys.stderr)
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] not in LANGUAGES):
+        print(f"usage: python -m bench.speech SECONDS OUT.mp4 [{'|'.join(LANGUAGES)}]",
+              file=sys.stderr)
         return 2
-    clip = build_speech(float(argv[0]))
+    clip = build_speech(float(argv[0]), language=argv[2] if len(argv) == 3 else "en")
     out = Path(argv[1])
     shutil.copyfile(clip.path, out)
     out.with_suffix(".txt").write_text(clip.text + "\n", encoding="utf-8")

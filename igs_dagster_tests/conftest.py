@@ -92,3 +92,20 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServ
     (root / "page.html").write_text("<html><body><p>No media here.</p></body></html>")
     with FolderServer(root) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def spanish_mp3() -> Path:
+    """10.5 s of Spanish (espeak-ng -v es): "El mercado del pueblo abre muy temprano. ..."."""
+    return MEDIA / "es.mp3"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with the multilingual `base` model joined once for the whole session
+    (the `multilingual` extra is in the dev group)."""
+    from igs_dagster.video import whisper_models
+
+    folder = tmp_path_factory.mktemp("models")
+    whisper_models.join(whisper_models.BASE, folder)
+    return folder

@@ -59,6 +59,7 @@ def make_input(**changes) -> NoteInput:
         "transcribed": "2026-11-24",
         "tags": ["video", "youtube"],
         "timestamp_url": yt_url,
+        "language": "en",
     }
     base.update(changes)
     return NoteInput(**base)
@@ -74,6 +75,7 @@ channel: "History Channel"
 published: 2026-01-20
 duration: "0:11"
 duration_seconds: 11
+language: en
 archive_path: "/volume1/videos/xJFKask_0-.mp4"
 transcribed: 2026-11-24
 enriched_by: null
@@ -197,6 +199,7 @@ def test_pasted_transcript_has_no_timestamps() -> None:
         published=None,
         duration=0.0,
         archive_path=None,
+        language=None,
     )
     note = render_note(inp, transcript)
     meta, body = split_frontmatter(note)
@@ -204,7 +207,7 @@ def test_pasted_transcript_has_no_timestamps() -> None:
     assert not {"source_url", "channel", "published", "duration", "duration_seconds",
                 "archive_path"} & set(meta)
     assert "null" not in note.split("---")[1].replace("enriched_by: null", "")
-    assert meta["source"] == "manual"
+    assert meta["source"] == "manual" and "language" not in meta
     assert "> [!info] Source\n> JFK Inaugural Address\n" in body
     assert transcript_block(note) == (
         "<!-- igs:transcript -->\n## Transcript\n\n> [!note]- Transcript\n"
@@ -281,7 +284,7 @@ def test_frontmatter_types() -> None:
     assert meta["duration"] == "0:11" and meta["duration_seconds"] == 11
     assert meta["enriched_by"] is None and meta["type"] == "video"
     assert list(meta) == ["type", "title", "source", "source_url", "video_id", "channel", "published",
-                          "duration", "duration_seconds", "archive_path", "transcribed",
+                          "duration", "duration_seconds", "language", "archive_path", "transcribed",
                           "enriched_by", "tags"]
 
 

@@ -31,6 +31,7 @@ JSON_KEYS = {
     "text",
     "segments",
     "language",
+    "task",
     "model",
     "backend",
     "source",

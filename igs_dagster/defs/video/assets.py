@@ -189,6 +189,7 @@ def vault_note(
             archive_path=video_archive.get("location"), transcribed=transcribed,
             tags=["video", label], timestamp_url=_timestamp_link(video_download),
             description=video_download.get("feed_description"),
+            language=data.get("language"),
         )
         path = notes.write_note(vault, slug, inp, data)
         linked = notes.link_daily(
