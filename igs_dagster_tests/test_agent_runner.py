@@ -6,6 +6,7 @@ Orphans are checked by pid: a pid counts as gone when it no longer exists or is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -269,17 +270,7 @@ def test_cancel_file_mid_run_stops_the_group(tmp_path: Path, work: Path):
             cancel.touch()
 
     try:
-        result = run_agent(
-            "codex",
-            "x",
-            work,
-            tmp_path / "out.log",
-            timeout_s=300,
-            argv=[str(agent)],
-            cancel_file=cancel,
-            grace_s=0.5,
-            on_output=on_output,
-        )
+        result = _run_stubborn("codex", agent, work, tmp_path, cancel_file=cancel, on_output=on_output)
         assert result.cancelled and not result.timed_out and not result.ok
         assert_all_gone(read_pids(work))
     finally:
@@ -358,9 +349,10 @@ def start_runner(agent: Path, work: Path, tmp_path: Path, pid_file: Path) -> sub
     )
 
 
-def test_runner_killed_hard_then_kill_from_pid_file_in_another_process(tmp_path: Path, work: Path):
-    """SIGKILL on the runner (no finally runs): the agent survives in its own session, and
-    another process stops it through the pid file."""
+@contextlib.contextmanager
+def _hanging_runner(tmp_path: Path, work: Path):
+    """A runner process on a hanging agent, once the agent's tree and pid file exist; whatever
+    the test does, nothing is left running afterwards."""
     agent = make_agent(tmp_path, "hang", HANGING_AGENT)
     pid_file = tmp_path / "agent.pid"
     runner = start_runner(agent, work, tmp_path, pid_file)
@@ -368,33 +360,31 @@ def test_runner_killed_hard_then_kill_from_pid_file_in_another_process(tmp_path:
     try:
         pids = read_pids(work)
         assert wait_for(pid_file.exists)
+        yield runner, pids, pid_file
+    finally:
+        runner.kill()
+        force_kill(pids)
+
+
+def test_runner_killed_hard_then_kill_from_pid_file_in_another_process(tmp_path: Path, work: Path):
+    """SIGKILL on the runner (no finally runs): the agent survives in its own session, and
+    another process stops it through the pid file."""
+    with _hanging_runner(tmp_path, work) as (runner, pids, pid_file):
         runner.kill()
         runner.wait(timeout=WAIT_S)
         assert not pid_gone(pids["child"]) and not pid_gone(pids["grandchild"])
         assert kill_from_pid_file(pid_file, grace_s=0.5) is True
         assert_all_gone(pids)
         assert not pid_file.exists()
-    finally:
-        runner.kill()
-        force_kill(pids)
 
 
 def test_runner_receiving_sigterm_stops_the_group(tmp_path: Path, work: Path):
     """A plain process (no SIGTERM handler) that is terminated still cleans up."""
-    agent = make_agent(tmp_path, "hang", HANGING_AGENT)
-    pid_file = tmp_path / "agent.pid"
-    runner = start_runner(agent, work, tmp_path, pid_file)
-    pids: dict[str, int] = {}
-    try:
-        pids = read_pids(work)
-        assert wait_for(pid_file.exists)
+    with _hanging_runner(tmp_path, work) as (runner, pids, pid_file):
         runner.terminate()
         assert runner.wait(timeout=WAIT_S) == 128 + signal.SIGTERM
         assert_all_gone(pids)
         assert not pid_file.exists()
-    finally:
-        runner.kill()
-        force_kill(pids)
 
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
@@ -408,17 +398,7 @@ def test_exception_in_callers_thread_stops_the_group(tmp_path: Path, work: Path,
 
     try:
         with pytest.raises(exc, match="caller gave up"):
-            run_agent(
-                "pi",
-                "x",
-                work,
-                tmp_path / "out.log",
-                timeout_s=300,
-                argv=[str(agent)],
-                pid_file=pid_file,
-                grace_s=0.5,
-                on_output=on_output,
-            )
+            _run_stubborn("pi", agent, work, tmp_path, pid_file=pid_file, on_output=on_output)
         assert_all_gone(read_pids(work))
         assert not pid_file.exists()
     finally:
@@ -474,6 +454,12 @@ def test_stale_pid_file_with_reused_pid_is_left_alone(tmp_path: Path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _run_stubborn(tool: str, agent: Path, work: Path, tmp_path: Path, **kw):
+    """run_agent on a hanging stand-in with a long timeout and a short grace period."""
+    return run_agent(tool, "x", work, tmp_path / "out.log", timeout_s=300, argv=[str(agent)],
+                     grace_s=0.5, **kw)
 
 
 def test_stop_process_group_refuses_our_own_group_and_ignores_gone_ones():

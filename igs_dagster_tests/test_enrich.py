@@ -524,13 +524,7 @@ def test_agent_accepted(jfk_note: Path, tmp_path: Path) -> None:
 
 def test_agent_enriched_by_set_when_agent_forgets(jfk_note: Path, tmp_path: Path) -> None:
     before = jfk_note.read_text(encoding="utf-8")
-    result = agent_enrich(
-        jfk_note,
-        "claude",
-        AgentSettings(timeout_s=60),
-        work_dir=tmp_path / "work",
-        argv=[str(_agent(tmp_path, "good_no_marker"))],
-    )
+    result = _enrich(jfk_note, tmp_path, "claude", "good_no_marker", AgentSettings(timeout_s=60))
     after = jfk_note.read_text(encoding="utf-8")
     assert notes.split_frontmatter(after)[0]["enriched_by"] == "claude"
     assert after.replace("enriched_by: claude", "enriched_by: null") != before
@@ -551,13 +545,7 @@ def test_agent_rejected_and_restored(
 ) -> None:
     original = jfk_note.read_bytes()
     with pytest.raises(PermanentError) as info:
-        agent_enrich(
-            jfk_note,
-            "codex",
-            AgentSettings(timeout_s=60),
-            work_dir=tmp_path / "work",
-            argv=[str(_agent(tmp_path, kind))],
-        )
+        _enrich(jfk_note, tmp_path, "codex", kind, AgentSettings(timeout_s=60))
     message = str(info.value)
     assert message.startswith("agent codex enrichment rejected: ")
     assert reason in message and message.endswith("; note restored")
@@ -565,29 +553,24 @@ def test_agent_rejected_and_restored(
     assert jfk_note.read_bytes() == original
 
 
+def _enrich(note: Path, tmp_path: Path, tool: str, behaviour: str, settings: AgentSettings,
+            **kw):
+    """agent_enrich through a stand-in agent that behaves as `behaviour` says."""
+    return agent_enrich(note, tool, settings, work_dir=tmp_path / "work",
+                        argv=[str(_agent(tmp_path, behaviour))], **kw)
+
+
 def test_agent_failure_restores_and_is_transient(jfk_note: Path, tmp_path: Path) -> None:
     original = jfk_note.read_bytes()
     with pytest.raises(RuntimeError, match=r"agent pi exited with code 3: Error: model overloaded"):
-        agent_enrich(
-            jfk_note,
-            "pi",
-            AgentSettings(timeout_s=60),
-            work_dir=tmp_path / "work",
-            argv=[str(_agent(tmp_path, "crash"))],
-        )
+        _enrich(jfk_note, tmp_path, "pi", "crash", AgentSettings(timeout_s=60))
     assert jfk_note.read_bytes() == original
 
 
 def test_agent_timeout_restores_and_is_transient(jfk_note: Path, tmp_path: Path) -> None:
     original = jfk_note.read_bytes()
     with pytest.raises(RuntimeError, match=r"agent pi timed out after 1\.5s") as info:
-        agent_enrich(
-            jfk_note,
-            "pi",
-            AgentSettings(timeout_s=1.5),
-            work_dir=tmp_path / "work",
-            argv=[str(_agent(tmp_path, "slow"))],
-        )
+        _enrich(jfk_note, tmp_path, "pi", "slow", AgentSettings(timeout_s=1.5))
     assert not isinstance(info.value, PermanentError)
     assert jfk_note.read_bytes() == original
 
@@ -595,13 +578,7 @@ def test_agent_timeout_restores_and_is_transient(jfk_note: Path, tmp_path: Path)
 def test_agent_missing_style_file_is_permanent(jfk_note: Path, tmp_path: Path) -> None:
     settings = AgentSettings(timeout_s=60, style_file=tmp_path / "nope.md")
     with pytest.raises(PermanentError, match="style_file"):
-        agent_enrich(
-            jfk_note,
-            "pi",
-            settings,
-            work_dir=tmp_path / "work",
-            argv=[str(_agent(tmp_path, "good"))],
-        )
+        _enrich(jfk_note, tmp_path, "pi", "good", settings)
 
 
 def test_builtin_tags_prefer_recurring_phrases(jfk_note: Path) -> None:
@@ -650,12 +627,5 @@ def test_agent_cancelled_is_transient(jfk_note: Path, tmp_path: Path) -> None:
     cancel = tmp_path / "cancel"
     cancel.touch()
     with pytest.raises(RuntimeError, match="agent pi was cancelled"):
-        agent_enrich(
-            jfk_note,
-            "pi",
-            AgentSettings(timeout_s=60),
-            work_dir=tmp_path / "work",
-            argv=[str(_agent(tmp_path, "good"))],
-            cancel_file=cancel,
-        )
+        _enrich(jfk_note, tmp_path, "pi", "good", AgentSettings(timeout_s=60), cancel_file=cancel)
     assert jfk_note.read_bytes() == original

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from igs_dagster.core.events import Event, parse_event
+from igs_dagster.core.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -67,17 +67,8 @@ class EventQueue:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.executescript(_SCHEMA)
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return open_db(self.path, _SCHEMA)
 
     def put(self, event: Event, *, source: Source | None = None, key: str | None = None) -> int:
         """Append `event` (and register its source) in one transaction; return its id."""

@@ -14,14 +14,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from igs_dagster.core.settings import NotifySettings
+from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 
 log = logging.getLogger(__name__)
@@ -70,16 +70,8 @@ class Notifier:
     def wants(self, event: str) -> bool:
         return self.enabled and event in self.settings.events
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.ledger.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.ledger, timeout=30, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return open_db(self.ledger, _SCHEMA)
 
     def _claim(self, key: str, message: Message) -> bool:
         with self._connect() as conn:

@@ -586,12 +586,7 @@ def judge(env: LoopEnv, loop_id: str) -> dict[str, Any]:
         record.status = "passed"
         record.passed_by = "judge"
         _mark_prd_passed(state, story.id)
-        done_story, done_attempt = story.id, attempt.number
-        state.current_story = state.current_attempt = None
-        state.head_sha = worktree.head_sha(wt)
-        state.next_step = "plan"
-        save_loop(env.loops_dir, state)
-        return _reply(state, **common, story=done_story, attempt=done_attempt)
+        return _story_done(env, state, wt, **common, story=story.id, attempt=attempt.number)
     if not last_try:
         save_loop(env.loops_dir, state)
         return {**_open_attempt(env, state, prd, story, attempt.number + 1), **common}
@@ -601,19 +596,17 @@ def judge(env: LoopEnv, loop_id: str) -> dict[str, Any]:
         f"skipped after {attempt.number} failed attempt(s); work kept on branch "
         f"{record.parked_branch}"
     )
-    done_story, done_attempt = story.id, attempt.number
+    return _story_done(env, state, wt, **common, story=story.id, attempt=attempt.number,
+                       skipped=True, parked_branch=record.parked_branch)
+
+
+def _story_done(env: LoopEnv, state: LoopState, wt: Path, **reply: Any) -> dict[str, Any]:
+    """The judged story is finished (passed or skipped): the planner picks the next one."""
     state.current_story = state.current_attempt = None
     state.head_sha = worktree.head_sha(wt)
     state.next_step = "plan"
     save_loop(env.loops_dir, state)
-    return _reply(
-        state,
-        **common,
-        story=done_story,
-        attempt=done_attempt,
-        skipped=True,
-        parked_branch=record.parked_branch,
-    )
+    return _reply(state, **reply)
 
 
 def _park(state: LoopState, record: StoryRecord, wt: Path) -> None:

@@ -18,8 +18,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import is_partition_key, parse_source, youtube_id
 
@@ -331,17 +331,9 @@ def _meta_db(data_dir: Path) -> Path:
     return Path(data_dir) / "feeds" / "entries.sqlite3"
 
 
-@contextmanager
-def _meta_conn(data_dir: Path) -> Iterator[sqlite3.Connection]:
-    path = _meta_db(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
-        yield conn
-    finally:
-        conn.close()
+def _meta_conn(data_dir: Path) -> AbstractContextManager[sqlite3.Connection]:
+    return open_db(_meta_db(data_dir),
+                   "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, data TEXT NOT NULL);")
 
 
 def save_meta(data_dir: Path, metas: dict[str, dict]) -> None:

@@ -58,24 +58,9 @@ def test_a_hanging_check_times_out(tmp_path: Path) -> None:
 def test_feedback_is_bounded_and_keeps_the_end_of_each_output(tmp_path: Path) -> None:
     big = "\n".join(f"line {i}" for i in range(5000)) + "\nTHE REAL ERROR"
     results = [
-        CheckResult(
-            name="lint",
-            command="lint",
-            status="failed",
-            returncode=1,
-            output_path="/x/lint.log",
-            tail=big,
-            reason="exit 1",
-        ),
-        CheckResult(
-            name="test",
-            command="t",
-            status="failed",
-            returncode=1,
-            output_path="/x/test.log",
-            tail=big,
-            reason="exit 1",
-        ),
+        CheckResult(name=name, command=command, status="failed", returncode=1,
+                    output_path=f"/x/{name}.log", tail=big, reason="exit 1")
+        for name, command in (("lint", "lint"), ("test", "t"))
     ]
     result, feedback = verdict(results, max_bytes=4096)
     assert result == "FAIL" and len(feedback.encode()) <= 4096 + 256

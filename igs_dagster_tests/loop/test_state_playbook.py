@@ -43,24 +43,12 @@ def test_new_load_list_and_cancel(tmp_path: Path) -> None:
     assert json.loads((loops / made.loop_id / "prd.json").read_text())["title"] == "t"
     loaded = st.load_loop(loops, made.loop_id)
     assert loaded.model_dump() == made.model_dump()
-    other = st.new_loop(
-        loops,
-        project=tmp_path,
-        prd_source=tmp_path / "p",
-        prd=_prd(),
-        story_kinds={},
-        loop_id="loop-b",
-    )
+    loop_b = dict(project=tmp_path, prd_source=tmp_path / "p", prd=_prd(), story_kinds={},
+                  loop_id="loop-b")
+    other = st.new_loop(loops, **loop_b)
     assert [s.loop_id for s in st.list_loops(loops)] == [made.loop_id, other.loop_id]
     with pytest.raises(PermanentError, match="already exists"):
-        st.new_loop(
-            loops,
-            project=tmp_path,
-            prd_source=tmp_path / "p",
-            prd=_prd(),
-            story_kinds={},
-            loop_id="loop-b",
-        )
+        st.new_loop(loops, **loop_b)  # the same id again
     with pytest.raises(PermanentError, match="invalid loop id"):
         st.load_loop(loops, "../etc")
     with pytest.raises(PermanentError, match="no loop 'loop-zz'"):
@@ -72,28 +60,14 @@ def test_new_load_list_and_cancel(tmp_path: Path) -> None:
 
 
 def _judged(loop_id: str) -> st.LoopState:
-    record = st.StoryRecord(
-        id="S1",
-        title="a",
-        kind="code",
-        priority=1,
-        status="passed",
-        attempts=[
-            st.Attempt(number=1, tool="codex", verdict="FAIL", durations={"implement": 4.0}),
-            st.Attempt(number=2, tool="claude", verdict="PASS", durations={"implement": 2.0}),
-        ],
-    )
-    ui = st.StoryRecord(
-        id="S2",
-        title="b",
-        kind="ui",
-        priority=2,
-        status="passed",
-        attempts=[
-            st.Attempt(number=1, tool="pi", verdict="PASS", durations={"implement": 1.0}),
-            st.Attempt(number=2, tool="pi", verdict=None),  # never judged: not counted
-        ],
-    )
+    record = st.StoryRecord(id="S1", title="a", kind="code", priority=1, status="passed", attempts=[
+        st.Attempt(number=1, tool="codex", verdict="FAIL", durations={"implement": 4.0}),
+        st.Attempt(number=2, tool="claude", verdict="PASS", durations={"implement": 2.0}),
+    ])
+    ui = st.StoryRecord(id="S2", title="b", kind="ui", priority=2, status="passed", attempts=[
+        st.Attempt(number=1, tool="pi", verdict="PASS", durations={"implement": 1.0}),
+        st.Attempt(number=2, tool="pi", verdict=None),  # never judged: not counted
+    ])
     return st.LoopState(
         loop_id=loop_id,
         project="/p",
