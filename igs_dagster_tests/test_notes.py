@@ -86,7 +86,7 @@ tags: [video, youtube]
 
 > [!info] Source
 > [JFK Inaugural Address](https://www.youtube.com/watch?v={VIDEO_ID}) · History Channel · 2026-01-20 · 0:11
-> Archived copy: [/volume1/videos/xJFKask_0-.mp4](file:///volume1/videos/xJFKask_0-.mp4)
+> Archived copy: [/volume1/videos/xJFKask\\_0-.mp4](file:///volume1/videos/xJFKask_0-.mp4)
 
 ## Executive Summary
 

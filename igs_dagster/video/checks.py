@@ -16,8 +16,7 @@ from igs_dagster.video import notes
 from igs_dagster.video.enrich.noteedit import SECTIONS, present_sections
 from igs_dagster.video.enrich.verify import check_quotes
 
-NOTE_KEYS = ("type", "title", "source", "source_url", "video_id", "channel", "published",
-             "duration", "duration_seconds", "archive_path", "transcribed", "enriched_by", "tags")
+NOTE_KEYS = notes.ALWAYS_KEYS  # the others (channel, duration, ...) are left out when unknown
 WPM_RANGE = (50.0, 260.0)  # plausible speech rates; checked on clips of a minute or more
 MIN_COVERAGE = 0.2  # speech time over media duration, below which the transcript is suspect
 LOOP_REPEATS = 6  # the same 1-4 word n-gram back to back this many times: a decoding loop

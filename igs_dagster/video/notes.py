@@ -85,7 +85,9 @@ _KEYS = (
     "enriched_by",
     "tags",
 )
-OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "archive_path"}
+OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "language",
+                   "archive_path"}
+ALWAYS_KEYS = tuple(k for k in _KEYS if k not in OMIT_IF_UNKNOWN)  # every note has these
 _QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
 
 
