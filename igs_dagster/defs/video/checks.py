@@ -4,6 +4,7 @@
 missing/duplicated daily link stops the steps after it (enrichment, index, extras) in the run.
 """
 
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import dagster as dg
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.video import archive, checks, transcribe
+
+# Checks per video partition are what the UI's Checks tab shows per key; Dagster 1.13.27 marks
+# `partitions_def` on a check as preview and warns at every import (every `igs` command).
+warnings.filterwarnings("ignore", category=dg.PreviewWarning,
+                        message="Specifying a partitions_def on an AssetCheckSpec")
 
 
 def _result(outcome: checks.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
