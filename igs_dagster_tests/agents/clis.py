@@ -42,6 +42,12 @@ def missing() -> list[str]:
     return [tool for tool in TOOLS if binary(tool) is None]
 
 
+# the variables below that child_env would otherwise drop: the scripted provider's key (codex's
+# `env_key`, pi's apiKey), the web-search extension's endpoint, Claude Code's switches, CI
+PASSED_THROUGH = ("CI", "SCRIPTED_API_KEY", "WEB_SEARCH_RESULTS_URL", "DISABLE_AUTOUPDATER",
+                  "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING")
+
+
 def cli_env(tool: str, home: Path, server_url: str) -> dict[str, str]:
     """Environment for running `tool` against `server_url` with `home` as HOME (created)."""
     home.mkdir(parents=True, exist_ok=True)
@@ -67,6 +73,9 @@ def cli_env(tool: str, home: Path, server_url: str) -> dict[str, str]:
         "http_proxy": DEAD_PROXY,
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        # agents get the least environment (redact.child_env): names beyond its allowlist and
+        # the agent's own prefixes pass only when listed here, as a user would list them
+        "IGS_CHILD_ENV_ALLOW": ",".join(PASSED_THROUGH),
     }
     (home / "tmp").mkdir(exist_ok=True)
     if tool == "claude":
