@@ -118,8 +118,10 @@ def test_readme_backfill_commands_work_as_written(deployment: DagsterEnv, media_
     script = script.replace("uv run ", "")  # the test's environment is the project's venv
     env = {**deployment.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("DAGSTER_HOME")  # the block sets it itself
-    proc = subprocess.run(["bash", "-euo", "pipefail"], input=script, env=env, cwd=deployment.root,
-                          capture_output=True, text=True, timeout=900)
+    # the script as an argument, not on stdin: a command in it that reads stdin (the dagster CLI
+    # does) would otherwise eat the rest of the script
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=deployment.root,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Unknown partitions" not in proc.stdout + proc.stderr
     backfills = deployment.instance().get_backfills()
