@@ -16,7 +16,8 @@ from igs_dagster.core.fsutil import atomic_write_bytes
 
 
 class StorageIOManager(dg.ConfigurableIOManager):
-    """Pickles in `DAGSTER_HOME/storage/<asset key>/<partition>`, no metadata of its own."""
+    """Pickles in `DAGSTER_HOME/storage/<asset key>/<partition>` (op outputs under their run and
+    step), no metadata of its own."""
 
     _base: str | None = PrivateAttr(default=None)
 
@@ -26,8 +27,10 @@ class StorageIOManager(dg.ConfigurableIOManager):
     def _path(self, context) -> Path:
         if self._base is None:  # pragma: no cover - every run has an instance
             raise dg.Failure("no Dagster instance to store outputs in")
-        path = Path(self._base).joinpath(*context.asset_key.path)
-        return path / context.asset_partition_key if context.has_asset_partitions else path
+        # assets: <asset key>/<partition>; op outputs (the coding loop's role ops) have no asset
+        # key: <run id>/<step>/<output>, as Dagster's own filesystem IO manager keeps them
+        parts = context.get_asset_identifier() if context.has_asset_key else context.get_identifier()
+        return Path(self._base).joinpath(*parts)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
