@@ -20,6 +20,9 @@ STAGES = {
     "transcript": ("transcript.process", "whisper"),
     "vault_note": ("note.write", "vault"),
     "enriched_summary": ("content.summarize", "enricher"),
+    "search_index": ("search.index", "search"),
+    "related_notes": ("notes.relate", "search"),
+    "video_extras": ("media.extras", "ffmpeg"),
 }
 # small metadata values worth showing in the log line
 DETAIL_KEYS = ("title", "location", "note", "enricher", "backend", "words", "real_time_factor")
@@ -33,6 +36,9 @@ _EVENTS = {
 
 def _stage(step_key: str) -> tuple[str, str]:
     name = step_key.split("[")[0]
+    if name.endswith("_check"):  # an asset check's step is `<asset>_<check name>`
+        asset = next((a for a in STAGES if name.startswith(f"{a}_")), None)
+        return f"check.{name.removeprefix(f'{asset}_').removesuffix('_check')}", "dagster"
     return STAGES.get(name, (f"{name.replace('_', '.')}", "dagster"))
 
 
