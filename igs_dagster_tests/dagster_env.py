@@ -19,6 +19,14 @@ from pathlib import Path
 import dagster as dg
 
 REPO = Path(__file__).resolve().parent.parent
+# the system-log actions of one successful video_ingest run: each asset and each asset check
+INGEST_STAGE_ACTIONS = sorted([
+    "video.download.succeeded", "video.archive.succeeded", "transcript.process.succeeded",
+    "note.write.succeeded", "content.summarize.succeeded", "search.index.succeeded",
+    "notes.relate.succeeded", "media.extras.succeeded",
+    "check.video_archive.succeeded", "check.transcript.succeeded",
+    "check.vault_note.succeeded", "check.enriched_summary.succeeded",
+])
 PYTHON = sys.executable
 
 

@@ -12,7 +12,7 @@ import pytest
 from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.defs.system.log_sensors import STAGES, log_run_stages
 from igs_dagster_tests.conftest import SAMPLE_MP4
-from igs_dagster_tests.dagster_env import step_intervals
+from igs_dagster_tests.dagster_env import INGEST_STAGE_ACTIONS, step_intervals
 
 STEP_OF = {stage: step for step, (stage, _) in STAGES.items()}
 
@@ -44,14 +44,7 @@ def test_stage_lines_once_per_step_with_reasons(igs_env, media_server):
 
     lines = [json.loads(x) for x in igs_env.system_log.read_text().splitlines()]
     ok_lines = [x for x in lines if x["run_id"] == ok.run_id]
-    assert sorted(x["action"] for x in ok_lines) == sorted([
-        "video.download.succeeded", "video.archive.succeeded", "transcript.process.succeeded",
-        "note.write.succeeded", "content.summarize.succeeded", "search.index.succeeded",
-        "notes.relate.succeeded", "media.extras.succeeded",
-        # the asset checks, one line each
-        "check.video_archive.succeeded", "check.transcript.succeeded",
-        "check.vault_note.succeeded", "check.enriched_summary.succeeded",
-    ])
+    assert sorted(x["action"] for x in ok_lines) == INGEST_STAGE_ACTIONS
     assert all(x["partition"] == "stage-ok" for x in ok_lines)
     # each line carries its step's own end time (the event's timestamp), not the writing time
     for line in ok_lines:
