@@ -522,3 +522,16 @@ def test_daily_line_does_not_repeat_a_title_that_is_the_note_name(tmp_path: Path
     link_daily(tmp_path, "2026-11-24", "jfk-inaugural", "jfk-inaugural", None, 11.0)
     text = (tmp_path / "Daily" / "2026-11-24.md").read_text()
     assert text.endswith("## Videos\n\n- [[jfk-inaugural]] · 0:11\n")
+
+
+def test_same_title_in_flight_gets_two_names(tmp_path: Path):
+    """Two videos with one title, both downloaded before either note exists (runs side by side):
+    the first claims the name, the second gets `<slug>-<video id>`; each keeps its own name."""
+    vault, claims = tmp_path / "vault", tmp_path / "data" / "note-slugs.sqlite3"
+    first = note_slug("JFK inaugural address", "video-a", vault, claims=claims)
+    second = note_slug("JFK inaugural address", "video-b", vault, claims=claims)
+    assert first == "jfk-inaugural-address" and second == "jfk-inaugural-address-video-b"
+    assert note_slug("JFK inaugural address", "video-a", vault, claims=claims) == first
+    assert note_slug("JFK inaugural address", "video-b", vault, claims=claims) == second
+    # without the claims (the old behaviour) both would have been given the same name
+    assert note_slug("JFK inaugural address", "video-b", vault) == first

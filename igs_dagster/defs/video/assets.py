@@ -72,7 +72,8 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             source_kind=source.kind,
             source_label=source.label,
             source_location=source.location,
-            slug=notes.note_slug(result["title"], key, settings.vault_dir),
+            slug=notes.note_slug(result["title"], key, settings.vault_dir,
+                                 claims=settings.data_dir / "note-slugs.sqlite3"),
         )
     context.add_output_metadata({
         "title": result["title"],
