@@ -19,6 +19,13 @@ from pathlib import Path
 import dagster as dg
 
 REPO = Path(__file__).resolve().parent.parent
+# the steps of one video_ingest run: every video asset, then each asset check (`<asset>_<check>`)
+INGEST_STEPS = sorted([
+    "video_download", "video_archive", "transcript", "vault_note", "enriched_summary",
+    "search_index", "related_notes", "video_extras",
+    "video_archive_video_archive_check", "transcript_transcript_check",
+    "vault_note_vault_note_check", "enriched_summary_enriched_summary_check",
+])
 # the system-log actions of one successful video_ingest run: each asset and each asset check
 INGEST_STAGE_ACTIONS = sorted([
     "video.download.succeeded", "video.archive.succeeded", "transcript.process.succeeded",

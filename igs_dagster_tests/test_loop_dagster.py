@@ -177,7 +177,12 @@ def test_same_project_twice_is_refused_and_nothing_queued(deployment: DagsterEnv
     loop_a, project = loops["A"]
     assert _state(deployment, loop_a).status in ("queued", "running")  # A is still going
     queue = EventQueue(deployment.data / "queue.sqlite3")
-    before = queue.last_id(), sorted(p.name for p in (deployment.data / "loops").iterdir())
+    loops_dir = deployment.data / "loops"
+
+    def loop_records() -> list[str]:  # none yet when this test runs first on its deployment
+        return sorted(p.name for p in loops_dir.iterdir()) if loops_dir.is_dir() else []
+
+    before = queue.last_id(), loop_records()
     again = deployment.igs(
         "loop", "start", "--project", str(project), "--prd", str(deployment.root / "prd-A.json")
     )
@@ -187,13 +192,18 @@ def test_same_project_twice_is_refused_and_nothing_queued(deployment: DagsterEnv
         rf"{loop_a} \((queued|running)\); cancel it or wait\n",
         again.stderr,
     ), again.stderr
-    assert (queue.last_id(), sorted(p.name for p in (deployment.data / "loops").iterdir())) == before
+    assert (queue.last_id(), loop_records()) == before
 
 
 def test_invalid_prd_and_project_are_refused_with_the_reason(deployment: DagsterEnv, tmp_path) -> None:
     project = make_project(tmp_path / "project")
     queue = EventQueue(deployment.data / "queue.sqlite3")
-    before = queue.last_id(), sorted(p.name for p in (deployment.data / "loops").iterdir())
+    loops_dir = deployment.data / "loops"
+
+    def loop_records() -> list[str]:  # none yet when this test runs first on its deployment
+        return sorted(p.name for p in loops_dir.iterdir()) if loops_dir.is_dir() else []
+
+    before = queue.last_id(), loop_records()
     bad = write_prd(tmp_path / "bad.json", [S_ADD | {"acceptance_criteria": []}])
     out = deployment.igs("loop", "start", "--project", str(project), "--prd", str(bad))
     assert out.returncode == 2
@@ -212,7 +222,7 @@ def test_invalid_prd_and_project_are_refused_with_the_reason(deployment: Dagster
     out = deployment.igs("loop", "start", "--project", str(project), "--prd", str(good),
                          "--tool", "S9=codex")
     assert out.returncode == 2 and "tools: unknown key 'S9'" in out.stderr
-    assert (queue.last_id(), sorted(p.name for p in (deployment.data / "loops").iterdir())) == before
+    assert (queue.last_id(), loop_records()) == before
 
 
 # ---- loops through sensors and the run queue ------------------------------------------------

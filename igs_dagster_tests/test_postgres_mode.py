@@ -23,7 +23,7 @@ from drills.common import (
     wait_until,
 )
 from igs_dagster_tests.conftest import unavailable
-from igs_dagster_tests.dagster_env import REPO, DagsterEnv, stray_temp_files
+from igs_dagster_tests.dagster_env import INGEST_STEPS, REPO, DagsterEnv, stray_temp_files
 from igs_dagster_tests.postgres import PostgresServer, PostgresUnavailable
 
 pytestmark = pytest.mark.slow
@@ -116,9 +116,7 @@ def test_pipeline_through_the_run_queue_on_postgres(
         "AND dagster_event_type = 'STEP_SUCCESS' GROUP BY step_key ORDER BY step_key",
         run_ids,
     )
-    assert steps == [(s, 3) for s in sorted(
-        ["enriched_summary", "transcript", "vault_note", "video_archive", "video_download"]
-    )]
+    assert steps == [(s, 3) for s in INGEST_STEPS]
     partitions = {r[0] for r in _rows(
         postgres, "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'videos'"
     )}
