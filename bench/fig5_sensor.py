@@ -16,7 +16,7 @@ from bench import deploy
 from bench.common import Record
 from bench.context import Context
 
-SENSOR = "video_inbox_sensor"
+SENSOR = "igs_events"
 
 
 def _pause_queue(dep) -> None:
@@ -62,8 +62,8 @@ def _evaluate_in_process(dep, count: int) -> tuple[float, int, int]:
     """Queue `count` URLs into a fresh queue and time the sensor function itself."""
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
     from igs_dagster.core.settings import load_settings
+    from igs_dagster.defs.events import igs_events
     from igs_dagster.defs.resources import IgsSettings
-    from igs_dagster.defs.video.sensors import video_inbox_sensor
     from igs_dagster.intake import accept
 
     with dep.activated():
@@ -74,7 +74,7 @@ def _evaluate_in_process(dep, count: int) -> tuple[float, int, int]:
         instance = dep.instance()
         context = dg.build_sensor_context(instance=instance, cursor=None, resources={"igs": IgsSettings()})
         started = time.perf_counter()
-        result = video_inbox_sensor(context)
+        result = igs_events(context)
         took = time.perf_counter() - started
     partitions = sum(len(r.partition_keys) for r in result.dynamic_partitions_requests)
     return took, len(result.run_requests), partitions
@@ -124,9 +124,9 @@ def run(ctx: Context) -> Record:
             _latencies(dep, instance, [f"http://127.0.0.1:9/latency-{i}.mp4" for i in range(5)],
                        latencies, parts)
     per_run = sum(tick_s) / created if created else None
-    from igs_dagster.defs.video.sensors import video_inbox_sensor
+    from igs_dagster.defs.events import igs_events
 
-    interval = video_inbox_sensor.minimum_interval_seconds or 30
+    interval = igs_events.minimum_interval_seconds or 30
     limit = interval + 2
     worst = max(latencies)
     rec.details = {

@@ -22,8 +22,8 @@ def new_record(ctx: Context) -> Record:
 
 def run(ctx: Context) -> Record:
     from igs_dagster.cli import main
+    from igs_dagster.defs.events import igs_events
     from igs_dagster.defs.resources import IgsSettings
-    from igs_dagster.defs.video.sensors import video_inbox_sensor
 
     rec = new_record(ctx)
     entries = 50 if ctx.quick else 500
@@ -39,7 +39,7 @@ def run(ctx: Context) -> Record:
             assert main(["send", f"{base}/big.rss"]) == 0
             sent = time.perf_counter()
             context = dg.build_sensor_context(instance=instance, resources={"igs": IgsSettings()})
-            result = video_inbox_sensor(context)
+            result = igs_events(context)
             done = time.perf_counter()
     finally:
         proc.kill()

@@ -59,7 +59,7 @@ def run(ctx, result: DrillResult) -> None:
         "every run succeeded",
     )
     result.check(
-        all(r.dagster_run.tags.get("dagster/sensor_name") == "video_inbox_sensor"
+        all(r.dagster_run.tags.get("dagster/sensor_name") == "igs_events"
             for v in runs.values() for r in v),
         "every run came from the inbox sensor",
     )

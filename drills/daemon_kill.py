@@ -16,6 +16,7 @@ re-read event (run keys), no asset materialized twice.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -45,7 +46,7 @@ SEND_GAP_S = 2.0
 # has several events to turn into runs, and kill 2 waits for that tick. A kill that lands
 # between ticks is tried again with one spare URL, at most MID_TICK_TRIES - 1 times.
 MID_TICK_TRIES = 3
-SENSOR = "video_inbox_sensor"
+SENSOR = "igs_events"
 
 
 class InboxSensor:
@@ -70,7 +71,8 @@ class InboxSensor:
     def stored_cursor(self) -> int:
         ids = self._origin()
         state = self.instance.get_instigator_state(*ids) if ids else None
-        return int(getattr(state.instigator_data, "cursor", None) or 0) if state else 0
+        cursor = getattr(state.instigator_data, "cursor", None) if state else None
+        return int(json.loads(cursor).get("inbox") or 0) if cursor else 0  # defs/events.py
 
     def busy_tick(self, tried: set[int], since: float = 0.0):
         """The newest tick if it began after `since` (so it reads what was sent before) and is

@@ -70,7 +70,7 @@ def run(ctx, result: DrillResult) -> None:
         runs = runs_by_key(instance, keys)
         sensor_runs, backfill_runs = runs[key_sensor], runs[key_backfill]
         result.check(
-            [r.dagster_run.tags.get("dagster/sensor_name") for r in sensor_runs] == ["video_inbox_sensor"],
+            [r.dagster_run.tags.get("dagster/sensor_name") for r in sensor_runs] == ["igs_events"],
             "one run from the sensor",
         )
         result.check(

@@ -251,12 +251,12 @@ def test_video_download_event_materializes_once(api: Api, video_event):
 
     (record,) = api.env.wait_for(finished, 300, f"the run for {key}")
     assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS, api.env.igs("run", record.dagster_run.run_id).stdout
-    assert record.dagster_run.tags.get("dagster/sensor_name") == "video_inbox_sensor"
+    assert record.dagster_run.tags.get("dagster/sensor_name") == "igs_events"
     notes = [p for p in (api.env.vault / "Resources" / "videos").glob("*.md")
              if split_frontmatter(p.read_text())[0].get("video_id") == key]
     assert len(notes) == 1 and "ask not what your country" in notes[0].read_text().lower()
 
-    api.env.wait_for(lambda: (_sensor_cursor(instance, "video_inbox_sensor") or 0) >= again["event_id"],
+    api.env.wait_for(lambda: (_sensor_cursor(instance, "igs_events") or 0) >= again["event_id"],
                      120, "the sensor to read the second event")
     assert len(_runs_for(instance, key)) == 1
 

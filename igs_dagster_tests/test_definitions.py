@@ -16,10 +16,8 @@ VIDEO_ASSETS = {"video_download", "video_archive", "transcript", "vault_note", "
                 "search_index", "related_notes", "video_extras"}
 JOBS = {"video_ingest", "loop_attempt", "loop_finish", "loop_story"}
 SENSORS = {
-    "video_inbox_sensor": 4,   # new URLs and loop starts: someone waits on these
-    "run_outcomes": 4,         # loop chaining, system log, notifications
-    "feed_sensor": 30,
-    "run_worker_watchdog": 30,
+    "igs_events": 4,    # new URLs, loop starts and chaining: someone waits on these
+    "feed_sensor": 60,  # each feed has its own interval (15 min by default)
 }
 ASSET_CHECKS = {  # a new check belongs here, so a lost one is noticed
     "enriched_summary:enriched_summary_check",
@@ -64,8 +62,8 @@ def test_ingest_job_runs_every_video_asset_in_one_process(repo):
     job = repo.get_job("video_ingest")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == VIDEO_ASSETS
     assert job.executor_def is dg.in_process_executor
-    inbox = repo.get_sensor_def("video_inbox_sensor")
-    assert {t.job_name for t in inbox.targets} == {"video_ingest", "loop_story"}  # URLs, loop starts
+    events = repo.get_sensor_def("igs_events")
+    assert {t.job_name for t in events.targets} == {"video_ingest", "loop_story", "loop_attempt", "loop_finish"}
 
 
 def test_pool_recheck_patch_reaches_the_pinned_dagster(repo):

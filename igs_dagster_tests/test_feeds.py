@@ -10,9 +10,9 @@ import pytest
 from igs_dagster import cli
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import EventQueue
+from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.feeds import feed_sensor
-from igs_dagster.defs.video.sensors import video_inbox_sensor
 from igs_dagster.video import feeds
 from igs_dagster.video.subscriptions import Subscriptions, follow, poll_due
 from igs_dagster_tests.feedserver import Episode, FeedServer, atom, rss, youtube_channel
@@ -132,7 +132,7 @@ def test_500_playlist_entries_become_runs_in_one_inbox_tick(server, igs_env):
     assert sum(q.event_id is not None for q in queued) == 500
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources={"igs": IgsSettings()})
-        result = video_inbox_sensor(ctx)
+        result = igs_events(ctx)
         assert len(result.run_requests) == 500
         assert len(result.dynamic_partitions_requests[0].partition_keys) == 500
         assert [r.partition_key for r in result.run_requests] == [q.key for q in queued]
@@ -223,7 +223,7 @@ def test_feed_sensor_queues_new_episodes_for_the_inbox_sensor(server, igs_env):
         skipped = tick(feed_sensor)
         assert "1 entries queued" in str(skipped.skip_message)
         assert "no followed feed is due" in str(tick(feed_sensor).skip_message)
-        result = tick(video_inbox_sensor)
+        result = tick(igs_events)
         [request] = result.run_requests
         assert request.partition_key.startswith("web-ep2-")
         assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]

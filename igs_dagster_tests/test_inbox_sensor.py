@@ -1,9 +1,10 @@
-"""The inbox sensor's branches, evaluated directly (`dg.build_sensor_context`) against a real
+"""The inbox part of the `igs_events` sensor, evaluated directly (`dg.build_sensor_context`) against a real
 instance and a real event queue: pool limits, unknown partitions, duplicates in one batch and
 the cursor after a crash."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from igs_dagster.core.events import (
     VideoDownloadData,
 )
 from igs_dagster.core.inbox import EventQueue
+from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.instance import GPU_POOL
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.video.sensors import video_inbox_sensor
 from igs_dagster.intake import accept
 
 URL_A = "https://youtu.be/dQw4w9WgXcQ"
@@ -46,7 +47,15 @@ def world(igs_env, blank_home: Path, tmp_path: Path):
 
 def tick(instance: dg.DagsterInstance, cursor: str | None = None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"igs": IgsSettings()})
-    return video_inbox_sensor(context)
+    return igs_events(context)
+
+
+def skipped(result) -> bool:
+    return isinstance(result, dg.SensorResult) and result.skip_reason is not None
+
+
+def inbox_cursor(result) -> int:
+    return json.loads(result.cursor)["inbox"]
 
 
 def send(settings, queue: EventQueue, url: str) -> str:
@@ -67,7 +76,7 @@ def gpu_limit(instance: dg.DagsterInstance) -> int | None:
 def test_idle_tick_skips_and_touches_nothing(world):
     instance, _, _ = world
     result = tick(instance)
-    assert isinstance(result, dg.SkipReason)
+    assert skipped(result) and "no new events" in result.skip_reason.skip_message
     assert gpu_limit(instance) is None  # an idle tick never opens the instance
 
 
@@ -105,7 +114,7 @@ def test_duplicates_in_one_batch_make_one_run_and_one_partition(world):
     assert [r.tags["igs/event"] for r in result.run_requests] == ["1", "3"]  # first event of each key
     (add,) = result.dynamic_partitions_requests
     assert add.partitions_def_name == "videos" and list(add.partition_keys) == [key, other]
-    assert result.cursor == str(last)
+    assert inbox_cursor(result) == last
 
 
 def test_summarize_of_unknown_partition_is_skipped_cursor_moves_on(world):
@@ -113,8 +122,8 @@ def test_summarize_of_unknown_partition_is_skipped_cursor_moves_on(world):
     summarize(queue, "nosuchvideo")
     result = tick(instance)
     assert isinstance(result, dg.SensorResult)
-    assert result.run_requests == [] and result.dynamic_partitions_requests == []
-    assert result.cursor == str(queue.last_id())  # not re-read forever
+    assert not result.run_requests and not result.dynamic_partitions_requests
+    assert inbox_cursor(result) == queue.last_id()  # not re-read forever
 
 
 def test_summarize_of_known_partition_requests_enrichment_only(world):
@@ -122,11 +131,11 @@ def test_summarize_of_known_partition_requests_enrichment_only(world):
     key = send(settings, queue, URL_A)
     instance.add_dynamic_partitions("videos", [key])
     event_id = summarize(queue, key)
-    result = tick(instance, str(event_id - 1))
+    result = tick(instance, json.dumps({"inbox": event_id - 1}))
     (request,) = result.run_requests
     assert request.run_key == f"summarize:{event_id}" and request.partition_key == key
     assert request.asset_selection == [dg.AssetKey("enriched_summary")]
-    assert result.dynamic_partitions_requests == []
+    assert not result.dynamic_partitions_requests
 
 
 def test_cursor_after_a_crash_rereads_the_batch_without_new_work(world):
@@ -147,8 +156,8 @@ def test_cursor_after_a_crash_rereads_the_batch_without_new_work(world):
 
     resumed = tick(instance, first.cursor)  # cursor saved with the first tick
     assert [r.run_key for r in resumed.run_requests] == [f"ingest:{key_b}"]
-    assert resumed.cursor == again.cursor == str(queue.last_id())
-    assert isinstance(tick(instance, resumed.cursor), dg.SkipReason)
+    assert inbox_cursor(resumed) == inbox_cursor(again) == queue.last_id()
+    assert skipped(tick(instance, resumed.cursor))
 
 
 def test_startup_fills_in_the_limit_once_and_keeps_the_operators(igs_env, tmp_path: Path, monkeypatch):

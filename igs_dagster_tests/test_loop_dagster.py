@@ -1,5 +1,5 @@
 """The coding loop on a real Dagster deployment: `igs loop start` -> intake (PRD checked, loop
-id assigned) -> the inbox sensor -> queued `loop_story` run -> `run_outcomes` requests
+id assigned) -> the inbox sensor -> queued `loop_story` run -> the `igs_events` sensor requests
 each next run (`loop_story` / `loop_attempt` / `loop_finish`) until the loop is done.
 
 Real git projects in tmp, the stand-in agents of igs_dagster_tests/loop/agents behind one
@@ -241,7 +241,7 @@ def test_full_loop_of_three_stories(deployment: DagsterEnv, loops) -> None:
         f"loop:{loop_id}:{n}" for n in (0, 1, 2, 4)
     ]
     assert [r.dagster_run.tags["dagster/sensor_name"] for r in runs] == (
-        ["video_inbox_sensor"] + ["run_outcomes"] * 3
+        ["igs_events"] * 4
     )
     for record in runs:
         tags = record.dagster_run.tags

@@ -104,7 +104,7 @@ def test_run_past_its_max_runtime_is_failed_by_the_daemon(tmp_path: Path):
 
         record = env.wait_for(first_finished, 180, "the hung run to be ended")
         run = record.dagster_run
-        assert run.tags[TAG] == "3" and run.tags.get("dagster/sensor_name") == "video_inbox_sensor"
+        assert run.tags[TAG] == "3" and run.tags.get("dagster/sensor_name") == "igs_events"
         assert run.status == dg.DagsterRunStatus.FAILURE, run.status
         messages = [r.event_log_entry.message or "" for r in instance.get_records_for_run(run.run_id).records]
         assert any("maximum runtime of 3 seconds" in m for m in messages), messages[-10:]

@@ -14,6 +14,7 @@ import pytest
 from igs_dagster.core.notify import Message, Notifier, obsidian_link
 from igs_dagster.core.settings import NotifySettings, load_settings
 from igs_dagster.defs import outcomes
+from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.system import notify_sensors
 from igs_dagster.loop import state as st
 from igs_dagster.loop.prd import Prd
@@ -110,9 +111,9 @@ def _broken_download() -> None:
 
 
 def _tick(instance):
-    """One tick of the run-outcome sensor over every finished run (cursor before all of them)."""
-    cursor = json.dumps({outcome: -1 for outcome in outcomes.OUTCOMES})
-    return outcomes.run_outcomes(dg.build_sensor_context(instance=instance, cursor=cursor))
+    """One tick of the `igs_events` sensor over every finished run (cursor before all of them)."""
+    cursor = json.dumps({"inbox": 0, "outcomes": {outcome: -1 for outcome in outcomes.OUTCOMES}})
+    return igs_events(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
 def test_sensors_send_note_ready_and_video_failed_once(receiver, igs_env, monkeypatch):

@@ -1,4 +1,4 @@
-"""The run-outcome sensor: starts after existing history, sees each finished run once per
+"""The run-outcome part of the `igs_events` sensor: starts after existing history, sees each finished run once per
 cursor, and one failing part (system log, notifications) does not keep the others from work."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import dagster as dg
 
 from igs_dagster.core.system_log import read_entries
 from igs_dagster.defs import outcomes
+from igs_dagster.defs.events import igs_events
 
 
 @dg.asset
@@ -22,7 +23,19 @@ def broken() -> int:
 
 
 def _tick(instance, cursor):
-    return outcomes.run_outcomes(dg.build_sensor_context(instance=instance, cursor=cursor))
+    """One tick of the sensor; `cursor` is the outcome part's (None: a first tick)."""
+    whole = json.dumps({"inbox": 0, "outcomes": json.loads(cursor)}) if cursor else None
+    result = igs_events(dg.build_sensor_context(instance=instance, cursor=whole))
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def _skipped(result) -> bool:
+    return result.skip_reason is not None and not result.run_requests
+
+
+def _outcomes(result) -> str:
+    return json.dumps(json.loads(result.cursor)["outcomes"])
 
 
 def _lines(settings) -> list:
@@ -33,29 +46,26 @@ def test_first_tick_skips_history_then_each_run_is_handled_once(igs_env):
     with dg.instance_for_test() as instance:
         dg.materialize([trivial], instance=instance)  # finished before the sensor existed
         first = _tick(instance, None)
-        assert isinstance(first, dg.SkipReason)
-        # the cursor the first tick stored
-        ctx = dg.build_sensor_context(instance=instance, cursor=None)
-        outcomes.run_outcomes(ctx)
-        start = ctx.cursor
+        assert _skipped(first)
+        start = _outcomes(first)  # the cursor the first tick stored
         assert json.loads(start)["success"] >= 0 and json.loads(start)["failure"] == -1
 
-        assert isinstance(_tick(instance, start), dg.SkipReason)  # nothing finished since
+        assert _skipped(_tick(instance, start))  # nothing finished since
         assert _lines(igs_env) == []
 
         ok = dg.materialize([trivial], instance=instance)
         bad = dg.materialize([broken], instance=instance, raise_on_error=False)
         result = _tick(instance, start)
-        assert isinstance(result, dg.SensorResult) and result.run_requests == []
+        assert not result.run_requests
         lines = _lines(igs_env)
         assert {(line.action, line.run_id) for line in lines} == {
             ("trivial.succeeded", ok.run_id), ("broken.failed", bad.run_id)}
-        after = json.loads(result.cursor)
+        after = json.loads(_outcomes(result))
         assert after["success"] > json.loads(start)["success"] and after["failure"] >= 0
         # a re-evaluated tick (same cursor) writes nothing twice; the next one sees nothing new
         _tick(instance, start)
         assert len(_lines(igs_env)) == len(lines)
-        assert isinstance(_tick(instance, result.cursor), dg.SkipReason)
+        assert _skipped(_tick(instance, _outcomes(result)))
 
 
 def test_a_failing_part_does_not_block_the_others(igs_env, monkeypatch):
@@ -69,6 +79,5 @@ def test_a_failing_part_does_not_block_the_others(igs_env, monkeypatch):
     with dg.instance_for_test() as instance:
         ok = dg.materialize([trivial], instance=instance)
         result = _tick(instance, json.dumps({k: -1 for k in outcomes.OUTCOMES}))
-        assert isinstance(result, dg.SensorResult)
         assert calls == [ok.run_id]  # notifications still went out
-        assert json.loads(result.cursor)["success"] >= 0  # and the cursor moved on
+        assert json.loads(_outcomes(result))["success"] >= 0  # and the cursor moved on

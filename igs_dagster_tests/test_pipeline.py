@@ -71,7 +71,7 @@ def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, medi
     instance = deployment.instance()
     (record,) = _wait_success(deployment, instance, key)
     run = record.dagster_run
-    assert run.tags.get("dagster/sensor_name") == "video_inbox_sensor"
+    assert run.tags.get("dagster/sensor_name") == "igs_events"
     assert run.tags.get("dagster/max_runtime") == str(8 * 3600)  # from the job: sensor runs too
 
     note = _note_for(deployment, key)
@@ -115,7 +115,7 @@ def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, medi
 
 
 def _sensor_state(instance):
-    states = [s for s in instance.all_instigator_state() if s.name == "video_inbox_sensor"]
+    states = [s for s in instance.all_instigator_state() if s.name == "igs_events"]
     assert states, "sensor never ticked"
     return states[0]
 

@@ -91,7 +91,7 @@ def test_pipeline_through_the_run_queue_on_postgres(
         run_ids = [r.dagster_run.run_id for r in records]
         assert sorted(r.dagster_run.tags["dagster/partition"] for r in records) == sorted(keys)
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
-        assert all(r.dagster_run.tags.get("dagster/sensor_name") == "video_inbox_sensor" for r in records)
+        assert all(r.dagster_run.tags.get("dagster/sensor_name") == "igs_events" for r in records)
 
         # the pool: transcriptions one at a time, although the runs overlapped
         intervals = transcript_intervals(instance, run_ids)
@@ -123,9 +123,9 @@ def test_pipeline_through_the_run_queue_on_postgres(
     assert set(keys) <= partitions
     # the sensor's state (cursor) and its ticks that requested the runs
     assert _rows(postgres, "SELECT count(*) FROM jobs WHERE job_type = 'SENSOR' "
-                 "AND job_body LIKE '%video_inbox_sensor%'")[0][0] == 1
+                 "AND job_body LIKE '%igs_events%'")[0][0] == 1
     ticks = _rows(postgres, "SELECT tick_body FROM job_ticks WHERE status = 'SUCCESS' "
-                  "AND tick_body LIKE '%video_inbox_sensor%'")
+                  "AND tick_body LIKE '%igs_events%'")
     assert all(any(run_id in body for (body,) in ticks) for run_id in run_ids)
     assert not list(deployment.home.rglob("*.db")), "SQLite storage files under DAGSTER_HOME"
 

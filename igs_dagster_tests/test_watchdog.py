@@ -18,6 +18,7 @@ from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.utils import make_new_run_id
 
 from igs_dagster.core import processes
+from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.system import watchdog
 from igs_dagster.defs.system.watchdog import Host, Worker, check_started_runs, worker_state
 from igs_dagster_tests.dagster_env import DagsterEnv
@@ -175,13 +176,15 @@ def test_host_tag_of_an_earlier_boot_or_another_run(instance):
     assert instance.get_run_by_id(inherited.run_id).tags[watchdog.HOST_TAG] == here.tag(inherited.run_id)
 
 
-def test_sensor_reports_in_its_skip_reason(instance):
+def test_sensor_reports_in_its_skip_reason_every_interval(instance):
     worker = _sleeper()
     try:
         _started_run(instance, worker.pid)
-        context = dg.build_sensor_context(instance=instance)
-        result = watchdog.run_worker_watchdog(context)
-        assert "1 started runs: 1 workers alive, 0 gone" in str(result.skip_message)
+        result = igs_events(dg.build_sensor_context(instance=instance))
+        assert "1 started runs: 1 workers alive, 0 gone" in str(result.skip_reason.skip_message)
+        # and not again before WATCHDOG_INTERVAL_S has passed
+        again = igs_events(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        assert "started runs" not in str(again.skip_reason.skip_message)
     finally:
         worker.kill()
         worker.wait()

@@ -6,6 +6,7 @@ its error), never a traceback.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from igs_dagster.defs.failures import run_failure_reasons
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-INBOX_SENSOR = "video_inbox_sensor"
+INBOX_SENSOR = "igs_events"  # defs/events.py: its cursor holds the inbox's last event id
 INBOX_EVENTS = ("video.download", "transcript.process", "content.summarize")
 DAEMON_FRESH_S = 120  # Dagster's own heartbeat tolerance (too slow to notice a death)
 TICK_FRESH_S = 15  # the inbox sensor ticks every ~5 s while a daemon runs
@@ -93,13 +94,13 @@ def run_detail(instance: dg.DagsterInstance, run_id: str) -> dict:
 
 
 def _sensor_cursor(instance: dg.DagsterInstance, name: str) -> int | None:
-    """The event id the sensor has handled up to (None: it never ticked)."""
+    """The inbox event id the sensor has handled up to (None: it never ticked)."""
     for state in instance.all_instigator_state():
         if state.name == name:
             cursor = getattr(state.instigator_data, "cursor", None)
             try:
-                return int(cursor) if cursor else 0
-            except ValueError:
+                return int(json.loads(cursor).get("inbox") or 0) if cursor else 0
+            except (ValueError, AttributeError):
                 return None
     return None
 

@@ -1,8 +1,9 @@
-"""One sensor for every finished run: loop bookkeeping, the system log and notifications.
+"""Every finished run: loop bookkeeping, the system log and notifications (a part of the
+`igs_events` sensor, defs/events.py).
 
 Seven run-status sensors (system log and notifications per outcome, the loop's chain, failure
 and cancel sensors) each re-read the instance on their own ticks; at rest that was most of what
-an always-on `igs dev` cost (bench figure 10). `run_outcomes` reads the run-status changes
+an always-on `igs dev` cost (bench figure 10). This part reads the run-status changes
 after its cursor (one cursor per outcome, in the index of run events) from an instance opened
 once per code server (`sensor_instance`), and hands each finished run to every part that cares,
 in this order:
@@ -17,7 +18,9 @@ Each part has its own error handling: one failing (a full disk, a notification s
 is logged and does not keep the others from their work. Every part is idempotent on its own
 keys (system-log dedupe `run:step:status`, the notification ledger, loop run keys and the
 loop record's terminal states), so a tick evaluated twice does nothing twice. The loop chain
-waits on this sensor between stories, hence a tick on every daemon wake-up.
+waits on it between stories, hence a tick on every daemon wake-up. An idle tick costs one
+query: the newest record id of the event index, unchanged since the last tick, means no run
+finished.
 """
 
 from __future__ import annotations
@@ -29,17 +32,13 @@ import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.core.settings import load_settings
-from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import cancel_loop, chain_next, fail_loop
-from igs_dagster.defs.sensor_instance import sensor_instance
 from igs_dagster.defs.system.log_sensors import log_run_stages
 from igs_dagster.defs.system.notify_sensors import notify_run
 
-# A tick on every wake-up of the sensor daemon (every 5 s; see defs/video/sensors.py): the
-# coding loop waits on it between stories (bench figure 7).
-INTERVAL_S = 4
 BATCH = 100
+SEEN = "seen"  # the cursor's key for the event index's newest record id at the last look
 OUTCOMES = {
     "success": dg.DagsterEventType.RUN_SUCCESS,
     "failure": dg.DagsterEventType.RUN_FAILURE,
@@ -111,13 +110,21 @@ def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, l
     return requests
 
 
-def evaluate(context: dg.SensorEvaluationContext, instance: dg.DagsterInstance):
-    if not context.cursor:
-        cursor = initial_cursor(instance)
-        context.update_cursor(json.dumps(cursor))
-        return dg.SkipReason(f"starting after run-status records {cursor}")
-    cursor = {k: int(v) for k, v in json.loads(context.cursor).items()}
+def _newest_record(instance: dg.DagsterInstance) -> int:
+    return instance.event_log_storage.get_maximum_record_id() or 0
+
+
+def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log) -> tuple[list[dg.RunRequest], dict, str]:
+    """Run-status changes after `cursor` -> each part's work; (run requests, cursor, note)."""
+    if not cursor:
+        cursor = {**initial_cursor(instance), SEEN: _newest_record(instance)}
+        return [], cursor, f"starting after run-status records {cursor}"
+    cursor = {k: int(v) for k, v in cursor.items()}
+    newest = _newest_record(instance)  # read first: a record added meanwhile is seen next tick
+    if cursor.get(SEEN) == newest:
+        return [], cursor, "no run finished"
     found = []  # (storage id, outcome, run id)
+    full = False
     for outcome, event_type in OUTCOMES.items():
         after = cursor.get(outcome, -1)
         records = instance.fetch_run_status_changes(
@@ -125,25 +132,17 @@ def evaluate(context: dg.SensorEvaluationContext, instance: dg.DagsterInstance):
             limit=BATCH, ascending=True,
         ).records
         found += [(r.storage_id, outcome, r.event_log_entry.run_id) for r in records]
+        full = full or len(records) == BATCH
+    # a full batch may leave more behind: look again next tick rather than trust `newest`
+    cursor[SEEN] = -1 if full else newest
     if not found:
-        return dg.SkipReason("no run finished")
+        return [], cursor, "no run finished"
     runs = {r.dagster_run.run_id: r.dagster_run
             for r in instance.get_run_records(dg.RunsFilter(run_ids=list({f[2] for f in found})))}
     requests: list[dg.RunRequest] = []
     for storage_id, outcome, run_id in sorted(found):
         run = runs.get(run_id)
         if run is not None:
-            requests += handle_run(instance, run, outcome, context.log)
+            requests += handle_run(instance, run, outcome, log)
         cursor[outcome] = max(cursor.get(outcome, -1), storage_id)
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
-
-
-@dg.sensor(
-    name="run_outcomes",
-    jobs=list(LOOP_JOBS),
-    minimum_interval_seconds=INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Finished runs -> the loop's next run or its end, system-log lines, notifications.",
-)
-def run_outcomes(context: dg.SensorEvaluationContext):
-    return evaluate(context, sensor_instance(context))
+    return requests, cursor, f"{len(found)} runs finished"

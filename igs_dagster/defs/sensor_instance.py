@@ -30,3 +30,14 @@ def sensor_instance(context: dg.SensorEvaluationContext) -> dg.DagsterInstance:
         if instance is None:
             instance = _instances[key] = dg.DagsterInstance.from_ref(ref)
     return instance
+
+
+class LazyLog:
+    """`context.log` opened on first use: reading `context.log` in the code server builds
+    `context.instance` (the per-tick re-open above), so an idle tick must never touch it."""
+
+    def __init__(self, context: dg.SensorEvaluationContext):
+        self._context = context
+
+    def __getattr__(self, name: str):
+        return getattr(self._context.log, name)

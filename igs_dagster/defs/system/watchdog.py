@@ -42,7 +42,6 @@ from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from igs_dagster.core.processes import process_info
-from igs_dagster.defs.sensor_instance import sensor_instance
 
 WATCHDOG_INTERVAL_S = 30
 HOST_TAG = "igs/worker_host"
@@ -183,7 +182,7 @@ def inspect_run(instance: dg.DagsterInstance, run: dg.DagsterRun, here: Host) ->
     message = (
         f"Run worker process {pid} on {socket.gethostname()} is gone ({why}) while its run was "
         "still STARTED: it was killed (SIGKILL, out of memory) or crashed without reporting. "
-        "Marked failed by the run_worker_watchdog sensor, so run retries can re-execute it "
+        "Marked failed by the run_worker_watchdog (sensor igs_events), so run retries can re-execute it "
         "from the failed step and its pool slots are freed."
     )
     instance.report_run_failed(
@@ -214,28 +213,17 @@ def check_started_runs(instance: dg.DagsterInstance, limit: int = 500) -> list[V
     return verdicts
 
 
-@dg.sensor(
-    name="run_worker_watchdog",
-    minimum_interval_seconds=WATCHDOG_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Fails STARTED runs whose run worker process is gone (killed, OOM, machine restart) "
-        "and frees their pool slots, so run retries re-execute them from failure."
-    ),
-)
-def run_worker_watchdog(context: dg.SensorEvaluationContext):
-    instance = sensor_instance(context)  # not re-opened every tick
+def watchdog_part(instance: dg.DagsterInstance, log) -> str:
+    """One look at every STARTED run (every WATCHDOG_INTERVAL_S, from the `igs_events` sensor)."""
     launcher = type(instance.run_launcher).__name__
     if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
-        return dg.SkipReason(f"{launcher} checks its own run workers")
+        return f"{launcher} checks its own run workers"
     verdicts = check_started_runs(instance)
     for verdict in verdicts:
         if verdict.action == "failed":
-            context.log.warning(f"run {verdict.run_id} marked failed: {verdict.reason}")
+            log.warning(f"run {verdict.run_id} marked failed: {verdict.reason}")
         elif verdict.action == "skip":
-            context.log.info(f"run {verdict.run_id} not checked: {verdict.reason}")
+            log.info(f"run {verdict.run_id} not checked: {verdict.reason}")
     failed = sum(v.action == "failed" for v in verdicts)
     alive = sum(v.action == "alive" for v in verdicts)
-    return dg.SkipReason(
-        f"{len(verdicts)} started runs: {alive} workers alive, {failed} gone and marked failed"
-    )
+    return f"{len(verdicts)} started runs: {alive} workers alive, {failed} gone and marked failed"

@@ -2,7 +2,7 @@
 
 Each tick polls only the subscriptions that are due (each has its own interval), with
 ETag/Last-Modified so an unchanged feed costs one 304. New entries go into the inbox like
-`igs send` (one transaction per tick), and `video_inbox_sensor` adds their partitions and
+`igs send` (one transaction per tick), and the `igs_events` sensor adds their partitions and
 run requests in its next tick: one path from "a URL is known" to "a run", whoever sent it.
 Restarts lose nothing: the per-feed cursor (entries seen) lives in the data folder, and keys
 already in the inbox are never queued twice.
@@ -16,7 +16,7 @@ from igs_dagster.video.subscriptions import Subscriptions, poll_due
 # A followed feed is polled every IGS_FEEDS__INTERVAL_S (default 15 min): the tick only decides
 # which feeds are due, so it needn't run on every 5 s wake-up of the daemon (each tick costs the
 # daemon a few writes to its own storage: bench figure 10).
-FEED_TICK_S = 30
+FEED_TICK_S = 60
 
 
 @dg.sensor(

@@ -1,5 +1,6 @@
 """Turn queued events into partitions and runs, exactly once (and a queued coding loop into
-its first run: `defs/loop/sensors.start_requests`, so one tick reads the inbox for both).
+its first run: `defs/loop/sensors.start_requests`, so one read of the inbox serves both).
+Evaluated by the `igs_events` sensor (defs/events.py) on every tick.
 
 The cursor is the id of the last queued event handled; Dagster stores it with the tick's run
 requests and partition additions, so a daemon restart re-reads at most the unfinished batch,
@@ -7,11 +8,11 @@ and the run keys (`ingest:<key>`) make a re-read request no second run. A retry 
 `igs send --force`) is an event the inbox numbers: its run key is `ingest:<key>:retry-<n>`.
 """
 
+from dataclasses import dataclass, field
 
 import dagster as dg
 
 from igs_dagster.defs.instance import ensure_pool_limits
-from igs_dagster.defs.loop.jobs import loop_story
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import START_EVENTS, start_requests
 from igs_dagster.defs.resources import IgsSettings
@@ -21,35 +22,33 @@ from igs_dagster.defs.video.partitions import video_partitions
 BATCH = 1000
 INGEST_EVENTS = ("video.download", "transcript.process")
 SUMMARIZE_EVENTS = ("content.summarize",)
-# The sensor daemon wakes every 5 s (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME) and skips a
-# sensor whose last tick began less than its interval ago: at exactly 5 s a tick that began a
-# few ms late is skipped once, so `igs send` waited up to 10 s (bench figure 5). Just under the
-# daemon's wake-up means a tick on every wake-up.
-INTERVAL_S = 4
 
 
-@dg.sensor(
-    jobs=[video_ingest_job, loop_story],
-    minimum_interval_seconds=INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Queued URLs, files and transcripts → new partitions + one run each; "
-                "queued coding loops → their first run.",
-)
-def video_inbox_sensor(context: dg.SensorEvaluationContext):
+@dataclass
+class InboxPart:
+    """What one read of the inbox asks of the tick."""
+
+    run_requests: list[dg.RunRequest] = field(default_factory=list)
+    partition_requests: list = field(default_factory=list)
+    cursor: int = 0
+    note: str = ""
+
+
+def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
+    """Queued events after `cursor` -> run requests (and new partitions)."""
     # No Dagster resources: building them opens `context.instance`, and in the code server each
     # tick re-opens the instance (on SQLite with an alembic revision check that loads every
     # migration script: ~0.1 s of CPU per tick, most of an idle `igs dev`, bench figure 10).
     # An idle tick reads the inbox's SQLite file and nothing else.
     igs = IgsSettings()
-    cursor = int(context.cursor or 0)
     events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS + START_EVENTS)
     if not events:
-        return dg.SkipReason(f"no new events after #{cursor}")
+        return InboxPart(cursor=cursor, note=f"no new events after #{cursor}")
     requests: list[dg.RunRequest] = start_requests(
         [e for e in events if e.event.name in START_EVENTS], igs.get(), LoopSettings(), context.log)
     events_for_videos = [e for e in events if e.event.name not in START_EVENTS]
     if not events_for_videos:
-        return dg.SensorResult(run_requests=requests, cursor=str(events[-1].id))
+        return InboxPart(requests, cursor=events[-1].id, note=f"{len(requests)} loop starts")
     ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
     retries = igs.queue().retry_numbers([queued.id for queued in events])
@@ -85,9 +84,9 @@ def video_inbox_sensor(context: dg.SensorEvaluationContext):
                   **({"igs/retry": str(n)} if n else {})},
         ))
 
-    context.log.info(f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions")
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[video_partitions.build_add_request(new_keys)] if new_keys else [],
-        cursor=str(events[-1].id),
+    note = f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions"
+    context.log.info(note)
+    return InboxPart(
+        requests, [video_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=events[-1].id, note=note,
     )
