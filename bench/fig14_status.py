@@ -14,7 +14,6 @@ import socket
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 from bench.common import PYTHON, Record, load_average
 from bench.context import Context
