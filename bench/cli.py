@@ -39,6 +39,7 @@ FIGURES = {
     9: "bench.fig9_playlist",
     10: "bench.fig10_idle",
     11: "bench.fig11_models",
+    14: "bench.fig14_status",
 }
 NEEDS_SPEECH = {1, 2, 3, 4, 6, 9}
 

@@ -39,7 +39,8 @@ def test_igs_dev_runs_dagster_from_dagster_home(monkeypatch, tmp_path):
     monkeypatch.setattr("os.execv", fake_execv)
     assert app.main(["dev", "--port", "3999"]) == 0
     assert seen["cwd"] == seen["home"] == str(tmp_path / "data" / "dagster_home")
-    assert seen["argv"][1:] == ["-m", "igs_dagster.cli.stack", "--host", "127.0.0.1", "--port", "3999"]
+    assert seen["argv"][1:] == ["-m", "igs_dagster.cli.stack", "--host", "127.0.0.1", "--port", "3999",
+                                "--data-dir", str(tmp_path / "data")]
     assert app.main(["dev", "--port", "3999", "--reload"]) == 0
     assert seen["argv"][1:4] == ["-m", "dagster", "dev"]
     assert json.dumps(seen["argv"]).count("igs_dagster.definitions") == 1

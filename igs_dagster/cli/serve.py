@@ -31,7 +31,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                 "-h", args.host, "-p", str(args.port)]
     else:  # code server + webserver + daemon under a supervisor that imports no Dagster
         argv = [sys.executable, "-m", "igs_dagster.cli.stack", "--host", args.host,
-                "--port", str(args.port)]
+                "--port", str(args.port), "--data-dir", str(settings.data_dir)]
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover
 

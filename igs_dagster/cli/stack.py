@@ -67,7 +67,8 @@ def _listening(sock: Path) -> bool:
 
 
 class Stack:
-    def __init__(self, host: str, port: int, log_level: str = "info"):
+    def __init__(self, host: str, port: int, log_level: str = "info", data_dir: Path | None = None):
+        self.host, self.port, self.data_dir = host, port, data_dir
         self.folder = Path(tempfile.mkdtemp(prefix="igs-stack-"))  # mode 700: the socket is private
         (self.folder / "workspace.yaml").write_text(workspace_yaml(self.folder / "code.sock"))
         self.argv = commands(sys.executable, self.folder, host, port, log_level)
@@ -87,6 +88,10 @@ class Stack:
             time.sleep(0.2)
         for name in ("webserver", "daemon"):
             self.procs[name] = subprocess.Popen(self.argv[name])
+        if self.data_dir is not None:  # where `igs status|runs` find the webserver
+            from igs_dagster.cli import webserver
+
+            webserver.record(self.data_dir, self.host, self.port, os.environ["DAGSTER_HOME"])
 
     def wait(self) -> int:
         """Until a process exits (1) or a stop signal arrives (0)."""
@@ -111,6 +116,10 @@ class Stack:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.data_dir is not None:
+            from igs_dagster.cli import webserver
+
+            webserver.forget(self.data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--data-dir", type=Path, help="record the webserver's address here (igs status)")
     args = p.parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):
         print("igs dev: DAGSTER_HOME is not set (start through `igs dev`)", file=sys.stderr)
         return 2
-    stack = Stack(args.host, args.port, args.log_level)
+    stack = Stack(args.host, args.port, args.log_level, args.data_dir)
 
     def on_signal(signum, frame):  # noqa: ARG001
         stack.stopping = True

@@ -32,3 +32,14 @@ def table(rows: list[list[object]], header: list[str]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def failure_reason(description: str | None, message: str | None, cls_name: str | None,
+                   limit: int | None = None) -> str:
+    """One line for a failed step: the description we raised with `Failure`, else the error's
+    first line, else its class (read from Dagster events or from the webserver alike)."""
+    if description and description.strip():
+        return first_line(description, limit)
+    if message is not None or cls_name is not None:
+        return first_line(message, limit) or cls_name or "step failed"
+    return "step failed"

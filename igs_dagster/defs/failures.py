@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from igs_dagster.core.text import first_line
+from igs_dagster.core.text import failure_reason, first_line
 
 
 def step_failure_reason(event: dg.DagsterEvent, limit: int | None = None) -> str:
     """One line from a STEP_FAILURE event: the Failure description we raised, or the error."""
     data = event.step_failure_data if event.is_step_failure else None
     user = data.user_failure_data if data is not None else None
-    if user is not None and user.description and user.description.strip():
-        return first_line(user.description, limit)
-    if data is not None and data.error is not None:
-        return first_line(data.error.message, limit) or data.error.cls_name or "step failed"
-    return "step failed"
+    error = data.error if data is not None else None
+    return failure_reason(user.description if user is not None else None,
+                          error.message if error is not None else None,
+                          error.cls_name if error is not None else None, limit)
 
 
 def run_failure_reasons(instance: dg.DagsterInstance, run_id: str,

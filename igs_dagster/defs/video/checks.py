@@ -13,6 +13,7 @@ import dagster as dg
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.video import archive, checks, transcribe
+from igs_dagster.video.check_names import BLOCKING, CHECKS
 
 # Checks per video partition are what the UI's Checks tab shows per key; Dagster 1.13.27 marks
 # `partitions_def` on a check as preview and warns at every import (every `igs` command).
@@ -74,12 +75,7 @@ def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings
     )
 
 
-CHECK_KEYS = [
-    dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in (
-        ("vault_note", "vault_note_check"), ("enriched_summary", "enriched_summary_check"),
-        ("transcript", "transcript_check"), ("video_archive", "video_archive_check"),
-    )
-]
+CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in CHECKS]
 
 
 def failed_checks(instance: dg.DagsterInstance, per_check: int = 50) -> list[dict]:
@@ -101,7 +97,7 @@ def failed_checks(instance: dg.DagsterInstance, per_check: int = 50) -> list[dic
                 evaluation = record.evaluation
                 out.append({
                     "check": key.name, "partition": record.partition, "run_id": record.run_id,
-                    "blocking": key.name == "vault_note_check",
+                    "blocking": key.name in BLOCKING,
                     "description": (evaluation.description if evaluation else None) or "failed",
                     "at": record.create_timestamp,
                 })
