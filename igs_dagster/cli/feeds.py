@@ -11,9 +11,14 @@ from igs_dagster.core.text import one_line, table
 
 def send_playlists(args: argparse.Namespace, settings: Settings) -> int:
     """Each playlist URL expanded (flat: nothing downloaded), then its entries queued in order.
-    Every URL is read and checked before anything is queued: one bad URL queues nothing."""
+    Every URL is read and checked before anything is queued: one bad URL queues nothing.
+    Entries sent before are what `igs send` of their URL would make of them: with --force a
+    retry, with --wait their state (a failed one makes the exit 1); --wait then follows every
+    queued entry to its note or failure (videos.finish_send, as for single URLs)."""
+    from igs_dagster.cli import videos
+    from igs_dagster.core.errors import PermanentError
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import accept, accept_entries, read_playlist, source_for
+    from igs_dagster.intake import accept_entries, read_playlist, source_for
     from igs_dagster.video.feeds import is_playlist_url
 
     items = []
@@ -23,21 +28,46 @@ def send_playlists(args: argparse.Namespace, settings: Settings) -> int:
         else:
             event = VideoDownload(name="video.download", data=VideoDownloadData(url=url))
             items.append((url, (event, source_for(event, settings))))
+    instance_box: list = []
+    follow: list[str] = []
+    code = 0
     for url, item in items:
         if isinstance(item, tuple):
             event, source = item
-            print(f"{source.key}\t{source.kind}\t{url}" if args.dry_run
-                  else accept(event, settings).message)
+            if args.dry_run:
+                print(f"{source.key}\t{source.kind}\t{url}")
+                continue
+            line, outcome = videos.send_url(event, source.key, settings, args.force,
+                                            instance_box)
+            print(line)
+            code = max(code, int(args.wait and outcome == "failed"))
+            follow += [source.key] if outcome == "run" else []
             continue
         planned = accept_entries(item.entries, settings, dry_run=args.dry_run)
         new = sum(1 for q in planned if q.event_id is not None)
+        retried = 0
         for q in planned:
-            state = "known" if q.event_id is None else ("new" if args.dry_run else "queued")
+            state, outcome = ("new" if args.dry_run else "queued"), "run"
+            if q.event_id is None:
+                state, outcome = "known", None
+            if q.event_id is None and not args.dry_run and (args.force or args.wait):
+                try:
+                    _, outcome = videos.send_known(q.key, settings, args.force, instance_box)
+                    state = "retry" if args.force else {
+                        "done": "done", "failed": "failed"}.get(outcome, "in progress")
+                    retried += int(args.force)
+                except PermanentError:  # --force while a run of it is in progress: follow it
+                    state, outcome = "in progress", "run"
+            code = max(code, int(args.wait and outcome == "failed"))
+            follow += [q.key] if outcome == "run" and not args.dry_run else []
             print(f"{q.key}\t{state}\t{one_line(q.entry.title or q.entry.url, 100)}")
         verb = "would queue" if args.dry_run else "queued"
-        print(f"{one_line(item.title or url, 100)}: {len(planned)} entries, {verb} {new}, "
-              f"{len(planned) - new} already known")
-    return 0
+        known = f"{len(planned) - new} already known" + (f" ({retried} queued again)"
+                                                           if retried else "")
+        print(f"{one_line(item.title or url, 100)}: {len(planned)} entries, {verb} {new}, {known}")
+    if args.dry_run:
+        return 0
+    return max(code, videos.finish_send(follow, settings, args.wait, args.timeout))
 
 
 def cmd_follow(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,7 @@ from igs_dagster.core.settings import Settings
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import accept, source_for
+    from igs_dagster.intake import source_for
     from igs_dagster.video.feeds import is_playlist_url
 
     if args.playlist or any(is_playlist_url(u) for u in args.urls):
@@ -32,20 +32,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     instance_box: list = []
     follow, code = [], 0
     for event, source in zip(events, sources, strict=True):
-        if args.force and videos.known(source.key, settings):
-            line, outcome = videos.retry(source.key, settings), "run"
-        else:
-            line, outcome = videos.send_line(accept(event, settings), settings, False, instance_box)
+        line, outcome = videos.send_url(event, source.key, settings, args.force, instance_box)
         print(line)
         code = max(code, int(args.wait and outcome == "failed"))
         if outcome == "run":
             follow.append(source.key)
-    hint = videos.daemon_hint(settings) if follow else None
-    if hint:
-        print(hint)
-    if args.wait and follow:
-        code = max(code, videos.wait_for(follow, settings, args.timeout))
-    return code
+    return max(code, videos.finish_send(follow, settings, args.wait, args.timeout))
 
 
 def cmd_transcript(args: argparse.Namespace, settings: Settings) -> int:

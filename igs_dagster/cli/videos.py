@@ -82,10 +82,45 @@ def send_line(accepted, settings: Settings, force: bool, instance_box: list) -> 
     return describe(state), outcome
 
 
+def send_known(key: str, settings: Settings, force: bool, instance_box: list) -> tuple[str, str]:
+    """`igs send` of a key queued before (a URL sent again, a playlist entry known already):
+    with `force` a retry as `igs retry` queues it, else its real state; see send_line."""
+    from igs_dagster.intake import Accepted
+
+    if not force:
+        return send_line(Accepted(None, "video.download", key, "", known=True), settings, False,
+                         instance_box)
+    if not instance_box:
+        instance_box.append(_instance(settings))
+    return retry(key, settings, instance_box[0]), "run"
+
+
+def send_url(event, key: str, settings: Settings, force: bool,
+             instance_box: list) -> tuple[str, str]:
+    """`igs send` of one URL: accepted into the inbox, or with `force` a retry if it was sent
+    before. Returns (line to print, outcome as send_line)."""
+    from igs_dagster.intake import accept
+
+    if force and known(key, settings):
+        return send_known(key, settings, True, instance_box)
+    return send_line(accept(event, settings), settings, False, instance_box)
+
+
 def daemon_hint(settings: Settings) -> str | None:
     from igs_dagster.cli.daemon_probe import NO_DAEMON_HINT, local_daemon_pids
 
     return None if local_daemon_pids(settings.dagster_home) else NO_DAEMON_HINT
+
+
+def finish_send(follow: list[str], settings: Settings, wait: bool, timeout_s: float | None,
+                out=None) -> int:
+    """The end of every `igs send`/`igs retry`: the no-daemon line (once), then with --wait
+    each queued video followed to its note or failure; 1 if any failed."""
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
+    hint = daemon_hint(settings) if follow else None
+    if hint:
+        print(hint, file=out)
+    return wait_for(follow, settings, timeout_s, out) if wait and follow else 0
 
 
 # ---- --wait ----------------------------------------------------------------------------------
@@ -120,6 +155,7 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
                     if r.dagster_run.status not in ACTIVE} for key in keys}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     worst = 0
+    failed: list[str] = []
     for key in keys:
         run_id, cursor, hinted = None, None, False
         while True:
@@ -148,11 +184,16 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
                         print(f"{key}: {state.status}: {state.reason}; "
                               f"retry with `igs retry {key}`", file=out, flush=True)
                         worst = 1
+                        failed.append(key)
                     break
             if deadline is not None and time.monotonic() > deadline:
                 raise PermanentError(f"gave up waiting for {key} after {timeout_s:.0f} s "
                                      "(it goes on: `igs videos` shows where it stands)")
             time.sleep(POLL_S)
+    if len(keys) > 1:  # a playlist, several URLs: the outcome in one line
+        print(f"{len(keys)} videos: {len(keys) - len(failed)} done, {len(failed)} failed"
+              + (f" (retry with `igs retry {' '.join(failed)}`)" if failed else ""),
+              file=out, flush=True)
     return worst
 
 
@@ -220,12 +261,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     instance = _instance(settings)
     for key in keys:
         print(retry(key, settings, instance))
-    hint = daemon_hint(settings)
-    if hint:
-        print(hint)
-    if args.wait:
-        return wait_for(keys, settings, args.timeout)
-    return 0
+    return finish_send(keys, settings, args.wait, args.timeout)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

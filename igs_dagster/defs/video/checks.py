@@ -40,7 +40,9 @@ def vault_note_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
 
 @dg.asset_check(asset="enriched_summary", partitions_def=video_partitions,
                 additional_ins={"vault_note": dg.AssetIn("vault_note")},
-                description="All six sections present; every quote verbatim in the transcript.")
+                description="All six sections present (the offline enricher may leave out key "
+                            "points and quotes that would only repeat a short clip's summary); "
+                            "every quote verbatim in the transcript.")
 def enriched_summary_check(context: dg.AssetCheckExecutionContext, enriched_summary: dict,
                            vault_note: dict) -> dg.AssetCheckResult:
     return _result(checks.check_enrichment(Path(vault_note["note_path"])))

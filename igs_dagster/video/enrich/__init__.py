@@ -5,7 +5,8 @@ line and `<!-- igs:transcript -->`):
 
 - `builtin_enrich` (builtin.py): offline and deterministic; TextRank-ranked transcript
   sentences (text.py) make the summary, key points and quotes, the video's metadata the
-  speaker context and links (metadata.py).
+  speaker context and links (metadata.py), keyphrases the tags (keyphrases.py). Key points
+  and quotes are left out when the summary already is the whole transcript (a short clip).
 - `agent_enrich` (agent.py): an AI agent CLI (pi, claude, codex) edits the note in place from
   `prompt.md`; `check_enriched` then accepts the edit or the original bytes are restored.
 

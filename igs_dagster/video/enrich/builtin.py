@@ -14,10 +14,12 @@ from pathlib import Path
 
 from igs_dagster.core import fsutil
 from igs_dagster.video import notes
+from igs_dagster.video.enrich.keyphrases import keyphrase_tags
 from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
 from igs_dagster.video.enrich.noteedit import (
     SECTIONS,
     note_preview,
+    note_section,
     present_sections,
     read_note,
     region_bounds,
@@ -29,14 +31,18 @@ from igs_dagster.video.enrich.result import EnrichResult
 from igs_dagster.video.enrich.text import (
     Sentence,
     clean,
+    only_repeats,
     pick_sentences,
     shorten,
     split_sentences,
     textrank,
-    top_keywords,
 )
+from igs_dagster.video.enrich.verify import transcript_text
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
+# Left out when the summary already is the whole transcript (a short clip): they could only
+# repeat it. The enriched_summary check accepts exactly this omission (`allowed_omissions`).
+REPEATING_SECTIONS = ("Key Points", "Notable Quotes")
 METHOD_NOTE = (
     "_Extractive summary: transcript sentences ranked by a TextRank-style word-overlap graph, "
     "shown in their original order._"
@@ -91,34 +97,21 @@ def _point_line(text: str, start: float | None, timestamp_url: Callable[[int], s
 
 
 def _key_points(
-    transcript: dict,
     sentences: list[Sentence],
     scores: list[float],
     summary: list[Sentence],
     meta: dict,
     timestamp_url: Callable[[int], str | None],
 ) -> tuple[list[str], list[Sentence]]:
-    """The best sentence of each part of the talk, preferring ones not in the summary."""
-    if len(sentences) < 2:
-        # A single sentence (a short clip): one point per transcript segment reads better.
-        segs = [s for s in transcript.get("segments") or [] if str(s.get("text") or "").strip()]
-        if len(segs) >= 2:
-            lines = []
-            for seg in segs[:8]:
-                start = seg.get("start")
-                start = start if isinstance(start, int | float) else None
-                lines.append(_point_line(" ".join(str(seg["text"]).split()), start, timestamp_url))
-            return lines, []
+    """The best sentence of each part of the talk; never one the summary already says."""
     chosen: list[Sentence] = []
     windows = _windows(sentences, meta)
     per_window = max(1, 8 // len(windows)) if windows else 1
     for window in windows:
         ranked = sorted(window, key=lambda s: (-scores[s.index], s.index))
         for _ in range(per_window):
-            pick = (
-                pick_sentences(ranked, 1, avoid=chosen + summary)
-                or pick_sentences(ranked, 1, avoid=chosen)
-                or pick_sentences(ranked, 1, min_words=3, avoid=chosen)
+            pick = pick_sentences(ranked, 1, avoid=chosen + summary) or pick_sentences(
+                ranked, 1, min_words=3, avoid=chosen + summary
             )
             chosen += pick
     if not chosen:
@@ -127,6 +120,7 @@ def _key_points(
             1,
             min_words=1,
             min_terms=0,
+            avoid=summary,
         )
     chosen.sort(key=lambda s: s.index)
     lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
@@ -134,14 +128,18 @@ def _key_points(
 
 
 def _quotes(
-    ranked: list[Sentence], used: list[Sentence], timestamp_url: Callable[[int], str | None]
+    ranked: list[Sentence],
+    summary: list[Sentence],
+    used: list[Sentence],
+    timestamp_url: Callable[[int], str | None],
 ) -> list[str]:
-    """Up to 3 verbatim, quotable (8-35 words) sentences, preferring ones not shown yet."""
+    """Up to 3 verbatim, quotable (8-35 words) sentences, preferring ones not shown yet and
+    never one the summary already says."""
     chosen = pick_sentences(ranked, 3, min_words=8, max_words=35, avoid=used)
     if len(chosen) < 2:
-        chosen = pick_sentences(ranked, 3, min_words=8, max_words=35) or pick_sentences(
-            ranked, 1, min_words=1, min_terms=0
-        )
+        chosen = pick_sentences(
+            ranked, 3, min_words=8, max_words=35, avoid=summary
+        ) or pick_sentences(ranked, 1, min_words=1, min_terms=0, avoid=summary)
     chosen.sort(key=lambda s: s.index)
     lines = []
     for s in chosen:
@@ -159,6 +157,23 @@ def _frontmatter_tags(fm: dict) -> list[str]:
     if isinstance(tags, list):
         return [str(t) for t in tags if t not in (None, "")]
     return []
+
+
+def _omissions(summary_md: str, note: str) -> tuple[str, ...]:
+    return REPEATING_SECTIONS if only_repeats(transcript_text(note), summary_md) else ()
+
+
+def allowed_omissions(note: str) -> tuple[str, ...]:
+    """Sections a note may lack: the builtin leaves out key points and quotes when its summary
+    already is the whole transcript (an 11 s clip: one sentence, said once, not three times).
+    Judged from the note itself, with the rule the builtin follows, so the check accepts the
+    omission exactly where the builtin makes it; an agent's enrichment (any `enriched_by` but
+    `builtin`) promises all six sections and may omit none."""
+    fm, _ = notes.split_frontmatter(note)
+    if fm.get("enriched_by") != "builtin":
+        return ()
+    summary = note_section(note, "Executive Summary")
+    return _omissions(summary, note) if summary else ()
 
 
 def builtin_enrich(
@@ -182,20 +197,19 @@ def builtin_enrich(
     title = meta_value(meta, fm, "title") or note_path.stem
 
     paragraphs, summary = _summary(ranked)
-    points, point_sentences = _key_points(
-        transcript or {}, sentences, scores, summary, meta, timestamp_url
-    )
-    keywords = top_keywords(sentences, title)
+    points, point_sentences = _key_points(sentences, scores, summary, meta, timestamp_url)
+    keywords = keyphrase_tags(sentences, title)
     blocks = {
         "Executive Summary": ["\n\n".join(paragraphs)] + (["", METHOD_NOTE] if summary else []),
         "Key Points": points,
         "Speaker Context": speaker_context(meta, fm, sentences, timestamp_url),
-        "Notable Quotes": _quotes(ranked, summary + point_sentences, timestamp_url),
+        "Notable Quotes": _quotes(ranked, summary, summary + point_sentences, timestamp_url),
         "Related": related_links(meta, fm, title),
         "Tags": [" ".join(f"#{k}" for k in keywords) or "_No keywords found._"],
     }
+    omit = _omissions("\n".join(blocks["Executive Summary"]), text)
     parts = ["\n" + "\n".join(blocks["Executive Summary"]) + "\n"]
-    for name in SECTIONS[1:]:
+    for name in (n for n in SECTIONS[1:] if n not in omit):
         parts.append(f"\n## {name}\n\n" + "\n".join(blocks[name]) + "\n")
     region = "".join(parts) + "\n"
 

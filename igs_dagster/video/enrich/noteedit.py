@@ -105,7 +105,8 @@ def present_sections(text: str) -> list[str]:
     return [name for name in SECTIONS if name in found]
 
 
-def _section_text(text: str, name: str) -> str:
+def note_section(text: str, name: str) -> str:
+    """The body of section `name` above the transcript block ("" when absent)."""
     head = _head(text)
     match = re.search(
         rf"^##[ \t]+{re.escape(name)}[ \t]*$\n(.*?)(?=^##[ \t]|\Z)", head, re.M | re.S
@@ -114,10 +115,10 @@ def _section_text(text: str, name: str) -> str:
 
 
 def note_preview(text: str) -> str:
-    summary = _section_text(text, "Executive Summary")
+    summary = note_section(text, "Executive Summary")
     first_para = summary.split("\n\n", 1)[0].strip() if summary else ""
     bullets = [
-        line for line in _section_text(text, "Key Points").splitlines() if line.startswith("- ")
+        line for line in note_section(text, "Key Points").splitlines() if line.startswith("- ")
     ][:3]
     parts = [p for p in (first_para, "\n".join(bullets)) if p]
     preview = "\n\n".join(parts)

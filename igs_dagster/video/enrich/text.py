@@ -1,4 +1,4 @@
-"""Plain-text analysis of a transcript: sentences, TextRank ranking and keywords.
+"""Plain-text analysis of a transcript: sentences and their TextRank ranking.
 
 No markdown here: the builtin sections render what these functions choose.
 """
@@ -179,7 +179,8 @@ def textrank(sentences: list[Sentence], damping: float = 0.85) -> list[float]:
     return scores
 
 
-def _similar(a: Sentence, b: Sentence) -> bool:
+def similar(a: Sentence, b: Sentence) -> bool:
+    """Near-duplicates: more than half of their content words shared."""
     if not a.terms or not b.terms:
         return a.text.lower() == b.text.lower()
     return len(a.terms & b.terms) / len(a.terms | b.terms) > 0.5
@@ -205,59 +206,10 @@ def pick_sentences(
             continue
         if len(s.terms) < min_terms:
             continue
-        if any(_similar(s, c) for c in chosen + avoid):
+        if any(similar(s, c) for c in chosen + avoid):
             continue
         chosen.append(s)
     return chosen
-
-
-def top_keywords(sentences: list[Sentence], title: str, limit: int = 8) -> list[str]:
-    """Tags: frequent two-word phrases (`natural-selection`, at most 3), then frequent words,
-    stopwords left out; words of the title count extra. Ties go to the earlier word."""
-    counts: Counter[str] = Counter()
-    pairs: Counter[str] = Counter()  # in how many DIFFERENT sentences a phrase occurs
-    first_seen: dict[str, int] = {}
-    pos = 0
-    seen_texts: set[str] = set()
-    for s in sentences:
-        previous: str | None = None
-        new_text = s.text.lower() not in seen_texts
-        seen_texts.add(s.text.lower())
-        sentence_pairs: set[str] = set()
-        for word in s.words:
-            tag = _tag_form(word)
-            if tag:
-                counts[tag] += 1
-                first_seen.setdefault(tag, pos)
-                if previous:
-                    sentence_pairs.add(f"{previous}-{tag}")
-                    first_seen.setdefault(f"{previous}-{tag}", pos)
-            previous = tag
-            pos += 1
-        if new_text:
-            pairs.update(sentence_pairs)
-    for word in _tokens(title):
-        tag = _tag_form(word)
-        if tag and tag in counts:
-            counts[tag] += 2  # words in the title are likely the topic
-
-    def order(c: Counter[str]) -> list[str]:
-        return sorted(c, key=lambda t: (-c[t], first_seen[t], t))
-
-    phrases = [p for p in order(pairs) if pairs[p] >= 3][:3]
-    in_phrases = {part for p in phrases for part in p.split("-")}
-    words = [w for w in order(counts) if w not in in_phrases]
-    return (phrases + words)[:limit]
-
-
-def _tag_form(word: str) -> str | None:
-    word = word.removesuffix("'s")
-    if len(word) < 3 or word in STOPWORDS or "'" in word:
-        return None
-    tag = re.sub(r"[^a-z0-9-]", "", word.lower()).strip("-")
-    if len(tag) < 3 or tag.isdigit() or not tag[0].isalpha():
-        return None
-    return tag
 
 
 def clean(text: str) -> str:
@@ -274,3 +226,11 @@ def shorten(text: str, max_words: int) -> str:
     if len(words) <= max_words:
         return text
     return " ".join(words[:max_words]).rstrip(",;:—–") + " …"
+
+
+def only_repeats(spoken: str, summary: str) -> bool:
+    """True when every sentence of `spoken` is a near-duplicate of one in `summary` (a short
+    clip whose summary is its whole transcript): key points or quotes could only repeat it."""
+    said = split_sentences({"text": spoken})
+    told = split_sentences({"text": summary})
+    return bool(said and told) and all(any(similar(s, t) for t in told) for s in said)
