@@ -363,10 +363,11 @@ def start(
 
 def _restart(env: LoopEnv, state: LoopState, kinds: dict[str, str]) -> dict[str, Any]:
     """A resumed loop (`igs loop resume`, see loop/resume.py) runs again: same worktree and
-    branch, the step its resume chose next; progress.txt notes the resume once."""
+    branch, the step its resume chose next. progress.txt notes the resume once, between
+    stories only: an interrupted attempt goes on from its own base commit."""
     path = _worktree(state)
     last = state.resumes[-1] if state.resumes else None
-    if last is not None:
+    if last is not None and state.next_step == "plan":
         lines = [f"was {last.was}" + (f": {last.reason}" if last.reason else ""),
                  f"next: {last.story or '-'} ({last.next_step})"]
         if progress.append_entry(path, f"{state.loop_id}/resume-{last.number}",
