@@ -32,7 +32,7 @@ def write_runs(instance: dg.DagsterInstance, count: int, failed_every: int = 10,
     for i in range(count):
         run_id = make_new_run_id()
         at = start + 60 * i
-        tags = {"dagster/partition": f"yt-{i:05d}", "dagster/sensor_name": "video_inbox_sensor",
+        tags = {"dagster/partition": f"yt-{i:05d}", "dagster/sensor_name": "igs_events",
                 "igs/trigger": "igs send" if i % 3 else "feed"}
         instance.add_run(dg.DagsterRun(job_name=JOB, run_id=run_id, tags=tags,
                                        status=dg.DagsterRunStatus.NOT_STARTED))

@@ -151,6 +151,18 @@ def loop_path(path: Path, settings: Settings, origin: Origin, what: str) -> Path
     return resolved
 
 
+def _refuse_busy_project(loops_dir: Path, project: Path) -> None:
+    """One active loop per project (call it holding `_loops_lock`)."""
+    from igs_dagster.loop.state import list_loops
+
+    for other in list_loops(loops_dir):
+        if other.status in ("queued", "running") and Path(other.project) == project:
+            raise PermanentError(
+                f"project {project} already has an active loop {other.loop_id} "
+                f"({other.status}); cancel it or wait"
+            )
+
+
 def accept_loop_start(
     event: LoopStart, settings: Settings, queue: EventQueue, origin: Origin = "cli"
 ) -> Accepted:
@@ -166,7 +178,7 @@ def accept_loop_start(
     from igs_dagster.loop.outcome import check_programs
     from igs_dagster.loop.planner import check_overrides, story_kind
     from igs_dagster.loop.prd import load_prd
-    from igs_dagster.loop.state import list_loops, loop_dir, new_loop, new_loop_id
+    from igs_dagster.loop.state import loop_dir, new_loop, new_loop_id
 
     if origin == "api" and not settings.loop.api_enabled:
         raise PermanentError(
@@ -186,12 +198,7 @@ def accept_loop_start(
     check_programs(prd.checks.configured(), project)
     data = data.model_copy(update={"project": project, "prd": prd_path})
     with _loops_lock(settings.loops_dir):
-        for other in list_loops(settings.loops_dir):
-            if other.status in ("queued", "running") and Path(other.project) == project:
-                raise PermanentError(
-                    f"project {project} already has an active loop {other.loop_id} "
-                    f"({other.status}); cancel it or wait"
-                )
+        _refuse_busy_project(settings.loops_dir, project)
         state = new_loop(
             settings.loops_dir,
             project=project,
@@ -215,6 +222,54 @@ def accept_loop_start(
         f"queued loop {state.loop_id}: {len(prd.stories)} stories of {prd.title!r} in {project} "
         f"(branch {state.branch})",
     )
+
+
+def accept_loop_resume(loop_id: str, settings: Settings, queue: EventQueue | None = None
+                       ) -> Accepted:
+    """`igs loop resume ID`: refuse (one line, nothing changed) a loop that is queued, running,
+    complete with every story passed, unknown, or cleaned; else reopen its record where it
+    stopped (`loop.resume.prepare`) and queue its `loop.start` event again as retry n through
+    the inbox (`EventQueue.requeue`, as `igs retry` does for videos): the inbox sensor starts
+    run `loop:{id}:resume-{n}:0`. The loop keeps its recorded settings and agent commands."""
+    from igs_dagster.loop import resume
+    from igs_dagster.loop.state import cancel_path, load_loop, save_loop
+
+    queue = queue or EventQueue(settings.queue_db)
+    with _loops_lock(settings.loops_dir):
+        state = load_loop(settings.loops_dir, loop_id)
+        before = state.model_copy(deep=True)
+        reason = resume.refusal(state)
+        if reason:
+            raise PermanentError(reason)
+        _refuse_busy_project(settings.loops_dir, Path(state.project))
+        number = state.resume + 1
+        resume.prepare(state, number)
+        cancel_path(settings.loops_dir, loop_id).unlink(missing_ok=True)
+        save_loop(settings.loops_dir, state)  # queued before the event: the sensor starts it
+        try:
+            requeued = queue.requeue(loop_id, ("loop.start",))
+            if requeued is None:
+                raise PermanentError(f"loop {loop_id} was never queued in {settings.queue_db}")
+        except BaseException:
+            save_loop(settings.loops_dir, before)
+            raise
+        event_id, n = requeued
+        if n != number:  # the inbox numbers the retries of a key: its number is the run key's
+            state.resumes[-1].number = n
+            save_loop(settings.loops_dir, state)
+    last = state.resumes[-1]
+    passed = sum(r.status == "passed" for r in state.stories.values())
+    where = f"story {last.story}" if last.story else f"step {last.next_step}"
+    if last.next_step not in ("plan", None) and last.story:
+        where = f"story {last.story} attempt {state.current_attempt} ({last.next_step})"
+    message = (f"resumed loop {loop_id} (resume {n}, was {last.was}): from {where}; "
+               f"{passed} of {len(state.stories)} stories passed and kept "
+               f"(branch {state.branch})")
+    system_log.write_entry(
+        settings.system_log, "loop.resume", "loop", message, reason=last.reason,
+        dedupe_key=f"loop:{loop_id}:resume-{n}",
+    )
+    return Accepted(event_id, "loop.resume", loop_id, message)
 
 
 def accept(

@@ -4,7 +4,8 @@ each next run (`loop_story` / `loop_attempt` / `loop_finish`) until the loop is 
 
 Real git projects in tmp, the stand-in agents of igs_dagster_tests/loop/agents behind one
 dispatcher (the story id picks the behaviour: S* implement, F* fail once, H* hang, K* hang
-on the first run only), cheap real checks (compileall, a tiny pytest run).
+on the first run only; any story is implemented wrong while `agent-state/buggy-<story>`
+exists), cheap real checks (compileall, a tiny pytest run).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ role, story = found.groups() if found else ("Implement", "?")
 script, args = "implementor.py", []
 if role == "Write tests for":
     script = "reviewer.py"
+elif (state / f"buggy-{story}").exists():  # wrong while the test leaves this file there
+    args = ["--buggy"]
 elif story.startswith("F"):  # buggy on its first run, right afterwards
     script, args = "flaky_implementor.py", ["--state", str(state / f"runs-{story}")]
 elif story.startswith("H"):  # hangs (ignores SIGTERM, has a child)

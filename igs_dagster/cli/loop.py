@@ -1,9 +1,10 @@
-"""`igs loop start|cancel|status`: the coding loop from the command line.
+"""`igs loop start|cancel|resume|status|clean`: the coding loop from the command line.
 
 `start` goes through `intake.accept` like `POST /events` does (the PRD and the project are
 checked now, the loop id is assigned and printed, the daemon's sensors run the loop).
-`cancel` stops the loop's agent and its Dagster runs. `status` reads the loop records (and,
-for one loop, its runs from the Dagster instance).
+`cancel` stops the loop's agent and its Dagster runs. `resume` continues a failed or
+cancelled loop (intake again: `intake.accept_loop_resume`). `status` reads the loop records
+(and, for one loop, its runs from the Dagster instance).
 """
 
 from __future__ import annotations
@@ -159,6 +160,33 @@ def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---- resume ---------------------------------------------------------------------------------
+
+
+def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
+    """Continue a failed, incomplete or cancelled loop from its first story that has not
+    passed (`intake.accept_loop_resume`); the daemon's sensors run it as before."""
+    from igs_dagster.intake import accept_loop_resume
+    from igs_dagster.loop.state import TERMINAL, load_loop
+
+    state = load_loop(settings.loops_dir, args.loop_id)  # an unknown id: one line, nothing done
+    if state.status in TERMINAL:
+        from igs_dagster.defs.instance import open_instance
+
+        active = _active_runs(open_instance(settings), args.loop_id)
+        if active:  # a cancel still stopping them, a run the UI re-executed
+            raise PermanentError(
+                f"loop {args.loop_id} still has {len(active)} active Dagster run(s) "
+                f"({', '.join(r.run_id[:8] for r in active)}): wait for them to end"
+            )
+    accepted = accept_loop_resume(args.loop_id, settings)
+    if args.json:
+        print(json.dumps(accepted.to_json(), indent=2))
+    else:
+        print(accepted.message)
+    return 0
+
+
 # ---- status ---------------------------------------------------------------------------------
 
 
@@ -190,6 +218,7 @@ def loop_summary(state) -> dict:
         "finished_at": state.finished_at,
         "duration_s": _duration(state.started_at, state.finished_at),
         "error": state.error or state.stop_reason,
+        "resume": state.resume,
     }
 
 
@@ -210,9 +239,11 @@ def format_loops(rows: list[dict]) -> str:
             row["loop_id"], Path(row["project"]).name, row["status"],
             f"{row['passed']}/{row['skipped']}/{row['total']}", current,
             _short_time(row["started_at"]), _seconds(row["duration_s"]),
+            str(row["resume"] or "-"),
         ])
     return table(
-        body, ["LOOP", "PROJECT", "STATUS", "PASS/SKIP/ALL", "CURRENT", "STARTED", "TIME"]
+        body, ["LOOP", "PROJECT", "STATUS", "PASS/SKIP/ALL", "CURRENT", "STARTED", "TIME",
+               "RESUME"]
     )
 
 
@@ -277,6 +308,12 @@ def format_loop(detail: dict) -> str:
         f"{summary['failed']} failed of {summary['total']}; next step: {detail['next_step'] or '-'}",
         f"started  {_short_time(detail['started_at'])}, time {_seconds(summary['duration_s'])}",
     ]
+    for resume in detail.get("resumes") or []:
+        lines.append(
+            f"resumed  #{resume['number']} at {_short_time(resume['at'])} (was {resume['was']}"
+            + (f": {resume['reason']}" if resume["reason"] else "") + "), from "
+            + (resume["story"] or "-") + f" ({resume['next_step']})"
+        )
     for tool, argv in (detail.get("agent_commands") or {}).items():
         lines.append(f"{tool:<8} {' '.join(argv)} (recorded at start)")
     for key in ("summary_note", "retro_note"):
@@ -367,6 +404,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", default="cancelled by user")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_loop_cancel)
+
+    p = commands.add_parser(
+        "resume", help="continue a failed, incomplete or cancelled loop from its first story "
+        "that has not passed (same branch, passed stories kept, settings as recorded at start)")
+    p.add_argument("loop_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_loop_resume)
 
     p = commands.add_parser("status", help="all loops, or one loop's stories, attempts and runs")
     p.add_argument("loop_id", nargs="?")

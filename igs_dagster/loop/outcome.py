@@ -98,6 +98,13 @@ def _merged(project: Path, branch: str) -> bool:
                         check=False).returncode == 0
 
 
+def _side_branches(project: Path, branch: str) -> list[str]:
+    """The branches a loop parked skipped stories' work on (`<branch>--skipped-...`)."""
+    refs = worktree.git(worktree.repo_root(project), "for-each-ref", "--format=%(refname:short)",
+                        f"refs/heads/{branch}--skipped-*", check=False)
+    return refs.stdout.decode("utf-8", "replace").split()
+
+
 def clean(loops_dir: Path, *, force: bool = False) -> list[dict]:
     """Remove the worktree of every finished loop; delete its branch (and parked side branches)
     when merged, or with `force`. Unmerged branches stay without `force`."""
@@ -114,7 +121,8 @@ def clean(loops_dir: Path, *, force: bool = False) -> list[dict]:
         if not had_worktree and not has_branch:
             continue  # cleaned before
         merged = _merged(project, state.branch)
-        parked = [r.parked_branch for r in state.stories.values() if r.parked_branch]
+        parked = {r.parked_branch for r in state.stories.values() if r.parked_branch}
+        parked.update(_side_branches(project, state.branch))  # a resumed loop's earlier ones
         delete = merged or force
         worktree.remove_worktree(project, Path(state.worktree),
                                  delete_branch=state.branch if delete else None)

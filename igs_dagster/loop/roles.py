@@ -248,7 +248,7 @@ def _open_attempt(
 ) -> dict[str, Any]:
     """Record attempt `number` of `story` with its tools; or stop when iterations ran out."""
     record = state.story(story.id)
-    if state.iterations_used >= state.max_iterations:
+    if state.out_of_iterations():
         state.stop_reason = f"max_iterations ({state.max_iterations}) reached"
         for other in state.stories.values():
             if other.status == "pending" and other.attempts:
@@ -334,6 +334,8 @@ def start(
             state = None
         if state is not None and state.status != "queued":
             return _reply(state, repeated=True, worktree=state.worktree, branch=state.branch)
+        if state is not None and state.started_at is not None:
+            return _restart(env, state, kinds)
     if state is None:
         state = new_loop(
             env.loops_dir,
@@ -357,6 +359,26 @@ def start(
     state.next_step = "plan"
     save_loop(env.loops_dir, state)
     return _reply(state, worktree=state.worktree, branch=state.branch, stories=kinds)
+
+
+def _restart(env: LoopEnv, state: LoopState, kinds: dict[str, str]) -> dict[str, Any]:
+    """A resumed loop (`igs loop resume`, see loop/resume.py) runs again: same worktree and
+    branch, the step its resume chose next. progress.txt notes the resume once, between
+    stories only: an interrupted attempt goes on from its own base commit."""
+    path = _worktree(state)
+    last = state.resumes[-1] if state.resumes else None
+    if last is not None and state.next_step == "plan":
+        lines = [f"was {last.was}" + (f": {last.reason}" if last.reason else ""),
+                 f"next: {last.story or '-'} ({last.next_step})"]
+        if progress.append_entry(path, f"{state.loop_id}/resume-{last.number}",
+                                 f"resume {last.number}", lines):
+            worktree.commit_paths(path, [PROGRESS],
+                                  f"chore: [{state.loop_id}] resume-{last.number} — progress.txt")
+    state.head_sha = worktree.head_sha(path)
+    state.status = "running"
+    save_loop(env.loops_dir, state)
+    return _reply(state, worktree=state.worktree, branch=state.branch, stories=kinds,
+                  resumed=state.resume)
 
 
 def plan(env: LoopEnv, loop_id: str) -> dict[str, Any]:
@@ -564,7 +586,7 @@ def judge(env: LoopEnv, loop_id: str) -> dict[str, Any]:
     attempt.durations["judge"] = round(time.monotonic() - started, 3)
     key = f"{state.loop_id}/{story.id}/attempt-{attempt.number}"
     lines = _progress_lines(attempt)
-    last_try = attempt.number >= state.max_attempts
+    last_try = attempt.number - record.attempts_before >= state.max_attempts
     if result == "PASS":
         lines.append(f"outcome: story PASSED after {attempt.number} attempt(s)")
     elif last_try:
@@ -613,7 +635,7 @@ def _park(state: LoopState, record: StoryRecord, wt: Path) -> None:
     """Keep a skipped story's commits on a side branch; return the loop branch to where the
     story began, so its failing code and tests do not fail every later story's checks.
     progress.txt keeps its entries. Safe to repeat."""
-    side = f"{state.branch}--skipped-{record.id}"
+    side = f"{state.branch}--skipped-{record.id}" + (f"-resume-{state.resume}" if state.resume else "")
     record.parked_branch = side
     if not worktree.branch_exists(wt, side):
         worktree.create_branch(wt, side, "HEAD")

@@ -92,6 +92,7 @@ class StoryRecord(BaseModel):
     base_sha: str | None = None  # worktree HEAD before the first attempt
     parked_branch: str | None = None  # where a skipped story's commits were kept
     rechecked: bool = False
+    attempts_before: int = 0  # attempts before the loop's last resume: max_attempts counts on
     passed_by: Literal["judge", "recheck"] | None = None
     note: str = ""
 
@@ -100,6 +101,17 @@ class StoryRecord(BaseModel):
             if item.number == number:
                 return item
         raise PermanentError(f"story {self.id}: no attempt {number}")
+
+
+class Resume(BaseModel):
+    """One `igs loop resume`: its number (the run keys' `resume-<n>`) and what it resumed."""
+
+    number: int
+    at: str = Field(default_factory=utc_now)
+    was: str  # failed, incomplete or cancelled
+    reason: str | None = None
+    next_step: str | None = None
+    story: str | None = None  # the first story that had not passed
 
 
 class LoopState(BaseModel):
@@ -119,6 +131,8 @@ class LoopState(BaseModel):
     current_story: str | None = None
     current_attempt: int | None = None
     iterations_used: int = 0
+    iterations_base: int = 0  # iterations_used at the last resume: max_iterations counts on
+    resumes: list[Resume] = []
     next_step: str | None = "plan"
     stop_reason: str | None = None
     error: str | None = None
@@ -131,6 +145,14 @@ class LoopState(BaseModel):
     updated_at: str = Field(default_factory=utc_now)
     started_at: str | None = None
     finished_at: str | None = None
+
+    @property
+    def resume(self) -> int:
+        """The number of the loop's last resume (0: never resumed)."""
+        return self.resumes[-1].number if self.resumes else 0
+
+    def out_of_iterations(self) -> bool:
+        return self.iterations_used - self.iterations_base >= self.max_iterations
 
     def story(self, story_id: str) -> StoryRecord:
         try:

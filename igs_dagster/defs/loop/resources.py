@@ -12,6 +12,7 @@ from igs_dagster.loop.state import LoopState
 
 LOOP_TAG = "igs/loop"
 TRIGGER_TAG = "igs/trigger"
+RESUME_TAG = "igs/resume"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 BEGIN_OP = "loop_begin"
 
@@ -53,11 +54,16 @@ def loop_run_request(
     settings: Settings,
     loop_settings: LoopSettings,
     trigger: str,
+    resume: int | None = None,
 ) -> dg.RunRequest:
     """Run `number` of a loop. The run key `loop:{id}:{n}` makes a re-evaluated tick no second
-    run; `igs/project` lets the run queue hold one run per project at a time."""
+    run; after `igs loop resume` it is `loop:{id}:resume-{r}:{n}` (r: the resume's number, by
+    default the loop record's last), so a resumed loop's runs are not taken for its earlier
+    ones. `igs/project` lets the run queue hold one run per project at a time."""
+    resume = state.resume if resume is None else resume
     return dg.RunRequest(
-        run_key=f"loop:{state.loop_id}:{number}",
+        run_key=f"loop:{state.loop_id}:resume-{resume}:{number}" if resume
+        else f"loop:{state.loop_id}:{number}",
         job_name=job_name,
         run_config=run_config(state.loop_id),
         tags={
@@ -65,6 +71,7 @@ def loop_run_request(
             LOOP_TAG: state.loop_id,
             MAX_RUNTIME_TAG: str(loop_settings.max_runtime_s(settings)),
             TRIGGER_TAG: trigger,
+            **({RESUME_TAG: str(resume)} if resume else {}),
         },
     )
 

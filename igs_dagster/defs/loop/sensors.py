@@ -5,8 +5,10 @@ called by the two sensors every pipeline shares (one tick reads the inbox, one r
 runs: bench figure 10):
 
 - `start_requests` (the inbox sensor, `defs/video/sensors.py`): `loop.start` events -> run
-  `loop:{id}:0` of `loop_story`.
-- `chain_next` (`run_outcomes`, a loop run's SUCCESS): next=plan -> `loop_story`,
+  `loop:{id}:0` of `loop_story`; `igs loop resume` queues the event again as retry n (the
+  inbox numbers it, as `igs retry` does for videos): run `loop:{id}:resume-{n}:0`, and the
+  resumed loop's later runs `loop:{id}:resume-{n}:{k}`.
+- `chain_next` (the `igs_events` sensor, a loop run's SUCCESS): next=plan -> `loop_story`,
   next=implement -> `loop_attempt`, nothing left to plan / next=complete -> `loop_finish`,
   done/cancelled/failed -> nothing. Run key `loop:{id}:{n}` with n the number of judged
   attempts (+1 for the finish), so a tick evaluated twice launches nothing twice.
@@ -39,9 +41,11 @@ WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def start_requests(events: list[QueuedEvent], settings: Settings, igs_loop: LoopSettings,
-                   log) -> list[dg.RunRequest]:
-    """`loop.start` events -> the first run of each loop still queued."""
+                   log, resumes: dict[int, int] | None = None) -> list[dg.RunRequest]:
+    """`loop.start` events -> the first run of each loop still queued. `resumes`: event id ->
+    resume number, for the events `igs loop resume` queued again (`EventQueue.requeue`)."""
     requests = []
+    resumes = resumes or {}
     for queued in events:
         if not queued.key:
             log.warning(f"event #{queued.id}: loop.start without a loop id, ignored")
@@ -54,9 +58,9 @@ def start_requests(events: list[QueuedEvent], settings: Settings, igs_loop: Loop
         if state.status != "queued":  # cancelled before its first run
             log.info(f"loop {state.loop_id} is {state.status}: not started")
             continue
-        requests.append(
-            loop_run_request(state, loop_story.name, 0, settings, igs_loop, "loop.start")
-        )
+        n = resumes.get(queued.id)
+        requests.append(loop_run_request(state, loop_story.name, 0, settings, igs_loop,
+                                         "loop.resume" if n else "loop.start", resume=n or 0))
     if events:
         log.info(f"{len(events)} loop.start events -> {len(requests)} runs")
     return requests
@@ -75,7 +79,7 @@ def _judged(state: LoopState) -> int:
 
 
 def _nothing_to_plan(state: LoopState) -> bool:
-    if state.iterations_used >= state.max_iterations:
+    if state.out_of_iterations():
         return True
     try:
         return next_story(load_prd(state.prd), state) is None

@@ -44,8 +44,10 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
     events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS + START_EVENTS)
     if not events:
         return InboxPart(cursor=cursor, note=f"no new events after #{cursor}")
+    starts = [e for e in events if e.event.name in START_EVENTS]
     requests: list[dg.RunRequest] = start_requests(
-        [e for e in events if e.event.name in START_EVENTS], igs.get(), LoopSettings(), context.log)
+        starts, igs.get(), LoopSettings(), context.log,
+        igs.queue().retry_numbers([e.id for e in starts]))  # `igs loop resume`: resume-<n>
     events_for_videos = [e for e in events if e.event.name not in START_EVENTS]
     if not events_for_videos:
         return InboxPart(requests, cursor=events[-1].id, note=f"{len(requests)} loop starts")
