@@ -121,6 +121,7 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("settings-bad-flag", ["settings", "--bogus"], {}),
     ("videos-bad-flag", ["videos", "--bogus"], {}),
     ("loop-clean-bad-flag", ["loop", "clean", "--bogus"], {}),
+    ("loop-resume-unknown", ["loop", "resume", "no-such-loop"], {}),
     ("notify-timeout", ["status"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
     ("loop-prd-cap", ["status"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
     ("feeds-interval", ["status"], {"IGS_FEEDS__INTERVAL_S": "1"}),
