@@ -18,7 +18,7 @@ def test_loading_the_definitions_warns_about_nothing():
         importlib.reload(igs_dagster.definitions)
         defs = igs_dagster.definitions.defs
         defs.resolve_job_def("video_ingest")
-        assert len(defs.get_repository_def().sensor_defs) >= 4
+        assert {s.name for s in defs.get_repository_def().sensor_defs} == {"igs_events", "feed_sensor"}
     dagster_warnings = [str(w.message) for w in caught if "dagster" in w.filename]
     assert not dagster_warnings, dagster_warnings
 
@@ -44,3 +44,28 @@ def test_igs_dev_runs_dagster_from_dagster_home(monkeypatch, tmp_path):
     assert app.main(["dev", "--port", "3999", "--reload"]) == 0
     assert seen["argv"][1:4] == ["-m", "dagster", "dev"]
     assert json.dumps(seen["argv"]).count("igs_dagster.definitions") == 1
+
+
+def test_igs_dev_starts_webserver_and_daemon_with_a_slower_code_server_watch(tmp_path):
+    """`igs dev`'s webserver and daemon go through cli/dagster_entry, which sets Dagster's
+    code-server watch interval: the constant must still exist in the pinned Dagster (else the
+    patch silently does nothing) and the wrapped programs must still start."""
+    import subprocess
+    import sys
+
+    from dagster._grpc import server_watcher
+
+    from igs_dagster.cli import dagster_entry, stack
+
+    assert server_watcher.WATCH_INTERVAL == 1, "Dagster changed its code-server watch"
+    argv = stack.commands(sys.executable, tmp_path, "127.0.0.1", 3999)
+    assert argv["webserver"][1:4] == ["-m", stack.ENTRY, "dagster_webserver"]
+    assert argv["daemon"][1:5] == ["-m", stack.ENTRY, "dagster._daemon", "run"]
+    probe = ("import runpy, sys; from dagster._grpc import server_watcher as w; "
+             "sys.argv = ['x', 'dagster._daemon', '--help']; "
+             "from igs_dagster.cli import dagster_entry as e\n"
+             "try:\n    e.main()\nexcept SystemExit:\n    pass\nprint('watch', w.WATCH_INTERVAL)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "run" in out.stdout and f"watch {dagster_entry.WATCH_S}" in out.stdout, out.stdout + out.stderr
+    bad = subprocess.run([sys.executable, "-m", stack.ENTRY, "os"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "usage:" in bad.stderr and "Traceback" not in bad.stderr

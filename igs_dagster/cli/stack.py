@@ -43,6 +43,9 @@ def workspace_yaml(sock: Path) -> str:
     )
 
 
+ENTRY = "igs_dagster.cli.dagster_entry"  # the webserver and daemon with a slower code-server watch
+
+
 def commands(python: str, folder: Path, host: str, port: int, log_level: str = "info") -> dict[str, list[str]]:
     """argv of the three processes, code server first."""
     sock = folder / "code.sock"
@@ -50,9 +53,9 @@ def commands(python: str, folder: Path, host: str, port: int, log_level: str = "
     return {
         "code server": [python, "-m", "dagster", "api", "grpc", "--socket", str(sock),
                         "-m", LOCATION, "--location-name", LOCATION, "--log-level", "warning"],
-        "webserver": [python, "-m", "dagster_webserver", "-w", str(workspace), "-h", host,
+        "webserver": [python, "-m", ENTRY, "dagster_webserver", "-w", str(workspace), "-h", host,
                       "-p", str(port), "--dagster-log-level", log_level],
-        "daemon": [python, "-m", "dagster._daemon", "run", "-w", str(workspace),
+        "daemon": [python, "-m", ENTRY, "dagster._daemon", "run", "-w", str(workspace),
                    "--log-level", log_level],
     }
 
