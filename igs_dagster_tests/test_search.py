@@ -104,6 +104,33 @@ def test_reindex_unchanged_is_a_noop_and_deleted_note_leaves(tmp_path, enc):
     assert index.stats()["passages"] == 0
 
 
+class _Counting:
+    """The real encoder, counting the texts it is asked to encode."""
+
+    def __init__(self, enc):
+        self.enc, self.texts = enc, []
+
+    def encode(self, texts):
+        self.texts += texts
+        return self.enc.encode(texts)
+
+
+def test_reindex_encodes_only_changed_passages(tmp_path, enc):
+    index = SearchIndex(tmp_path / "s.sqlite3")
+    segments = talk_segments("bees", 0)
+    first = _Counting(enc)
+    _add(index, tmp_path, "bees", "Bees", segments, first)
+    before = index.note_vectors("bees")
+    edited = [*segments[:-1], {**segments[-1], "text": "Saffron is the costliest spice there is."}]
+    again = _Counting(enc)
+    result = _add(index, tmp_path, "bees", "Bees, retitled", edited, again)
+    after = index.note_vectors("bees")
+    assert result.changed and len(before) == len(after) >= 3
+    assert len(again.texts) == 1 and "Saffron" in again.texts[0]  # the only new passage
+    assert (after[:-1] == before[:-1]).all() and not (after[-1] == before[-1]).all()
+    assert search(index, "saffron spice", mode="semantic", encoder=enc)[0].video_id == "bees"
+
+
 def test_related_between_related_talks_only(corpus):
     index, vault = corpus
     found = related.related_notes(index, "bees2")
