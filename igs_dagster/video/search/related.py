@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from igs_dagster.video.notes import format_duration
+from igs_dagster.video.search.embed import one_blas_thread
 from igs_dagster.video.search.index import NoteDoc, SearchIndex
 
 THRESHOLD = 0.45
@@ -57,7 +58,8 @@ def related_notes(index: SearchIndex, video_id: str, *, threshold: float = THRES
     pid, mat, owners = index.matrix()
     if not len(pid):
         return []
-    sims = mine @ mat.T  # (my passages, all passages)
+    with one_blas_thread():  # see query.semantic_ranking
+        sims = mine @ mat.T  # (my passages, all passages)
     # each note's passages are one run of columns (the matrix is in note order): per-note
     # maxima in one reduceat instead of a pass over all owners per note (2 s at 1,000 notes)
     starts = [0] + [i for i in range(1, len(owners)) if owners[i] != owners[i - 1]]
