@@ -4,6 +4,8 @@ Tables: `notes` (one row per video: what a result shows, and all its passage vec
 float16 blob, so loading 1,000 notes' vectors is 1,000 rows, not 100,000), `passages` (text
 and start second) and `passages_fts` (FTS5, porter stemming, kept by triggers). A note is
 replaced as a whole in one transaction; an unchanged note (same digest) is left alone.
+Beside it, `search.sqlite3-vectors-<key>.npy`: every vector as one float32 matrix, a cache
+derived from the blobs (rebuilt when they change) that each process memory-maps.
 """
 
 from __future__ import annotations
