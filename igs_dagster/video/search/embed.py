@@ -111,15 +111,15 @@ class Encoder:
             p = f"encoder.layer.{i}."
             g = lambda n: f32(w[p + n])  # noqa: E731,B023
             qkv_w = np.concatenate([g("attention.self.query.weight"), g("attention.self.key.weight"),
-                                    g("attention.self.value.weight")]).T.copy()
+                                    g("attention.self.value.weight")]).T
             qkv_b = np.concatenate([g("attention.self.query.bias"), g("attention.self.key.bias"),
                                     g("attention.self.value.bias")])
             self.layers.append((
                 qkv_w, qkv_b,
-                g("attention.output.dense.weight").T.copy(), g("attention.output.dense.bias"),
+                g("attention.output.dense.weight").T, g("attention.output.dense.bias"),
                 g("attention.output.LayerNorm.weight"), g("attention.output.LayerNorm.bias"),
-                g("intermediate.dense.weight").T.copy(), g("intermediate.dense.bias"),
-                g("output.dense.weight").T.copy(), g("output.dense.bias"),
+                g("intermediate.dense.weight").T, g("intermediate.dense.bias"),
+                g("output.dense.weight").T, g("output.dense.bias"),
                 g("output.LayerNorm.weight"), g("output.LayerNorm.bias"),
             ))
 
