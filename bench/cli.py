@@ -39,6 +39,8 @@ FIGURES = {
     9: "bench.fig9_playlist",
     10: "bench.fig10_idle",
     11: "bench.fig11_models",
+    12: "bench.fig12_search",
+    13: "bench.fig13_extras",
     14: "bench.fig14_status",
 }
 NEEDS_SPEECH = {1, 2, 3, 4, 6, 9}

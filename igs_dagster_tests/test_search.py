@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.search_eval import talk_segments
@@ -102,6 +103,54 @@ def test_reindex_unchanged_is_a_noop_and_deleted_note_leaves(tmp_path, enc):
     assert index.prune_missing() == ["jfk"]
     assert search(index, "country", mode="text") == []
     assert index.stats()["passages"] == 0
+
+
+class _Counting:
+    """The real encoder, counting the texts it is asked to encode."""
+
+    def __init__(self, enc):
+        self.enc, self.texts = enc, []
+
+    def encode(self, texts):
+        self.texts += texts
+        return self.enc.encode(texts)
+
+
+def test_reindex_encodes_only_changed_passages(tmp_path, enc):
+    index = SearchIndex(tmp_path / "s.sqlite3")
+    segments = talk_segments("bees", 0)
+    first = _Counting(enc)
+    _add(index, tmp_path, "bees", "Bees", segments, first)
+    before = index.note_vectors("bees")
+    edited = [*segments[:-1], {**segments[-1], "text": "Saffron is the costliest spice there is."}]
+    again = _Counting(enc)
+    result = _add(index, tmp_path, "bees", "Bees, retitled", edited, again)
+    after = index.note_vectors("bees")
+    assert result.changed and len(before) == len(after) >= 3
+    assert len(again.texts) == 1 and "Saffron" in again.texts[0]  # the only new passage
+    assert (after[:-1] == before[:-1]).all() and not (after[-1] == before[-1]).all()
+    assert search(index, "saffron spice", mode="semantic", encoder=enc)[0].video_id == "bees"
+
+
+def test_vectors_file_is_shared_between_processes_and_follows_changes(tmp_path, enc):
+    path = tmp_path / "s.sqlite3"
+    with SearchIndex(path) as index:
+        _add(index, tmp_path, "jfk", "JFK", JFK, enc)
+        pid, mat, owners = index.matrix()
+    files = list(tmp_path.glob("s.sqlite3-vectors-*.npy"))
+    assert len(files) == 1 and owners == ["jfk"] * len(pid)
+    with SearchIndex(path) as fresh:  # as a new `igs search` process: mapped from the file
+        pid2, mat2, _ = fresh.matrix()
+        assert (pid2 == pid).all() and (mat2 == mat).all()
+        assert isinstance(mat2, np.memmap)
+        _add(fresh, tmp_path, "bees", "Bees", BEES_2, enc)
+        _, mat3, owners3 = fresh.matrix()
+        assert set(owners3) == {"jfk", "bees"}
+        assert len(mat3) == len(mat) + len(fresh.passages_of("bees"))
+    now = list(tmp_path.glob("s.sqlite3-vectors-*.npy"))
+    assert len(now) == 1 and now != files  # a new key; the stale file is gone
+    with SearchIndex(path) as again:
+        assert search(again, "honeybees dancing", mode="semantic", encoder=enc)[0].video_id == "bees"
 
 
 def test_related_between_related_talks_only(corpus):

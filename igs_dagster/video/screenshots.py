@@ -53,7 +53,10 @@ _PTS = re.compile(r"pts_time:([0-9.]+)")
 def scene_changes(media: Path, threshold: float = SCENE_THRESHOLD) -> list[float]:
     """Seconds where the picture changes a lot, judged on key frames only."""
     proc = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-nostats", "-skip_frame", "nokey", "-i", str(media),
+        # one decoder thread: with key frames only, frame threads just add start-up and
+        # hand-over (0.12 -> 0.04 CPU-s on the 5-minute sample)
+        [ffmpeg(), "-hide_banner", "-nostats", "-threads", "1", "-skip_frame", "nokey",
+         "-i", str(media),
          "-an", "-sn", "-vf", f"scale=160:-2,select='gt(scene,{threshold})',showinfo",
          "-fps_mode", "vfr", "-f", "null", "-"],
         capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_S,
@@ -70,7 +73,9 @@ def _grab(media: Path, seconds: float, out: Path) -> bytes | None:
          "-filter_complex", f"[0:v]split=2[a][b];[a]scale={WIDTH}:-2[big];"
                             "[b]scale=16:16,format=gray[small]",
          "-map", "[big]", "-q:v", "6", str(tmp),
-         "-map", "[small]", "-f", "rawvideo", "pipe:1"],
+         # -frames:v is per output: without it here the thumbnail output went on decoding
+         # to the end of the file (0.6 s a frame on the 5-minute sample instead of 0.04 s)
+         "-map", "[small]", "-frames:v", "1", "-f", "rawvideo", "pipe:1"],
         capture_output=True, timeout=_TIMEOUT_S,
     )
     if proc.returncode != 0 or len(proc.stdout) < 256 or not tmp.is_file():

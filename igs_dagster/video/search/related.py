@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from igs_dagster.video.notes import format_duration
+from igs_dagster.video.search.embed import one_blas_thread
 from igs_dagster.video.search.index import NoteDoc, SearchIndex
 
 THRESHOLD = 0.45
@@ -57,20 +58,23 @@ def related_notes(index: SearchIndex, video_id: str, *, threshold: float = THRES
     pid, mat, owners = index.matrix()
     if not len(pid):
         return []
-    sims = mine @ mat.T  # (my passages, all passages)
-    owners_arr = np.asarray(owners)
+    with one_blas_thread():  # see query.semantic_ranking
+        sims = mine @ mat.T  # (my passages, all passages)
+    # each note's passages are one run of columns (the matrix is in note order): per-note
+    # maxima in one reduceat instead of a pass over all owners per note (2 s at 1,000 notes)
+    starts = [0] + [i for i in range(1, len(owners)) if owners[i] != owners[i - 1]]
+    ends = [*starts[1:], len(owners)]
+    best = np.maximum.reduceat(sims, starts, axis=1)  # (my passages, notes)
+    k = min(TOP_PASSAGES, best.shape[0])
+    scores = np.sort(best, axis=0)[-k:].mean(axis=0)
     scored: list[tuple[float, str, int]] = []
-    for other in dict.fromkeys(owners):
+    for col in np.nonzero(scores >= threshold)[0]:
+        other = owners[starts[col]]
         if other == video_id:
             continue
-        cols = np.nonzero(owners_arr == other)[0]
-        block = sims[:, cols]
-        best_per_mine = block.max(axis=1)
-        k = min(TOP_PASSAGES, len(best_per_mine))
-        score = float(np.sort(best_per_mine)[-k:].mean())
-        if score >= threshold:
-            i, j = np.unravel_index(int(block.argmax()), block.shape)
-            scored.append((score, other, int(pid[cols[j]])))
+        block = sims[:, starts[col]:ends[col]]
+        _, j = np.unravel_index(int(block.argmax()), block.shape)
+        scored.append((float(scores[col]), other, int(pid[starts[col] + j])))
     scored.sort(reverse=True)
     my_words = set(_keywords([t for _, _, t in index.passages_of(video_id)]))
     out = []
