@@ -1,6 +1,7 @@
 """The ingest of one URL as one plain Python script, no Dagster: the same library calls the
 assets make (yt-dlp download, archive copy, faster-whisper with the same model and settings,
-note, built-in enrichment), timed phase by phase. Figure 1's baseline.
+note, built-in enrichment, search index and related notes, subtitles and screenshots), timed
+phase by phase. Figure 1's baseline.
 
     python -m bench.direct URL KEY     # settings from IGS_* (data and vault folders)
 
@@ -14,6 +15,18 @@ import sys
 import time
 
 STARTED = time.perf_counter()
+
+
+def _semantic() -> bool:
+    """As the search_index asset decides: vectors when the embedding model is installed."""
+    from igs_dagster.core.errors import PermanentError
+    from igs_dagster.video.search.embed import model_dir
+
+    try:
+        model_dir()
+        return True
+    except PermanentError:
+        return False
 
 
 def main(url: str, key: str) -> dict:
@@ -83,6 +96,31 @@ def main(url: str, key: str) -> dict:
 
     enrich.builtin_enrich(note, data, result, timestamp_url=lambda seconds: timestamp_url(url, seconds))
     lap("enrichment")
+
+    # what the pipeline's later assets do (search_index, related_notes, video_extras), so both
+    # sides do the same work
+    from igs_dagster.video import noteblocks, screenshots, subtitles
+    from igs_dagster.video.search import related
+    from igs_dagster.video.search.index import NoteDoc, SearchIndex, index_path
+    from igs_dagster.video.search.indexer import index_note
+
+    doc = NoteDoc(video_id=key, slug=result["slug"], title=result["title"], note_path=str(note),
+                  channel=result.get("channel") or None, day=day, source_url=url)
+    with SearchIndex(index_path(settings.data_dir)) as index:
+        index.prune_missing()
+        index_note(index, doc, segs, semantic=_semantic())
+        mine = related.related_notes(index, key)
+        noteblocks.update_note_block(note, "related", related.render_block(mine))
+    lap("search index + related")
+    media = Path(result["video_path"])
+    extra_files = subtitles.write_subtitles(media, segs, data.get("language"))
+    shots = []
+    if screenshots.has_video(media):
+        points = screenshots.key_points(note.read_text(encoding="utf-8"))
+        shots = screenshots.take_screenshots(media, settings.vault_dir, result["slug"], data["duration"], points)
+    noteblocks.update_note_block(note, "screenshots", screenshots.render_block(shots, settings.vault_dir))
+    archive.make_archive(settings).archive([*extra_files, *(s.path for s in shots)], year, result["slug"])
+    lap("screenshots + subtitles")
     return {"phases": phases, "note": str(note), "transcription_s": phases["transcription"],
             "duration": data["duration"]}
 
