@@ -138,3 +138,15 @@ def loop_env(
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project")
+
+
+FIB = story("S3", "Fibonacci", ["`mathx.fib(10)` returns `55`"], 3)  # the stand-in can't
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """`igs ARGV...` in this process: (exit code, stdout, stderr)."""
+    from igs_dagster.cli.app import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

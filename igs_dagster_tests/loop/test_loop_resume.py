@@ -11,21 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.cli.app import main
 from igs_dagster.core.inbox import EventQueue
 from igs_dagster.core.settings import load_settings
 from igs_dagster.loop import roles
 from igs_dagster.loop.state import LoopState, load_loop
-from igs_dagster_tests.loop.conftest import S_ADD, S_SLUG, git, make_project, story, write_prd
+from igs_dagster_tests.loop.conftest import (
+    FIB,
+    S_ADD,
+    S_SLUG,
+    git,
+    make_project,
+    run_cli,
+    write_prd,
+)
 from igs_dagster_tests.test_loop_dagster import _agent_env
 
-FIB = story("S3", "Fibonacci", ["`mathx.fib(10)` returns `55`"], 3)  # the stand-in can't
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+_cli = run_cli
 
 
 @pytest.fixture
