@@ -178,3 +178,11 @@ def test_ui_metadata_shows_real_files_model_name_and_obsidian_link(igs_env, medi
     assert meta["enriched_summary"]["open_note"] == (
         f"obsidian://open?vault={igs_env.vault_dir.name}&file={str(note).replace('/', '%2F')}"
     )
+
+
+def test_wait_names_check_steps_by_their_asset():
+    from igs_dagster.cli.videos import step_label
+
+    assert step_label("vault_note_vault_note_check") == "vault_note check"
+    assert step_label("transcript") == "transcript"
+    assert step_label("video_download_other_check") == "video_download_other_check"  # not its own check

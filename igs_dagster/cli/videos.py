@@ -5,6 +5,7 @@ goes through the same inbox and sensor as a first send, and `--wait` with live p
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
@@ -125,6 +126,12 @@ def finish_send(follow: list[str], settings: Settings, wait: bool, timeout_s: fl
 
 # ---- --wait ----------------------------------------------------------------------------------
 
+def step_label(step_key: str) -> str:
+    """`vault_note_vault_note_check` (an asset check's step) -> `vault_note check`."""
+    match = re.fullmatch(r"(\w+?)_\1_check", step_key)
+    return f"{match[1]} check" if match else step_key
+
+
 def _progress_lines(instance, run_id: str, cursor: str | None) -> tuple[list[str], str | None]:
     """New step starts and progress messages of a run since `cursor`."""
     import dagster as dg
@@ -135,7 +142,7 @@ def _progress_lines(instance, run_id: str, cursor: str | None) -> tuple[list[str
         entry = record.event_log_entry
         event = entry.dagster_event
         if event is not None and event.event_type == dg.DagsterEventType.STEP_START:
-            lines.append(f"{event.step_key}: started")
+            lines.append(f"{step_label(event.step_key)}: started")
         elif event is None and entry.user_message.startswith(PROGRESS_PREFIXES):
             lines.append(f"{entry.step_key or ''}: {entry.user_message}".lstrip(": "))
     return lines, result.cursor or cursor
