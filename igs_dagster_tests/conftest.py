@@ -55,7 +55,10 @@ def igs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # setenv first records the original state, so the teardown also undoes a DAGSTER_HOME that
+    # the code under test exported (defs/instance.prepare_dagster_home does, in-process)
+    monkeypatch.setenv("DAGSTER_HOME", "")
+    monkeypatch.delenv("DAGSTER_HOME")
     return load_settings()
 
 

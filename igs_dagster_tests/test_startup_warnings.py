@@ -26,6 +26,8 @@ def test_loading_the_definitions_warns_about_nothing():
 def test_igs_dev_runs_dagster_from_dagster_home(monkeypatch, tmp_path):
     monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
+    monkeypatch.setenv("DAGSTER_HOME", "")  # whatever an earlier test left: not this test's home
+    monkeypatch.delenv("DAGSTER_HOME")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dagster.yaml").write_text("telemetry: {enabled: false}\n")  # a stray one here
     seen = {}
