@@ -178,3 +178,18 @@ def test_startup_fills_in_the_limit_once_and_keeps_the_operators(igs_env, tmp_pa
         assert again.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 2
     finally:
         again.dispose()
+
+
+def test_a_retry_in_the_same_batch_as_a_plain_send_wins(world):
+    """`igs send URL` of a failed video, then `igs retry` before the next tick: one request, the
+    retry's run key (the plain one already ran and would be skipped by Dagster)."""
+    instance, settings, queue = world
+    key = send(settings, queue, URL_A)
+    first = tick(instance)
+    assert [r.run_key for r in first.run_requests] == [f"ingest:{key}"]
+    instance.add_dynamic_partitions("videos", [key])
+    send(settings, queue, URL_A)  # known: queued again without a retry number
+    assert queue.requeue(key, ("video.download",)) is not None  # what `igs retry` does
+    again = tick(instance, first.cursor)
+    assert [r.run_key for r in again.run_requests] == [f"ingest:{key}:retry-1"]
+    assert not again.dynamic_partitions_requests

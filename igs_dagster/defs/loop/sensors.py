@@ -28,6 +28,7 @@ from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, loop_story
 from igs_dagster.defs.loop.resources import (
     BEGIN_OP,
     LOOP_TAG,
+    RESUME_TAG,
     LoopSettings,
     loop_run_request,
 )
@@ -100,6 +101,15 @@ def next_request(state: LoopState, settings, igs_loop: LoopSettings) -> dg.RunRe
     return loop_run_request(state, job, number, settings, igs_loop, "loop.chain")
 
 
+def before_last_resume(run: dg.DagsterRun, state: LoopState) -> bool:
+    """A run from before the loop's last `igs loop resume` (its outcome may reach the sensor
+    after the resume): it must not fail, cancel or chain the resumed loop."""
+    try:
+        return int(run.tags.get(RESUME_TAG) or 0) < state.resume
+    except ValueError:
+        return False
+
+
 def chain_next(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> dg.RunRequest | None:
     """A loop run succeeded: the run its loop record says comes next (None: nothing to do)."""
     loop_id = _loop_id(run)
@@ -109,6 +119,9 @@ def chain_next(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> dg.
         state = load_loop(settings.loops_dir, loop_id)
     except PermanentError as err:
         log.warning(f"run {run.run_id}: {err}")
+        return None
+    if before_last_resume(run, state):
+        log.info(f"run {run.run_id} ran before loop {loop_id} was resumed: no next run from it")
         return None
     if is_cancelled(settings.loops_dir, loop_id):
         log.info(f"loop {loop_id} is cancelled: no next run")
@@ -141,6 +154,9 @@ def fail_loop(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_lo
     env = igs_loop.env(settings)
     error = f"run {run.run_id[:8]} ({run.job_name}) failed: {_failure_reason(instance, run)}"
     try:
+        if before_last_resume(run, load_loop(env.loops_dir, loop_id)):
+            log.info(f"run {run.run_id} failed before loop {loop_id} was resumed: loop left as it is")
+            return
         result = roles.fail(env, loop_id, error)
     except PermanentError as err:
         log.warning(str(err))
@@ -156,7 +172,9 @@ def cancel_loop(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> No
     env = igs_loop.env(settings)
     try:
         state = load_loop(env.loops_dir, loop_id)
-        if state.status not in TERMINAL:
+        if before_last_resume(run, state):
+            log.info(f"run {run.run_id} was canceled before loop {loop_id} was resumed: loop left as it is")
+        elif state.status not in TERMINAL:
             roles.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
             log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")
     except PermanentError as err:

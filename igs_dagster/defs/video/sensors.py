@@ -55,7 +55,10 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
 
     retries = igs.queue().retry_numbers([queued.id for queued in events])
     new_keys: list[str] = []
-    seen: set[str] = set()
+    # one ingest request per key and batch: the event with the highest retry number wins (an
+    # `igs send` of a failed URL and the `igs retry` after it can land in one batch; the plain
+    # one's run key already ran, so keeping the first would drop the retry)
+    ingest: dict[str, tuple[int, dg.RunRequest]] = {}
     # one query, not one per event: `has_dynamic_partition` costs ~12 ms on SQLite, so a
     # 500-entry playlist took 6 s of the tick
     existing = set(context.instance.get_dynamic_partitions(video_partitions.name))
@@ -73,18 +76,18 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
                 tags={"igs/event": str(queued.id), "igs/trigger": "content.summarize"},
             ))
             continue
-        if key in seen:
+        n = retries.get(queued.id) or 0
+        if key in ingest and ingest[key][0] >= n:
             continue
-        seen.add(key)
-        if key not in existing:
+        if key not in existing and key not in ingest:
             new_keys.append(key)
-        n = retries.get(queued.id)
-        requests.append(dg.RunRequest(
+        ingest[key] = (n, dg.RunRequest(
             run_key=f"ingest:{key}:retry-{n}" if n else f"ingest:{key}", partition_key=key,
             job_name=video_ingest_job.name,
             tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name,
                   **({"igs/retry": str(n)} if n else {})},
         ))
+    requests += [request for _, request in ingest.values()]
 
     note = f"{len(events)} events → {len(requests)} run requests, {len(new_keys)} new partitions"
     context.log.info(note)
