@@ -17,18 +17,6 @@ import time
 STARTED = time.perf_counter()
 
 
-def _semantic() -> bool:
-    """As the search_index asset decides: vectors when the embedding model is installed."""
-    from igs_dagster.core.errors import PermanentError
-    from igs_dagster.video.search.embed import model_dir
-
-    try:
-        model_dir()
-        return True
-    except PermanentError:
-        return False
-
-
 def main(url: str, key: str) -> dict:
     phases: dict[str, float] = {}
     mark = STARTED
@@ -101,6 +89,7 @@ def main(url: str, key: str) -> dict:
     # sides do the same work
     from igs_dagster.video import noteblocks, screenshots, subtitles
     from igs_dagster.video.search import related
+    from igs_dagster.video.search.embed import semantic_available
     from igs_dagster.video.search.index import NoteDoc, SearchIndex, index_path
     from igs_dagster.video.search.indexer import index_note
 
@@ -108,7 +97,7 @@ def main(url: str, key: str) -> dict:
                   channel=result.get("channel") or None, day=day, source_url=url)
     with SearchIndex(index_path(settings.data_dir)) as index:
         index.prune_missing()
-        index_note(index, doc, segs, semantic=_semantic())
+        index_note(index, doc, segs, semantic=semantic_available())
         mine = related.related_notes(index, key)
         noteblocks.update_note_block(note, "related", related.render_block(mine))
     lap("search index + related")

@@ -11,25 +11,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import RETRY, permanent_failures
 from igs_dagster.defs.video.assets import COMMON
 from igs_dagster.video import noteblocks, transcribe
 from igs_dagster.video.ids import timestamp_url
 from igs_dagster.video.search import related
+from igs_dagster.video.search.embed import semantic_available
 from igs_dagster.video.search.index import NoteDoc, SearchIndex, index_path
 from igs_dagster.video.search.indexer import index_note
-
-
-def semantic_available() -> bool:
-    try:
-        from igs_dagster.video.search.embed import model_dir
-
-        model_dir()
-        return True
-    except PermanentError:
-        return False
 
 
 def note_doc(key: str, video_download: dict, vault_note: dict) -> NoteDoc:

@@ -44,6 +44,15 @@ def model_dir() -> Path:
     return path
 
 
+def semantic_available() -> bool:
+    """Whether vectors can be made here (the bundled model is installed)."""
+    try:
+        model_dir()
+        return True
+    except PermanentError:
+        return False
+
+
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
