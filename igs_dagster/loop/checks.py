@@ -9,6 +9,10 @@ executable) FAILS with that reason: it never counts as not configured.
 The commands are code from the PRD, run with the service's rights: they get the least
 environment (`redact.child_env`, no API token, no provider keys), and their log is redacted
 whole (0600, in a 0700 folder) before its tail is taken for feedback and prompts.
+
+Each `run_checks` call gets a fresh PYTHONPYCACHEPREFIX outside the worktree: Python trusts a
+.pyc whose source has the same mtime second and size, so a fix made in the same second as the
+failed attempt (same length: `a - b` -> `a + b`) would otherwise run the old bytecode.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -128,6 +134,25 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run typecheck, lint and test (in that order); every check runs, even after a failure,
     unless `cancel_file` appears (the running check is stopped, the rest are not started)."""
+    private_dir(Path(out_dir))
+    pycache = tempfile.mkdtemp(prefix="pycache-", dir=out_dir)
+    try:
+        return _run_each(checks, Path(cwd), Path(out_dir), timeout_s=timeout_s,
+                         env={**(env or {}), "PYTHONPYCACHEPREFIX": pycache},
+                         cancel_file=cancel_file)
+    finally:
+        shutil.rmtree(pycache, ignore_errors=True)
+
+
+def _run_each(
+    checks: Checks,
+    cwd: Path,
+    out_dir: Path,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str],
+    cancel_file: Path | None,
+) -> list[CheckResult]:
     results: list[CheckResult] = []
     for name in CHECK_NAMES:
         if cancel_file is not None and Path(cancel_file).exists() and getattr(checks, name):
@@ -141,8 +166,8 @@ def run_checks(
             run_check(
                 name,
                 getattr(checks, name),
-                Path(cwd),
-                Path(out_dir),
+                cwd,
+                out_dir,
                 timeout_s=timeout_s,
                 env=env,
                 cancel_file=cancel_file,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -90,3 +91,25 @@ def test_the_cancel_flag_stops_a_running_check(tmp_path: Path) -> None:
         ("lint", "failed", "cancelled"),
         ("test", "failed", "cancelled"),
     ]
+
+
+def test_checks_never_run_bytecode_an_earlier_attempt_compiled(tmp_path: Path) -> None:
+    # Attempt 1 writes a wrong function and the checks compile it; attempt 2 fixes it with an
+    # edit of the same size in the same second (a stand-in or a quick agent does that). Python
+    # validates a .pyc by source mtime (seconds) and size, so a shared __pycache__ would run the
+    # old code and fail the fixed attempt.
+    source = tmp_path / "calc.py"
+    checks = Checks(
+        typecheck=f"{PY} -m compileall -q .",
+        test=f"{PY} -c \"import calc; assert calc.add(2, 3) == 5, calc.add(2, 3)\"",
+    )
+    source.write_text("def add(a, b):\n    return a - b\n")
+    stamp = source.stat().st_mtime_ns
+    first = run_checks(checks, tmp_path, tmp_path / "attempt-1", timeout_s=30)
+    assert [r.status for r in first] == ["passed", "not configured", "failed"]
+    source.write_text("def add(a, b):\n    return a + b\n")
+    os.utime(source, ns=(stamp, stamp))  # the same second, the same size
+    second = run_checks(checks, tmp_path, tmp_path / "attempt-2", timeout_s=30)
+    assert [r.status for r in second] == ["passed", "not configured", "passed"], second[2].tail
+    # ...and the checks leave no bytecode in the worktree.
+    assert not (tmp_path / "__pycache__").exists()
