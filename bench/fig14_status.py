@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 def start_stack(dep, timeout: float = 180) -> subprocess.Popen:
     """`igs dev`'s stack on a free loopback port; returns once its GraphQL answers."""
-    from igs_dagster.cli import webserver
+    from igs_dagster.core import webserver
 
     port = _free_port()
     log = open(dep.root / "stack.log", "ab")  # noqa: SIM115 - closed with the process

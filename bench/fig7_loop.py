@@ -1,9 +1,11 @@
 """Figure 7: coding loop overhead. A three-story loop on a real git project through the real
-deployment (`igs loop start` -> loop_start_sensor -> one `loop_story` run per story, chained by
-loop_chain_sensor, then `loop_finish`), with the tests' instant stand-in agents and cheap real
-checks. Orchestration per story = its span (previous run's end, or `igs loop start`, to its
-judge's end) minus the agents' and the checks' own time, split per role; the same loop driven
-by the plain role functions (no Dagster) for comparison."""
+deployment (`igs loop start` -> the igs_events sensor -> one `loop_story` run per story, then
+`loop_finish`), with the tests' instant stand-in agents and cheap real checks, twice: under
+`igs dev` (code server, webserver, daemon: each run's last op queues the next run through the
+webserver, defs/loop/turns.py) and with the daemon alone (the sensor chains each run when it
+sees the previous one end). Orchestration per story = its span (previous run's end, or
+`igs loop start`, to its judge's end) minus the agents' and the checks' own time, split per
+role; the same loop driven by the plain role functions (no Dagster) for comparison."""
 
 from __future__ import annotations
 
@@ -75,31 +77,45 @@ def _attempt_costs(state) -> dict[str, dict[str, float]]:
     return out
 
 
-def _dagster_loop(ctx: Context, root: Path) -> dict:
+def _dagster_loop(ctx: Context, root: Path, stack: bool) -> dict:
+    """The loop through `igs dev`'s stack (`stack`, a deployment of its own) or through the
+    daemon alone (the deployment the figures share)."""
+    from bench.fig14_status import start_stack, stop_stack
     from igs_dagster.defs.loop.resources import LOOP_TAG
     from igs_dagster.loop.state import TERMINAL, load_loop
+    from igs_dagster_tests.dagster_env import DagsterEnv
     from igs_dagster_tests.loop.conftest import make_project, write_prd
 
     stories = _stories(ctx.quick)
-    dep, _srv, instance = ctx.deployment()
-    project = make_project(root / "project")
-    prd = write_prd(root / "prd.json", stories, CHECKS)
-    started = time.time()
-    out = dep.igs("loop", "start", "--project", str(project), "--prd", str(prd), check=True)
-    loop_id = LOOP_ID.search(out.stdout).group(0)
+    if stack:
+        dep = DagsterEnv.create(root / "dep", **agent_env(root))
+        process = start_stack(dep)
+        instance = dep.instance()
+    else:
+        dep, _srv, instance = ctx.deployment()
+    try:
+        project = make_project(root / "project")
+        prd = write_prd(root / "prd.json", stories, CHECKS)
+        started = time.time()
+        out = dep.igs("loop", "start", "--project", str(project), "--prd", str(prd), check=True)
+        loop_id = LOOP_ID.search(out.stdout).group(0)
 
-    def done():
-        state = load_loop(dep.data / "loops", loop_id)
-        if state.status not in TERMINAL or (state.status == "complete" and state.next_step != "done"):
-            return None
-        runs = instance.get_run_records(filters=dg.RunsFilter(tags={LOOP_TAG: loop_id}))
-        return state if all(r.dagster_run.status in deploy.FINISHED for r in runs) else None
+        def done():
+            state = load_loop(dep.data / "loops", loop_id)
+            if state.status not in TERMINAL or (state.status == "complete" and state.next_step != "done"):
+                return None
+            runs = instance.get_run_records(filters=dg.RunsFilter(tags={LOOP_TAG: loop_id}))
+            return state if all(r.dagster_run.status in deploy.FINISHED for r in runs) else None
 
-    state = dep.wait_for(done, 900, f"loop {loop_id}")
+        state = dep.wait_for(done, 900, f"loop {loop_id}")
+    finally:
+        if stack:
+            stop_stack(process)
     assert state.status == "complete", f"loop {state.status}: {state.error}"
     runs = list(reversed(instance.get_run_records(filters=dg.RunsFilter(tags={LOOP_TAG: loop_id}))))
     lines = [deploy.timeline(instance, r.dagster_run.run_id) for r in runs]
     jobs = [r.dagster_run.job_name for r in runs]
+    triggers = [r.dagster_run.tags.get("igs/trigger") for r in runs]
 
     costs = _attempt_costs(state)
     story_runs = [(job, tl) for job, tl in zip(jobs, lines, strict=True) if job == "loop_story"]
@@ -108,9 +124,11 @@ def _dagster_loop(ctx: Context, root: Path) -> dict:
     sids = [s["id"] for s in sorted(stories, key=lambda s: s["priority"])]
     for sid, (_job, tl) in zip(sids, story_runs, strict=False):
         c = costs[sid]
+        queued = tl.enqueued or tl.created
         row = {
-            "chain (sensor) → run queued": (tl.enqueued or tl.created) - prev_end,
-            "queued → run worker started": (tl.started or tl.created) - (tl.enqueued or tl.created),
+            # pushed runs are queued before the previous run ends: the hand-off is what counts
+            "previous run's end → run worker started": (tl.started or tl.created) - prev_end,
+            "of which queued → run worker started": (tl.started or tl.created) - max(queued, prev_end),
         }
         for op in ROLE_OPS:
             if op in tl.steps:
@@ -134,7 +152,8 @@ def _dagster_loop(ctx: Context, root: Path) -> dict:
     if finish and story_runs:
         tl = finish[-1]
         finish_s = round((tl.success or 0) - (story_runs[-1][1].success or 0), 3)
-    return {"loop_id": loop_id, "per_story": per_story, "finish_run_s": finish_s, "jobs": jobs}
+    return {"loop_id": loop_id, "per_story": per_story, "finish_run_s": finish_s, "jobs": jobs,
+            "triggers": triggers}
 
 
 def _plain_loop(ctx: Context, root: Path) -> list[dict[str, float]]:
@@ -178,26 +197,38 @@ def new_record(ctx: Context) -> Record:
                  "≤ 10 s", 10.0, "s")
 
 
+def _medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: round(statistics.median(row.get(k, 0.0) for row in rows), 3) for k in keys}
+
+
+def _roles_text(per_role: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in per_role.items()
+                     if k not in ("total orchestration", "agents + checks"))
+
+
 def run(ctx: Context) -> Record:
     count = len(_stories(ctx.quick))
     rec = new_record(ctx)
     root = ctx.folder("fig7")
-    ctx.log(f"figure 7: {count}-story loop through the deployment")
-    dag = _dagster_loop(ctx, root / "dagster")
+    ctx.log(f"figure 7: {count}-story loop under igs dev (webserver push)")
+    dag = _dagster_loop(ctx, root / "igs-dev", stack=True)
+    ctx.log(f"figure 7: {count}-story loop with the daemon alone (sensor chain)")
+    alone = _dagster_loop(ctx, root / "daemon", stack=False)
     ctx.log("figure 7: the same loop with the plain role functions")
     plain = _plain_loop(ctx, root / "plain")
-    totals = [row["total orchestration"] for row in dag["per_story"]]
-    rec.set_runs(totals)
-    keys = list(dict.fromkeys(k for row in dag["per_story"] for k in row))
-    per_role = {k: round(statistics.median(row.get(k, 0.0) for row in dag["per_story"]), 3) for k in keys}
-    plain_keys = list(dict.fromkeys(k for row in plain for k in row))
-    plain_role = {k: round(statistics.median(row.get(k, 0.0) for row in plain), 3) for k in plain_keys}
-    rec.details = {"dagster": dag, "dagster_per_role_median_s": per_role,
+    rec.set_runs([row["total orchestration"] for row in dag["per_story"]])
+    per_role, alone_role, plain_role = _medians(dag["per_story"]), _medians(alone["per_story"]), _medians(plain)
+    rec.details = {"igs_dev": dag, "igs_dev_per_role_median_s": per_role,
+                   "daemon_alone": alone, "daemon_alone_per_role_median_s": alone_role,
                    "plain_per_story": plain, "plain_per_role_median_s": plain_role}
-    roles_text = ", ".join(f"{k} {v:.1f}" for k, v in per_role.items()
-                           if k not in ("total orchestration", "agents + checks"))
-    rec.note(f"Dagster layer (defs/loop) per story, median s: {roles_text}; agents + checks "
+    rec.note(f"under `igs dev` (next run queued through the webserver by the run before: "
+             f"{dag['triggers'][1:].count('loop.push')} of {len(dag['triggers']) - 1} runs), "
+             f"per story, median s: {_roles_text(per_role)}; agents + checks "
              f"{per_role.get('agents + checks', 0):.1f} s (excluded); finish run "
              f"(complete + retro) {dag['finish_run_s']} s per loop")
+    rec.note(f"daemon alone (the igs_events sensor chains): "
+             f"{alone_role.get('total orchestration', 0):.2f} s per story "
+             f"({_roles_text(alone_role)})")
     rec.note(f"plain role functions: {plain_role.get('total orchestration', 0):.1f} s per story")
     return rec

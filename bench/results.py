@@ -71,12 +71,15 @@ def _settings(d: dict) -> list[str]:
 
 
 def _loop(d: dict) -> list[str]:
-    dag, plain = d.get("dagster_per_role_median_s", {}), d.get("plain_per_role_median_s", {})
+    columns = (("`igs dev` (pushed)", d.get("igs_dev_per_role_median_s", {})),
+               ("daemon alone (sensor)", d.get("daemon_alone_per_role_median_s", {})),
+               ("Plain role functions", d.get("plain_per_role_median_s", {})))
     out = ["Figure 7, orchestration per story by role (median seconds; agents and checks excluded):",
-           "", "| Role | Through Dagster | Plain role functions |", "|---|---|---|"]
-    for key in dict.fromkeys([*dag, *plain]):
-        a, b = dag.get(key), plain.get(key)
-        out.append(f"| {key} | {'' if a is None else f'{a:.2f}'} | {'' if b is None else f'{b:.2f}'} |")
+           "", "| Role | " + " | ".join(name for name, _ in columns) + " |",
+           "|---" * (len(columns) + 1) + "|"]
+    for key in dict.fromkeys(k for _, values in columns for k in values):
+        cells = [values.get(key) for _, values in columns]
+        out.append(f"| {key} | " + " | ".join("" if v is None else f"{v:.2f}" for v in cells) + " |")
     return out
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -110,10 +111,20 @@ def _kill_leftovers(state: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("loop-deployment")
     env = DagsterEnv.create(root, **_agent_env(root))
+    # a webserver record left by a killed `igs dev`: every turn's push is refused at once and
+    # the igs_events sensor chains the loop (defs/loop/turns.py)
+    (env.data / "webserver.json").write_text(json.dumps(
+        {"url": f"http://127.0.0.1:{_closed_port()}", "pid": 0, "dagster_home": str(env.home)}))
     env.start_daemon()
     yield env
     env.stop_daemon()
@@ -246,6 +257,15 @@ def test_full_loop_of_three_stories(deployment: DagsterEnv, loops) -> None:
     assert [r.dagster_run.tags["dagster/sensor_name"] for r in runs] == (
         ["igs_events"] * 4
     )
+    # each turn tried to push its next run through the (dead) webserver and said so
+    assert [r.dagster_run.tags.get("igs/trigger") for r in runs] == ["loop.start"] + ["loop.chain"] * 3
+    assert [r.dagster_run.tags["igs/turn"] for r in runs] == [
+        r.dagster_run.tags["dagster/run_key"] for r in runs
+    ]
+    for record in runs[:3]:
+        said = [e.user_message for e in instance.all_logs(record.dagster_run.run_id)]
+        assert any("not pushed (OSError" in m and "the igs_events sensor will request it" in m
+                   for m in said), said
     for record in runs:
         tags = record.dagster_run.tags
         assert tags[PROJECT_TAG] == project_hash(project) and tags[LOOP_TAG] == loop_id

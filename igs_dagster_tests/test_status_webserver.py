@@ -73,7 +73,7 @@ def test_both_paths_print_the_same_and_the_fast_one_imports_no_dagster(history):
 
 
 def test_stale_or_foreign_record_is_ignored(tmp_path):
-    from igs_dagster.cli import webserver
+    from igs_dagster.core import webserver
 
     home = tmp_path / "home"
     home.mkdir()
@@ -93,7 +93,7 @@ def test_stale_or_foreign_record_is_ignored(tmp_path):
 def test_status_without_webserver_imports_dagster_only_for_the_instance(tmp_path):
     """The command module itself and the formatter import no Dagster."""
     code = ("import sys; import igs_dagster.cli.app, igs_dagster.cli.run_format, igs_dagster.cli.run_graphql, "
-            "igs_dagster.cli.webserver, igs_dagster.cli.daemon_probe, igs_dagster.cli.settings_view; "
+            "igs_dagster.core.webserver, igs_dagster.cli.daemon_probe, igs_dagster.cli.settings_view; "
             "print(sorted(m for m in sys.modules if m == 'dagster' or m.startswith(('dagster.', 'dagster_'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

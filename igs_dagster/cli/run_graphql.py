@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-from igs_dagster.cli import webserver
 from igs_dagster.cli.run_format import (
     ACTIVE,
     ACTIVE_LIMIT,
@@ -20,6 +19,7 @@ from igs_dagster.cli.run_format import (
     step_summary,
 )
 from igs_dagster.cli.stack import LOCATION
+from igs_dagster.core import webserver
 from igs_dagster.core.text import failure_reason, first_line
 from igs_dagster.video.check_names import BLOCKING, CHECKS
 

@@ -16,7 +16,7 @@ from igs_dagster.core.settings import Settings
 def _through_webserver(settings: Settings, read):
     """`read(url)` against this deployment's running webserver; None when there is none, it
     does not answer or answers with errors (the caller then reads the instance)."""
-    from igs_dagster.cli import webserver
+    from igs_dagster.core import webserver
 
     url = webserver.find(settings.data_dir, settings.dagster_home)
     if url is None:

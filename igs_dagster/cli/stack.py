@@ -92,7 +92,7 @@ class Stack:
         for name in ("webserver", "daemon"):
             self.procs[name] = subprocess.Popen(self.argv[name])
         if self.data_dir is not None:  # where `igs status|runs` find the webserver
-            from igs_dagster.cli import webserver
+            from igs_dagster.core import webserver
 
             webserver.record(self.data_dir, self.host, self.port, os.environ["DAGSTER_HOME"])
 
@@ -120,7 +120,7 @@ class Stack:
                 proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.data_dir is not None:
-            from igs_dagster.cli import webserver
+            from igs_dagster.core import webserver
 
             webserver.forget(self.data_dir)
 

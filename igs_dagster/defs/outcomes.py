@@ -95,7 +95,7 @@ def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, l
     loop = LoopSettings()
     requests: list[dg.RunRequest] = []
     if outcome == "success":
-        request = _guarded(log, "loop chain", run, lambda: chain_next(run, settings, loop, log))
+        request = _guarded(log, "loop chain", run, lambda: chain_next(instance, run, settings, loop, log))
         if request is not None:
             requests.append(request)
     elif outcome == "failure":

@@ -6,7 +6,8 @@
   "complete"; should it open a story after all, complete and retro pass it on)
 
 Each run is one turn; the run's last op leaves the loop record saying what comes next and
-`loop_chain_sensor` requests the matching job. The in-process executor runs all steps of a
+queues the matching job through `igs dev`'s webserver, or the `igs_events` sensor requests it
+when the run ends (`defs/loop/turns.py`). The in-process executor runs all steps of a
 run in its run worker (one process per run); runs of one project queue behind each other
 through the `igs/project` run-tag limit in dagster.yaml.
 """
@@ -51,12 +52,3 @@ def loop_finish():
 
 
 LOOP_JOBS = (loop_story, loop_attempt, loop_finish)
-# the job that carries on from the step a loop record names as next
-JOB_FOR_NEXT = {
-    "plan": "loop_story",
-    "implement": "loop_attempt",
-    "review": "loop_attempt",
-    "judge": "loop_attempt",
-    "complete": "loop_finish",
-    "retro": "loop_finish",
-}

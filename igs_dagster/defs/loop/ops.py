@@ -13,6 +13,7 @@ from pydantic import Field
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.loop.resources import BEGIN_OP, LoopSettings
+from igs_dagster.defs.loop.turns import submit_next
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import permanent_failures
 from igs_dagster.loop import roles
@@ -79,7 +80,10 @@ def loop_begin(
     })
 
 
-def _role_op(role: str, retry_policy: dg.RetryPolicy, description: str) -> dg.OpDefinition:
+def _role_op(role: str, retry_policy: dg.RetryPolicy, description: str,
+             ends_turn: bool = False) -> dg.OpDefinition:
+    """The op of `role`; `ends_turn`: the last op of its runs, which queues the loop's next run
+    (`turns.submit_next`) whether it ran the role or passed the result on."""
     function = roles.ROLES[role]
 
     @dg.op(
@@ -92,12 +96,16 @@ def _role_op(role: str, retry_policy: dg.RetryPolicy, description: str) -> dg.Op
     ) -> dg.Output[dict]:
         if previous.get("next") != role:
             context.log.info(f"{role}: nothing to do, the loop's next step is {previous.get('next')!r}")
-            return dg.Output(previous, metadata={"next": str(previous.get("next")), "ran": False})
-        env = with_recorded(igs_loop.env(igs.get()), previous["loop_id"])
-        with permanent_failures():
-            result = function(env, previous["loop_id"])
-        context.log.info(f"{role} -> {result.get('next')}")
-        return _output(result)
+            output = dg.Output(previous, metadata={"next": str(previous.get("next")), "ran": False})
+        else:
+            env = with_recorded(igs_loop.env(igs.get()), previous["loop_id"])
+            with permanent_failures():
+                result = function(env, previous["loop_id"])
+            context.log.info(f"{role} -> {result.get('next')}")
+            output = _output(result)
+        if ends_turn and previous.get("loop_id"):
+            submit_next(context, igs.get(), igs_loop, previous["loop_id"])
+        return output
 
     return _op
 
@@ -110,7 +118,10 @@ loop_review = _role_op(
     "review", AGENT_RETRY,
     "A separate reviewer agent writes tests from the acceptance criteria; run the checks.",
 )
-loop_judge = _role_op("judge", ROLE_RETRY, "PASS iff every check passed; FAIL writes feedback.")
+loop_judge = _role_op(
+    "judge", ROLE_RETRY, "PASS iff every check passed; FAIL writes feedback. Queues the next run.",
+    ends_turn=True,
+)
 loop_complete = _role_op(
     "complete", ROLE_RETRY, "Recheck skipped stories, write the summary note, push if asked."
 )

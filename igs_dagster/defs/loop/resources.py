@@ -13,6 +13,7 @@ from igs_dagster.loop.state import LoopState
 LOOP_TAG = "igs/loop"
 TRIGGER_TAG = "igs/trigger"
 RESUME_TAG = "igs/resume"
+TURN_TAG = "igs/turn"  # the run key: one run per turn, pushed or requested (defs/loop/turns.py)
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 BEGIN_OP = "loop_begin"
 
@@ -61,9 +62,9 @@ def loop_run_request(
     default the loop record's last), so a resumed loop's runs are not taken for its earlier
     ones. `igs/project` lets the run queue hold one run per project at a time."""
     resume = state.resume if resume is None else resume
+    key = f"loop:{state.loop_id}:resume-{resume}:{number}" if resume else f"loop:{state.loop_id}:{number}"
     return dg.RunRequest(
-        run_key=f"loop:{state.loop_id}:resume-{resume}:{number}" if resume
-        else f"loop:{state.loop_id}:{number}",
+        run_key=key,
         job_name=job_name,
         run_config=run_config(state.loop_id),
         tags={
@@ -71,6 +72,7 @@ def loop_run_request(
             LOOP_TAG: state.loop_id,
             MAX_RUNTIME_TAG: str(loop_settings.max_runtime_s(settings)),
             TRIGGER_TAG: trigger,
+            TURN_TAG: key,
             **({RESUME_TAG: str(resume)} if resume else {}),
         },
     )

@@ -8,10 +8,10 @@ runs: bench figure 10):
   `loop:{id}:0` of `loop_story`; `igs loop resume` queues the event again as retry n (the
   inbox numbers it, as `igs retry` does for videos): run `loop:{id}:resume-{n}:0`, and the
   resumed loop's later runs `loop:{id}:resume-{n}:{k}`.
-- `chain_next` (the `igs_events` sensor, a loop run's SUCCESS): next=plan -> `loop_story`,
-  next=implement -> `loop_attempt`, nothing left to plan / next=complete -> `loop_finish`,
-  done/cancelled/failed -> nothing. Run key `loop:{id}:{n}` with n the number of judged
-  attempts (+1 for the finish), so a tick evaluated twice launches nothing twice.
+- `chain_next` (the `igs_events` sensor, a loop run's SUCCESS): the run `turns.next_request`
+  names, unless the run that ended pushed it already (`turns.submit_next`, with `igs dev`'s
+  webserver up). Run key and `igs/turn` tag `loop:{id}:{n}`, n the number of judged attempts
+  (+1 for the finish), so a tick evaluated twice launches nothing twice.
 - `fail_loop` (FAILURE): unless Dagster's run retries will re-run it (`dagster/will_retry`),
   `roles.fail` marks the loop failed with the step's error.
 - `cancel_loop` (CANCELED, e.g. from the UI or by run monitoring): the loop is cancelled too,
@@ -24,7 +24,7 @@ from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import QueuedEvent
 from igs_dagster.core.settings import Settings
 from igs_dagster.defs.failures import run_failure_reasons
-from igs_dagster.defs.loop.jobs import JOB_FOR_NEXT, loop_story
+from igs_dagster.defs.loop.jobs import loop_story
 from igs_dagster.defs.loop.resources import (
     BEGIN_OP,
     LOOP_TAG,
@@ -32,9 +32,8 @@ from igs_dagster.defs.loop.resources import (
     LoopSettings,
     loop_run_request,
 )
+from igs_dagster.defs.loop.turns import next_request, turn_run_id
 from igs_dagster.loop import roles
-from igs_dagster.loop.planner import next_story
-from igs_dagster.loop.prd import load_prd
 from igs_dagster.loop.state import TERMINAL, LoopState, is_cancelled, load_loop
 
 START_EVENTS = ("loop.start",)
@@ -75,32 +74,6 @@ def _loop_id(run: dg.DagsterRun) -> str | None:
     return ops.get(BEGIN_OP, {}).get("config", {}).get("loop_id")
 
 
-def _judged(state: LoopState) -> int:
-    return sum(1 for r in state.stories.values() for a in r.attempts if a.verdict is not None)
-
-
-def _nothing_to_plan(state: LoopState) -> bool:
-    if state.out_of_iterations():
-        return True
-    try:
-        return next_story(load_prd(state.prd), state) is None
-    except PermanentError:
-        return False  # let the planner say what is wrong
-
-
-def next_request(state: LoopState, settings, igs_loop: LoopSettings) -> dg.RunRequest | None:
-    """The run that carries the loop on from its record, or None when nothing is left."""
-    if state.status in ("cancelled", "failed") or state.next_step in (None, "done"):
-        return None
-    job = JOB_FOR_NEXT.get(state.next_step)
-    if job is None:
-        return None
-    if state.next_step == "plan" and _nothing_to_plan(state):
-        job = "loop_finish"
-    number = _judged(state) + (1 if job == "loop_finish" else 0)
-    return loop_run_request(state, job, number, settings, igs_loop, "loop.chain")
-
-
 def before_last_resume(run: dg.DagsterRun, state: LoopState) -> bool:
     """A run from before the loop's last `igs loop resume` (its outcome may reach the sensor
     after the resume): it must not fail, cancel or chain the resumed loop."""
@@ -110,8 +83,10 @@ def before_last_resume(run: dg.DagsterRun, state: LoopState) -> bool:
         return False
 
 
-def chain_next(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> dg.RunRequest | None:
-    """A loop run succeeded: the run its loop record says comes next (None: nothing to do)."""
+def chain_next(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_loop: LoopSettings,
+               log) -> dg.RunRequest | None:
+    """A loop run succeeded: the run its loop record says comes next (None: nothing to do, or
+    the run that ended pushed it already: `turns.submit_next`)."""
     loop_id = _loop_id(run)
     if loop_id is None:
         return None  # not a loop run
@@ -129,6 +104,10 @@ def chain_next(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> dg.
     request = next_request(state, settings, igs_loop)
     if request is None:
         log.info(f"loop {loop_id} is {state.status} (next: {state.next_step}): done")
+        return None
+    pushed = turn_run_id(instance, request)
+    if pushed is not None:
+        log.info(f"loop {loop_id}: next {state.next_step} already queued as run {pushed}")
         return None
     log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}")
     return request

@@ -1,0 +1,42 @@
+"""The coding loop under `igs dev` (code server, webserver, daemon): the run that ends a turn
+queues the next one through the webserver (defs/loop/turns.py), and the igs_events sensor,
+seeing that run end, requests nothing more: one run per turn."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from bench.fig14_status import start_stack, stop_stack
+from igs_dagster_tests.dagster_env import DagsterEnv
+from igs_dagster_tests.loop.conftest import S_ADD, S_SLUG, make_project
+from igs_dagster_tests.test_loop_dagster import _agent_env, _runs, start_loop, wait_done, write_prd
+
+pytestmark = pytest.mark.slow
+
+
+def test_each_turn_queues_the_next_run_through_the_webserver(tmp_path) -> None:
+    dep = DagsterEnv.create(tmp_path, **_agent_env(tmp_path))
+    project = make_project(tmp_path / "project")
+    # F2 is implemented wrong on its first attempt: a loop_attempt turn besides the stories
+    prd = write_prd(tmp_path / "prd.json", [S_ADD, S_SLUG | {"id": "F2"}])
+    stack = start_stack(dep)
+    try:
+        loop_id = start_loop(dep, project, prd)
+        state = wait_done(dep, loop_id)
+        instance = dep.instance()
+        runs = [r.dagster_run for r in _runs(instance, loop_id)]
+    finally:
+        stop_stack(stack)
+    assert [r.job_name for r in runs] == ["loop_story", "loop_story", "loop_attempt", "loop_finish"]
+    assert [len(s.attempts) for s in state.stories.values()] == [1, 2]
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    turns = [r.tags["igs/turn"] for r in runs]
+    assert turns == [f"loop:{loop_id}:{n}" for n in (0, 1, 2, 4)]
+    # the first run came from the inbox through the sensor; every later one was pushed
+    assert runs[0].tags["dagster/sensor_name"] == "igs_events"
+    assert [r.tags.get("igs/trigger") for r in runs[1:]] == ["loop.push"] * 3
+    assert not any("dagster/sensor_name" in r.tags for r in runs[1:])
+    for earlier, later in zip(runs, runs[1:], strict=False):  # queued behind the project's slot
+        said = [e.user_message for e in instance.all_logs(earlier.run_id)]
+        assert any(f"run {later.run_id} queued through the webserver" in m for m in said), said
