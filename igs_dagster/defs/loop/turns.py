@@ -38,7 +38,7 @@ JOB_FOR_NEXT = {
     "complete": "loop_finish",
     "retro": "loop_finish",
 }
-PUSH_TIMEOUT_S = 5.0
+PUSH_TIMEOUT_S = 10.0  # a timeout that fires after the run was made is harmless: the sensor sees its turn tag
 LAUNCH_RUN = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {
