@@ -10,9 +10,12 @@ The commands are code from the PRD, run with the service's rights: they get the 
 environment (`redact.child_env`, no API token, no provider keys), and their log is redacted
 whole (0600, in a 0700 folder) before its tail is taken for feedback and prompts.
 
-Each `run_checks` call gets a fresh PYTHONPYCACHEPREFIX outside the worktree: Python trusts a
+Bytecode under the worktree is removed before and after each `run_checks`: Python trusts a
 .pyc whose source has the same mtime second and size, so a fix made in the same second as the
-failed attempt (same length: `a - b` -> `a + b`) would otherwise run the old bytecode.
+failed attempt (same length: `a - b` -> `a + b`) would otherwise run the old bytecode, and a
+project without `__pycache__/` in its .gitignore would get it committed. The tools' own
+bytecode (the interpreter's, a virtual environment's) is left alone: pytest and friends start
+as fast as they always do.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import errno
 import os
 import shlex
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,6 +125,25 @@ def run_check(
     return result("failed", f"exit {finished.returncode}", finished.returncode, finished.duration_s)
 
 
+def _skipped(folder: Path, name: str) -> bool:
+    """Folders no project source lives in: hidden ones (.git, .venv, caches), node_modules,
+    and virtual environments by any name."""
+    return (name.startswith(".") or name == "node_modules"
+            or (folder / name / "pyvenv.cfg").exists())
+
+
+def forget_bytecode(root: Path) -> int:
+    """Remove the `__pycache__` folders of the sources under `root`; how many."""
+    removed = 0
+    for folder, dirs, _files in os.walk(root):
+        here = Path(folder)
+        if "__pycache__" in dirs:
+            shutil.rmtree(here / "__pycache__", ignore_errors=True)
+            removed += 1
+        dirs[:] = [d for d in dirs if d != "__pycache__" and not _skipped(here, d)]
+    return removed
+
+
 def run_checks(
     checks: Checks,
     cwd: Path,
@@ -134,25 +155,15 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run typecheck, lint and test (in that order); every check runs, even after a failure,
     unless `cancel_file` appears (the running check is stopped, the rest are not started)."""
-    private_dir(Path(out_dir))
-    pycache = tempfile.mkdtemp(prefix="pycache-", dir=out_dir)
+    forget_bytecode(Path(cwd))
     try:
-        return _run_each(checks, Path(cwd), Path(out_dir), timeout_s=timeout_s,
-                         env={**(env or {}), "PYTHONPYCACHEPREFIX": pycache},
-                         cancel_file=cancel_file)
+        return _run_all(checks, Path(cwd), Path(out_dir), timeout_s, env, cancel_file)
     finally:
-        shutil.rmtree(pycache, ignore_errors=True)
+        forget_bytecode(Path(cwd))
 
 
-def _run_each(
-    checks: Checks,
-    cwd: Path,
-    out_dir: Path,
-    *,
-    timeout_s: float,
-    env: Mapping[str, str],
-    cancel_file: Path | None,
-) -> list[CheckResult]:
+def _run_all(checks: Checks, cwd: Path, out_dir: Path, timeout_s: float,
+             env: Mapping[str, str] | None, cancel_file: Path | None) -> list[CheckResult]:
     results: list[CheckResult] = []
     for name in CHECK_NAMES:
         if cancel_file is not None and Path(cancel_file).exists() and getattr(checks, name):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -94,22 +95,31 @@ def test_the_cancel_flag_stops_a_running_check(tmp_path: Path) -> None:
 
 
 def test_checks_never_run_bytecode_an_earlier_attempt_compiled(tmp_path: Path) -> None:
-    # Attempt 1 writes a wrong function and the checks compile it; attempt 2 fixes it with an
-    # edit of the same size in the same second (a stand-in or a quick agent does that). Python
-    # validates a .pyc by source mtime (seconds) and size, so a shared __pycache__ would run the
-    # old code and fail the fixed attempt.
-    source = tmp_path / "calc.py"
+    # Attempt 1 writes a wrong function; attempt 2 fixes it with an edit of the same size in
+    # the same second (a stand-in or a quick agent does that). Python validates a .pyc by
+    # source mtime (seconds) and size, so bytecode left from attempt 1 (by the checks or by
+    # the agent running the code) would run the old code and fail the fixed attempt.
+    work = tmp_path / "worktree"
+    tool_cache = work / ".venv" / "lib" / "__pycache__"  # a project's own environment
+    tool_cache.mkdir(parents=True)
+    (work / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tool_cache / "tool.cpython-311.pyc").write_bytes(b"kept")
+    source = work / "calc.py"
     checks = Checks(
         typecheck=f"{PY} -m compileall -q .",
         test=f"{PY} -c \"import calc; assert calc.add(2, 3) == 5, calc.add(2, 3)\"",
     )
     source.write_text("def add(a, b):\n    return a - b\n")
     stamp = source.stat().st_mtime_ns
-    first = run_checks(checks, tmp_path, tmp_path / "attempt-1", timeout_s=30)
+    first = run_checks(checks, work, tmp_path / "attempt-1", timeout_s=30)
     assert [r.status for r in first] == ["passed", "not configured", "failed"]
+    assert not (work / "__pycache__").exists()  # the checks leave no bytecode behind
+    # the agent runs the wrong code itself, then fixes it within the second
+    subprocess.run([PY, "-m", "compileall", "-q", str(source)], check=True)  # noqa: S603
+    assert list((work / "__pycache__").glob("calc.*.pyc"))
     source.write_text("def add(a, b):\n    return a + b\n")
     os.utime(source, ns=(stamp, stamp))  # the same second, the same size
-    second = run_checks(checks, tmp_path, tmp_path / "attempt-2", timeout_s=30)
+    second = run_checks(checks, work, tmp_path / "attempt-2", timeout_s=30)
     assert [r.status for r in second] == ["passed", "not configured", "passed"], second[2].tail
-    # ...and the checks leave no bytecode in the worktree.
-    assert not (tmp_path / "__pycache__").exists()
+    assert not (work / "__pycache__").exists()
+    assert (tool_cache / "tool.cpython-311.pyc").read_bytes() == b"kept"
