@@ -309,6 +309,7 @@ def test_kill_from_pid_file_from_another_thread(tmp_path: Path, work: Path, with
         )
         try:
             pids = read_pids(work)
+            assert wait_for(pid_file.exists)  # written just after the start, with two fsyncs
             recorded = json.loads(pid_file.read_text())
             assert recorded["pid"] == recorded["pgid"] == pids["child"]
             if with_cancel_file:  # what `igs loop cancel` does: mark, then stop at once

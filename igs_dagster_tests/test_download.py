@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import os
+import random
 import socket
 import subprocess
 import threading
@@ -45,7 +46,7 @@ def made(tmp_path_factory: pytest.TempPathFactory, sample_mp4: Path) -> dict[str
     """Media made from the sample: no audio track, random bytes, and a DASH (split) version."""
     root = tmp_path_factory.mktemp("made")
     _ffmpeg("-i", sample_mp4, "-c", "copy", "-an", root / "noaudio.mp4")
-    (root / "random.mp4").write_bytes(os.urandom(64 * 1024))
+    (root / "random.mp4").write_bytes(random.Random(7).randbytes(64 * 1024))  # same every run
     dash = root / "dash"
     dash.mkdir()
     _ffmpeg(

@@ -80,7 +80,8 @@ def _agent_env(root: Path) -> dict[str, str]:
         "IGS_AGENT__CODEX_COMMAND": command,
         "IGS_AGENT__CLAUDE_COMMAND": command,
         "IGS_AGENT__PI_COMMAND": command,
-        "IGS_AGENT__TIMEOUT_S": "120",
+        # loop C's agent hangs until a later test cancels it: far beyond that test's start
+        "IGS_AGENT__TIMEOUT_S": "600",
         "PATH": str(Path(PYTHON).parent) + os.pathsep + os.environ.get("PATH", ""),
         # the checks' nested pytest: skip this venv's plugins (half a second each)
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
@@ -111,23 +112,22 @@ def _kill_leftovers(state: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("loop-deployment")
     env = DagsterEnv.create(root, **_agent_env(root))
     # a webserver record left by a killed `igs dev`: every turn's push is refused at once and
-    # the igs_events sensor chains the loop (defs/loop/turns.py)
-    (env.data / "webserver.json").write_text(json.dumps(
-        {"url": f"http://127.0.0.1:{_closed_port()}", "pid": 0, "dagster_home": str(env.home)}))
+    # the igs_events sensor chains the loop (defs/loop/turns.py). The port stays bound, never
+    # listening, so nothing else takes it and every connect is refused.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    (env.data / "webserver.json").write_text(json.dumps({
+        "url": f"http://127.0.0.1:{dead.getsockname()[1]}", "pid": 0, "dagster_home": str(env.home),
+    }))
     env.start_daemon()
     yield env
     env.stop_daemon()
+    dead.close()
     _kill_leftovers(root / "agent-state")
 
 
@@ -269,7 +269,7 @@ def test_full_loop_of_three_stories(deployment: DagsterEnv, loops) -> None:
     for record in runs:
         tags = record.dagster_run.tags
         assert tags[PROJECT_TAG] == project_hash(project) and tags[LOOP_TAG] == loop_id
-        assert int(tags["dagster/max_runtime"]) > 2 * 120
+        assert int(tags["dagster/max_runtime"]) > 2 * 600
     # runs of one loop never overlap (one at a time per project)
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier.end_time <= later.start_time

@@ -40,6 +40,9 @@ def test_both_paths_print_the_same_and_the_fast_one_imports_no_dagster(history):
     stack = start_stack(dep)
     try:
         assert json.loads(state.read_text())["dagster_home"] == str(dep.home)
+        # the sensor's first tick sets its cursor (None before): let it happen before both reads
+        dep.wait_for(lambda: json.loads(dep.igs("status", "--json", check=True).stdout)
+                     ["queue"]["sensor_cursor"] is not None, 120, "the igs_events sensor's first tick")
         fast = {args: dep.igs(*args.split(), check=True).stdout
                 for args in ("status --json", "runs --json --limit 8", "status", "runs")}
         probe = ("import sys, runpy; sys.argv = ['igs', 'status']\n"

@@ -7,6 +7,7 @@ left alone. The daemon-driven case (SIGKILL during transcription → retry compl
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from dagster._core.utils import make_new_run_id
 
 from igs_dagster.core import processes
 from igs_dagster.defs.events import igs_events
-from igs_dagster.defs.system import watchdog
+from igs_dagster.defs.system import pool_slots, watchdog
 from igs_dagster.defs.system.watchdog import Host, Worker, check_started_runs, worker_state
 from igs_dagster_tests.dagster_env import DagsterEnv
 
@@ -188,3 +189,26 @@ def test_sensor_reports_in_its_skip_reason_every_interval(instance):
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_step_that_missed_the_hand_off_of_a_free_slot_gets_it(instance):
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)  # what `igs` start-up applies
+    assert storage.claim_concurrency_slot("gpu", "run-a", "transcript").is_claimed
+    # Run B starts waiting in the very moment run A frees the slot (Dagster's claim path, step
+    # by step): B finds no unassigned slot, A frees it and finds nobody waiting, B registers.
+    assert not storage.has_unassigned_slots("gpu")
+    storage.free_concurrency_slot_for_step("run-a", "transcript")
+    storage.add_pending_step("gpu", "run-b", "transcript", should_assign=False)
+    for _ in range(3):  # B polls: left to Dagster it waits until another step frees a slot
+        assert not storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
+    assert pool_slots.stranded(instance) == {"gpu": 1}
+
+    result = igs_events(dg.build_sensor_context(instance=instance))
+    assert "pool slots: gpu 1 assigned" in str(result.skip_reason.skip_message)
+    assert storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
+    # a step waiting behind a slot in use is not stranded: nothing to do, and nothing done
+    assert not storage.claim_concurrency_slot("gpu", "run-c", "transcript").is_claimed
+    assert pool_slots.stranded(instance) == {}
+    assert pool_slots.assign_stranded(instance, logging.getLogger("test")) == "pool slots: none stranded"
+    assert not storage.claim_concurrency_slot("gpu", "run-c", "transcript").is_claimed

@@ -6,7 +6,8 @@ Each tick, in this order:
 2. finished runs -> the coding loop's next run or its end, system-log lines, notifications
    (defs/outcomes.py);
 3. every WATCHDOG_INTERVAL_S, the run-worker watchdog: STARTED runs whose worker died are
-   failed so run retries take them up (defs/system/watchdog.py).
+   failed so run retries take them up (defs/system/watchdog.py); and a step waiting beside a
+   free pool slot that it missed gets it (defs/system/pool_slots.py).
 
 Why one sensor and not three: whatever a tick does, the daemon pays for it in writes to its own
 storage (the tick row, the sensor's state, the purge of old skipped ticks), about 60 ms of CPU
@@ -31,6 +32,7 @@ from dagster._core.definitions.run_request import InstigatorType
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
 from igs_dagster.defs.sensor_instance import LazyLog, sensor_instance
+from igs_dagster.defs.system.pool_slots import assign_stranded
 from igs_dagster.defs.system.watchdog import WATCHDOG_INTERVAL_S, watchdog_part
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.sensors import inbox_part
@@ -83,6 +85,7 @@ def igs_events(context: dg.SensorEvaluationContext):
     watched = float(cursor.get("watchdog") or 0.0)
     if time.time() - watched >= WATCHDOG_INTERVAL_S:
         notes.append(watchdog_part(instance, log))
+        notes.append(assign_stranded(instance, log))
         watched = time.time()
     new_cursor = json.dumps({"inbox": inbox.cursor, "outcomes": outcomes, "watchdog": watched})
     requests = inbox.run_requests + outcome_requests
