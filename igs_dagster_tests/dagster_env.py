@@ -112,11 +112,12 @@ class DagsterEnv:
         return self.run(PYTHON, "-m", "dagster", *args, **kw)
 
     # ---- daemon --------------------------------------------------------------------------
-    def start_daemon(self) -> None:
+    def start_daemon(self, prefix: tuple[str, ...] = ()) -> None:
+        """`prefix`: argv the daemon runs under (e.g. nsenter into a network namespace)."""
         assert self.daemon is None or self.daemon.poll() is not None
         log = open(self.root / "daemon.log", "ab")  # noqa: SIM115 - closed with the process
         self.daemon = subprocess.Popen(
-            [PYTHON, "-m", "dagster._daemon", "run", "-m", "igs_dagster.definitions"],
+            [*prefix, PYTHON, "-m", "dagster._daemon", "run", "-m", "igs_dagster.definitions"],
             env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

@@ -122,9 +122,9 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("videos-bad-flag", ["videos", "--bogus"], {}),
     ("loop-clean-bad-flag", ["loop", "clean", "--bogus"], {}),
     ("loop-resume-unknown", ["loop", "resume", "no-such-loop"], {}),
-    ("notify-timeout", ["status"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
-    ("loop-prd-cap", ["status"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
-    ("feeds-interval", ["status"], {"IGS_FEEDS__INTERVAL_S": "1"}),
+    ("notify-timeout", ["runs"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
+    ("loop-prd-cap", ["runs"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
+    ("feeds-interval", ["runs"], {"IGS_FEEDS__INTERVAL_S": "1"}),
     # URLs and video IDs
     ("empty-url", ["send", ""], {}),
     ("blank-url", ["send", "   "], {}),
@@ -226,8 +226,8 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("set-unknown-nested", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_API__TOKENN": "x"}),
     ("set-group-not-json", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_ARCHIVE": "nas"}),
     ("set-agent-tool", ["log", "tail"], {"IGS_AGENT__TOOL": "gpt"}),
-    ("set-api-port", ["status"], {"IGS_API__PORT": "0"}),
-    ("set-postgres-port", ["status"], {"IGS_POSTGRES__PORT": "70000"}),
+    ("set-api-port", ["runs"], {"IGS_API__PORT": "0"}),
+    ("set-postgres-port", ["runs"], {"IGS_POSTGRES__PORT": "70000"}),
     ("set-ingest-max-runtime", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_INGEST_MAX_RUNTIME_S": "-1"}),
     ("set-config-missing", ["log", "tail"], {"IGS_CONFIG": "{root}/nope.toml"}),
     ("set-config-malformed", ["log", "tail"], {"IGS_CONFIG": "{in}/bad.toml"}),
@@ -306,7 +306,7 @@ def test_bad_input_one_line_exit_2_nothing_changed(world, capsys, monkeypatch, a
     (["send", "ftp://example.com/v.mp4"], {}),
     (["transcript", "--file", "{in}/clip.mp4", "--title", ""], {}),
     (["log", "tail", "-n", "abc"], {}),
-    (["status"], {"IGS_MAX_HEIGHT": "abc"}),
+    (["runs"], {"IGS_MAX_HEIGHT": "abc"}),
 ], ids=["bad-url", "empty-title", "argparse", "bad-setting"])
 def test_installed_script_prints_one_line(world, argv, env):
     """The console script `igs` (pyproject [project.scripts]) in a fresh process."""

@@ -181,7 +181,7 @@ def test_ui_metadata_shows_real_files_model_name_and_obsidian_link(igs_env, medi
 
 
 def test_wait_names_check_steps_by_their_asset():
-    from igs_dagster.cli.videos import step_label
+    from igs_dagster.cli.wait import step_label
 
     assert step_label("vault_note_vault_note_check") == "vault_note check"
     assert step_label("transcript") == "transcript"

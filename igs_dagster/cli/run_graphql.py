@@ -17,17 +17,20 @@ from igs_dagster.cli.run_format import (
     run_summary,
     status_view,
     step_summary,
+    tick_problem,
 )
 from igs_dagster.cli.stack import LOCATION
 from igs_dagster.core import webserver
-from igs_dagster.core.text import failure_reason, first_line
+from igs_dagster.core.text import failure_reason, first_line, with_attempts
 from igs_dagster.video.check_names import BLOCKING, CHECKS
 
 REPOSITORY = "__repository__"  # the one repository of a Definitions object
 RUN = "runId jobName status tags { key value } creationTime startTime endTime"
 STEPS = "stepStats { stepKey status startTime endTime attempts { startTime } }"
 FAILURE_EVENTS = """eventConnection { events { __typename
-  ... on ExecutionStepFailureEvent { stepKey error { message className } failureMetadata { description } }
+  ... on ExecutionStepFailureEvent { stepKey error { message className causes { message className } }
+    failureMetadata { description } }
+  ... on ExecutionStepUpForRetryEvent { stepKey }
   ... on RunFailureEvent { message } } }"""
 
 
@@ -49,15 +52,20 @@ def _summary(run: dict) -> dict:
 def _reasons(events: list[dict]) -> dict[str, str]:
     """step key -> reason of its failure; "(run)" -> the run's failure (as failures.py)."""
     reasons: dict[str, str] = {}
+    retried: dict[str, int] = {}
     for event in events:
-        if event["__typename"] == "ExecutionStepFailureEvent":
+        if event["__typename"] == "ExecutionStepUpForRetryEvent":
+            step = event.get("stepKey") or "?"
+            retried[step] = retried.get(step, 0) + 1
+        elif event["__typename"] == "ExecutionStepFailureEvent":
             error, meta = event.get("error") or {}, event.get("failureMetadata") or {}
+            chain = [error, *(error.get("causes") or [])] if error else []
             reasons[event.get("stepKey") or "?"] = failure_reason(
-                meta.get("description"), error.get("message") if error else None,
-                error.get("className") if error else None, MAX_ERROR_CHARS)
+                meta.get("description"), [(e.get("message"), e.get("className")) for e in chain],
+                MAX_ERROR_CHARS)
         elif event["__typename"] == "RunFailureEvent":
             reasons.setdefault("(run)", first_line(event.get("message"), MAX_ERROR_CHARS) or "run failed")
-    return reasons
+    return {step: with_attempts(reason, retried.get(step, 0) + 1) for step, reason in reasons.items()}
 
 
 def _errors(url: str, run_ids: list[str]) -> dict[str, dict[str, str]] | None:
@@ -102,7 +110,7 @@ def _status_parts(url: str) -> dict | None:
       instance {{ daemonHealth {{ allDaemonStatuses {{ lastHeartbeatTime }} }} }}
       sensorOrError(sensorSelector: $sensor) {{ __typename ... on Sensor {{ sensorState {{
         typeSpecificData {{ ... on SensorData {{ lastCursor lastTickTimestamp }} }}
-        ticks(limit: 1) {{ timestamp }} }} }} }}
+        ticks(limit: 1) {{ timestamp status skipReason error {{ message }} }} }} }} }}
       active: runsOrError(filter: $active, limit: {ACTIVE_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
       failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
@@ -115,17 +123,22 @@ def _status_parts(url: str) -> dict | None:
     })
 
 
-def _cursor_and_tick(sensor: dict) -> tuple[int | None, float | None]:
-    """(handled event id, last tick time); (None, None) when the sensor never ticked (no
-    stored state: run_report finds none either)."""
+def _cursor_and_tick(sensor: dict) -> tuple[int | None, float | None, str | None]:
+    """(handled event id, last tick time, why that tick did no work); all None when the sensor
+    never ticked (no stored state: run_report finds none either)."""
     if sensor.get("__typename") != "Sensor":
-        return None, None
+        return None, None, None
     state = sensor["sensorState"]
     data = state.get("typeSpecificData") or {}
     ticks = state.get("ticks") or []
     if data.get("lastTickTimestamp") is None and not data.get("lastCursor") and not ticks:
-        return None, None
-    return inbox_cursor(data.get("lastCursor")), ticks[0]["timestamp"] if ticks else None
+        return None, None, None
+    if not ticks:
+        return inbox_cursor(data.get("lastCursor")), None, None
+    tick = ticks[0]
+    problem = tick_problem(tick.get("status"), tick.get("skipReason"),
+                           (tick.get("error") or {}).get("message"))
+    return inbox_cursor(data.get("lastCursor")), tick["timestamp"], problem
 
 
 def _failed_checks(data: dict) -> list[dict]:
@@ -157,12 +170,12 @@ def status(url: str, queue, settings) -> dict | None:
     errors = _errors(url, [r["runId"] for r in failed])
     if errors is None:
         return None
-    cursor, tick = _cursor_and_tick(data["sensorOrError"])
+    cursor, tick, problem = _cursor_and_tick(data["sensorOrError"])
     beats = [d["lastHeartbeatTime"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
              if d.get("lastHeartbeatTime")]
     return status_view(
         settings, queue,
-        pids=local_daemon_pids(settings.dagster_home), last_tick=tick,
+        pids=local_daemon_pids(settings.dagster_home), last_tick=tick, sensor_problem=problem,
         last_heartbeat=max(beats, default=None), cursor=cursor,
         active=[_summary(r) for r in active],
         failures=[{**_summary(r), "errors": errors[r["runId"]]} for r in failed],

@@ -54,8 +54,9 @@ def _describe(settings: Settings, env: Mapping[str, str]) -> dict:
     }
 
 
-def runs_settings(settings: Settings, pids: list[int]) -> dict:
-    """{"source": "daemon pid N" | "this shell", ...settings} (errors as one line)."""
+def runs_settings(settings: Settings, pids: list[int], elsewhere: bool = False) -> dict:
+    """{"source": "daemon pid N" | "this shell", ...settings} (errors as one line).
+    `elsewhere`: the daemon runs, but not on this machine (its environment is out of reach)."""
     from igs_dagster.core.settings import load_settings
 
     for pid in pids:
@@ -69,7 +70,9 @@ def runs_settings(settings: Settings, pids: list[int]) -> dict:
         except Exception as err:  # noqa: BLE001
             return {"source": f"daemon pid {pid}", "error": str(err)}
         return {"source": f"daemon pid {pid}", **_describe(theirs, env)}
-    return {"source": "this shell, no daemon running here", **_describe(settings, dict(os.environ))}
+    source = ("this shell; the daemon runs elsewhere and its environment can't be read from here"
+              if elsewhere else "this shell, no daemon running here")
+    return {"source": source, **_describe(settings, dict(os.environ))}
 
 
 def format_settings(view: dict) -> list[str]:

@@ -31,6 +31,7 @@ from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
+from igs_dagster.defs.resources import invalid_settings_skip
 from igs_dagster.defs.sensor_instance import LazyLog, sensor_instance
 from igs_dagster.defs.system.pool_slots import assign_stranded
 from igs_dagster.defs.system.watchdog import WATCHDOG_INTERVAL_S, watchdog_part
@@ -76,6 +77,9 @@ def read_cursor(raw: str | None, instance: dg.DagsterInstance) -> dict:
                 f"{WATCHDOG_INTERVAL_S} s).",
 )
 def igs_events(context: dg.SensorEvaluationContext):
+    invalid = invalid_settings_skip()
+    if invalid:  # the cursor stays: the next good tick does this tick's work
+        return dg.SensorResult(skip_reason=invalid, cursor=context.cursor)
     instance = sensor_instance(context)  # opened once per code server, not per tick
     log = LazyLog(context)
     cursor = read_cursor(context.cursor, instance)

@@ -67,9 +67,10 @@ def note_ready(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Setti
 
 
 def retry_command(key: str) -> str:
-    """A run key is never reused, so `igs send` of the same URL starts no second run: a
-    backfill of the partition goes through the run queue."""
-    return f"dagster job backfill -m igs_dagster.definitions -j video_ingest --partitions {key} --noprompt"
+    """What the CLI says too: `igs retry` queues a new run through the inbox (a run key is never
+    reused, so `igs send` of the same URL would start none). It works as written in any shell
+    where `igs` is on PATH (the set-up links it into ~/.local/bin), whatever the folder."""
+    return f"igs retry {key}"
 
 
 def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Settings) -> Message | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.retries import RETRY, permanent_failures
+from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
 from igs_dagster.video import noteblocks, transcribe
 from igs_dagster.video.ids import timestamp_url
@@ -39,7 +39,7 @@ def doc_timestamp_url(doc: NoteDoc, seconds: int) -> str | None:
     return timestamp_url(doc.source_url, seconds) if doc.source_url else None
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"sqlite"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"sqlite"}, description=(
     "The note's transcript in the search index (data folder, SQLite): passages of a few "
     "sentences with start times, FTS5 words and MiniLM vectors. Notes deleted from the vault "
     "leave the index here too."
@@ -66,7 +66,7 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
             "semantic": semantic}
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"markdown"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"}, description=(
     "`## Related in the vault`: wikilinks to the most similar notes (above a threshold), "
     "with the passage that matched; older related notes get their block refreshed."
 ))
