@@ -8,6 +8,8 @@ dedupe key `run:step:status` so a re-evaluated tick writes nothing twice. The st
 never write these lines, so each stage is logged exactly once.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from igs_dagster.core import system_log
@@ -43,7 +45,15 @@ def _stage(step_key: str) -> tuple[str, str]:
 
 
 def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -> int:
-    """Write the stage lines of a finished run; return how many were new."""
+    """Write the stage lines of a finished run; return how many were new. The log lives in
+    the vault: a vault that is missing raises VaultMissing (the outcomes sensor logs it) and
+    no folder is created where the vault should be."""
+    from igs_dagster.core.settings import load_settings
+    from igs_dagster.core.vault import require_vault
+
+    settings = load_settings()
+    if Path(log_path).is_relative_to(settings.vault_dir):
+        require_vault(settings.vault_dir, settings.data_dir)
     partition = run.tags.get("dagster/partition")
     details: dict[str, list[str]] = {}
     outcomes: list[tuple[str, str, str | None, float]] = []

@@ -19,6 +19,7 @@ from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures, retrying
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, download, enrich, feeds, notes, transcribe
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
@@ -175,9 +176,9 @@ def vault_note(
     video_download: dict, video_archive: dict, transcript: dict,
 ) -> dict:
     settings = igs.get()
-    vault = settings.vault_dir
     slug = video_download["slug"]
     with permanent_failures():
+        vault = checked_vault(settings)  # missing or emptied: fail, never a fresh vault
         data = transcribe.load_transcript(Path(transcript["path"]))
         note_path = vault / "Resources" / "videos" / f"{slug}.md"
         transcribed = _existing_transcribed_date(note_path) or date.today().isoformat()
@@ -228,6 +229,7 @@ def enriched_summary(
     settings = igs.get()
     note_path = Path(vault_note["note_path"])
     with permanent_failures():
+        checked_vault(settings)
         if settings.agent.tool == "none":
             data = transcribe.load_transcript(Path(transcript["path"]))
             result = enrich.builtin_enrich(

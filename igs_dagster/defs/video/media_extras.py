@@ -9,6 +9,7 @@ import dagster as dg
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON, _timestamp_link
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, noteblocks, screenshots, subtitles, transcribe
 
 
@@ -23,6 +24,7 @@ def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_down
     settings = igs.get()
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None
     with permanent_failures():
+        checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
         segments = data.get("segments") or []
         files: list[Path] = []

@@ -14,6 +14,7 @@ import dagster as dg
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import noteblocks, transcribe
 from igs_dagster.video.ids import timestamp_url
 from igs_dagster.video.search import related
@@ -42,7 +43,7 @@ def doc_timestamp_url(doc: NoteDoc, seconds: int) -> str | None:
 @dg.asset(**COMMON, **retrying(RETRY), kinds={"sqlite"}, description=(
     "The note's transcript in the search index (data folder, SQLite): passages of a few "
     "sentences with start times, FTS5 words and MiniLM vectors. Notes deleted from the vault "
-    "leave the index here too."
+    "leave the index here too (never while the vault itself is missing)."
 ))
 def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
                  video_download: dict, transcript: dict, vault_note: dict) -> dict:
@@ -51,10 +52,11 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
     if not semantic:
         context.log.warning("no embedding model installed: full-text index only")
     with permanent_failures():
+        vault = checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
         doc = note_doc(context.partition_key, video_download, vault_note)
         with SearchIndex(index_path(settings.data_dir)) as index:
-            pruned = index.prune_missing()
+            pruned = index.prune_missing(vault)
             result = index_note(index, doc, data.get("segments") or [], semantic=semantic)
             stats = index.stats()
     context.add_output_metadata({
@@ -76,7 +78,7 @@ def related_notes(context: dg.AssetExecutionContext, igs: IgsSettings,
     if not search_index.get("semantic"):
         return {"related": [], "updated": []}
     with permanent_failures(), SearchIndex(index_path(settings.data_dir)) as index:
-        index.prune_missing()
+        index.prune_missing(checked_vault(settings))
         mine = related.related_notes(index, context.partition_key)
         noteblocks.update_note_block(
             Path(vault_note["note_path"]), "related",
