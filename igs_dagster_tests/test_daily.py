@@ -55,9 +55,10 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     last = proc.stdout.splitlines()[-1]
     assert last.startswith(f"{bad}: failed: video_download: download failed") and "404" in last
     assert last.endswith(f"retry with `igs retry {bad}`")
-    proc = deployment.igs("send", late, check=True)  # the truth, not "queued (already known)"
-    print(f"$ igs send {late}\n{proc.stdout}")
+    proc = deployment.igs("send", late)  # the truth, not "queued (already known)"
+    print(f"$ igs send {late}   # exit {proc.returncode}\n{proc.stdout}")
     assert proc.stdout.startswith(f"failed: {bad}: video_download:") and "igs retry" in proc.stdout
+    assert proc.returncode == 1  # a failure, as with --wait (issue 26)
 
     # 4. the host is back: retry by URL through the inbox and sensor, to the note
     media_server.add(SAMPLE_MP4, "daily-late.mp4")

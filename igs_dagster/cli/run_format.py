@@ -17,7 +17,8 @@ DAEMON_FRESH_S = 120  # Dagster's own heartbeat tolerance (too slow to notice a 
 TICK_FRESH_S = 15  # the inbox sensor ticks every ~5 s while a daemon runs
 MAX_ERROR_CHARS = 500
 ACTIVE_LIMIT = 100
-FAILURES_LIMIT = 5
+FAILURES_LIMIT = 5  # the newest failed runs `igs status` shows, of those a later run did not fix
+PARTITION_TAG = "dagster/partition"
 CHECKS_LIMIT = 10
 
 
@@ -58,7 +59,7 @@ def run_summary(run_id: str, job: str, status: str, tags: dict[str, str], create
         "run_id": run_id,
         "job": job,
         "status": status,
-        "partition": tags.get("dagster/partition"),
+        "partition": tags.get(PARTITION_TAG),
         "trigger": tags.get("igs/trigger") or tags.get("dagster/sensor_name") or "manual",
         "created": ts(created),
         "duration_s": duration(start, end),

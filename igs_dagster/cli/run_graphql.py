@@ -13,6 +13,7 @@ from igs_dagster.cli.run_format import (
     FAILURES_LIMIT,
     INBOX_SENSOR,
     MAX_ERROR_CHARS,
+    PARTITION_TAG,
     inbox_cursor,
     run_summary,
     status_view,
@@ -113,7 +114,7 @@ def _status_parts(url: str) -> dict | None:
         ticks(limit: 1) {{ timestamp status skipReason error {{ message }} }} }} }} }}
       active: runsOrError(filter: $active, limit: {ACTIVE_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
-      failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
+      failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT * 2}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
       {checks}
     }}"""
@@ -158,6 +159,27 @@ def _failed_checks(data: dict) -> list[dict]:
     return out
 
 
+def _not_fixed(url: str, failed: list[dict]) -> list[dict] | None:
+    """As run_report._not_fixed: failed runs no later successful run of the same job and
+    partition fixed, the newest FAILURES_LIMIT (one request for all of them)."""
+    def partition(run: dict) -> str | None:
+        return next((t["value"] for t in run["tags"] if t["key"] == PARTITION_TAG), None)
+
+    asks = [(i, run) for i, run in enumerate(failed) if partition(run)]
+    if not asks:
+        return failed[:FAILURES_LIMIT]
+    parts = [f"f{i}: runsOrError(filter: {{pipelineName: {json.dumps(run['jobName'])}, "
+             f"tags: [{{key: {json.dumps(PARTITION_TAG)}, value: {json.dumps(partition(run))}}}], "
+             f"statuses: [SUCCESS], createdAfter: {json.dumps(run['creationTime'])}}}, limit: 1) "
+             "{ __typename ... on Runs { results { runId } } ... on PythonError { message } }"
+             for i, run in asks]
+    data = webserver.query(url, "query Fixed { " + " ".join(parts) + " }")
+    if data is None:
+        return None
+    fixed = {i for i, _ in asks if webserver.require(data[f"f{i}"], "Runs")["results"]}
+    return [run for i, run in enumerate(failed) if i not in fixed][:FAILURES_LIMIT]
+
+
 def status(url: str, queue, settings) -> dict | None:
     """As run_report.status, through the webserver (None: it did not answer)."""
     from igs_dagster.cli.daemon_probe import local_daemon_pids
@@ -166,7 +188,9 @@ def status(url: str, queue, settings) -> dict | None:
     if data is None:
         return None
     active = webserver.require(data["active"], "Runs")["results"]
-    failed = webserver.require(data["failed"], "Runs")["results"]
+    failed = _not_fixed(url, webserver.require(data["failed"], "Runs")["results"])
+    if failed is None:
+        return None
     errors = _errors(url, [r["runId"] for r in failed])
     if errors is None:
         return None

@@ -16,6 +16,7 @@ from igs_dagster.cli.run_format import (
     FAILURES_LIMIT,
     INBOX_SENSOR,
     MAX_ERROR_CHARS,
+    PARTITION_TAG,
     TICK_FRESH_S,
     format_run,
     format_runs,
@@ -101,6 +102,21 @@ def last_tick(instance: dg.DagsterInstance, name: str) -> tuple[float | None, st
     return None, None
 
 
+def _not_fixed(instance: dg.DagsterInstance, failed: list) -> list:
+    """The failed runs no later run of the same job and partition has fixed (a retry that
+    succeeded), the newest FAILURES_LIMIT of them."""
+    out = []
+    for record in failed:
+        run = record.dagster_run
+        partition = run.tags.get(PARTITION_TAG)
+        if partition and instance.get_run_records(filters=dg.RunsFilter(
+                job_name=run.job_name, tags={PARTITION_TAG: partition},
+                statuses=[dg.DagsterRunStatus.SUCCESS], created_after=record.create_timestamp), limit=1):
+            continue
+        out.append(record)
+    return out[:FAILURES_LIMIT]
+
+
 def status(instance: dg.DagsterInstance, queue, settings) -> dict:
     """Inbox backlog, daemon liveness, active runs and the last failures with their errors."""
     from igs_dagster.cli.daemon_probe import local_daemon_pids
@@ -108,9 +124,9 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
 
     statuses = [dg.DagsterRunStatus(s) for s in ACTIVE]
     active = instance.get_run_records(filters=dg.RunsFilter(statuses=statuses), limit=ACTIVE_LIMIT)
-    failed = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILURES_LIMIT
-    )
+    failed = _not_fixed(instance, instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILURES_LIMIT * 2
+    ))
     beats = instance.get_daemon_heartbeats()
     tick, problem = last_tick(instance, INBOX_SENSOR)
     return status_view(

@@ -122,9 +122,11 @@ def _reply(state: LoopState, **extra: Any) -> dict[str, Any]:
 def _mark_cancelled(env: LoopEnv, state: LoopState) -> None:
     if state.status not in TERMINAL:
         path = cancel_path(env.loops_dir, state.loop_id)
-        reason = path.read_text(encoding="utf-8").strip() if path.exists() else "cancelled"
+        flag = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+        # the flag is "<when> <reason>" (state.request_cancel); the reason alone is shown
+        reason = flag.split(" ", 1)[1] if " " in flag else flag or "cancelled"
         state.status = "cancelled"
-        state.stop_reason = f"cancelled ({reason})"
+        state.stop_reason = reason  # "cancelled by user", "Dagster run ... was canceled"
         state.next_step = None
         state.finished_at = utc_now()
         save_loop(env.loops_dir, state)
