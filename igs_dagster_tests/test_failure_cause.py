@@ -13,50 +13,18 @@ leaves the machine (checked: the namespace has no other interface).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import time
 
 import pytest
 
-from igs_dagster_tests.conftest import unavailable
 from igs_dagster_tests.dagster_env import DagsterEnv
+from igs_dagster_tests.netns import LoopbackOnlyNetwork
 
 pytestmark = pytest.mark.slow
 
 REFUSED = "http://127.0.0.1:9/talk.mp4"  # the discard port: nothing listens in the namespace
 UNRESOLVABLE = "http://media.igs-test.invalid/talk.mp4"  # RFC 2606: never resolves
 DNS_CAUSE = re.compile(r"resolv|name or service not known|name resolution|getaddrinfo", re.I)
-
-
-class LoopbackOnlyNetwork:
-    """A network namespace with only `lo` (up), held by a sleeping process; commands enter it
-    with `nsenter --target PID --net`."""
-
-    def __init__(self):
-        if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
-            unavailable("a network namespace needs root, unshare and nsenter")
-        self.holder = subprocess.Popen(
-            ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 86400"])
-        deadline = time.monotonic() + 30
-        while "UP" not in self.links():
-            if self.holder.poll() is not None or time.monotonic() > deadline:
-                unavailable("could not create a network namespace with loopback up")
-            time.sleep(0.1)
-
-    @property
-    def prefix(self) -> tuple[str, ...]:
-        return ("nsenter", f"--target={self.holder.pid}", "--net", "--")
-
-    def links(self) -> str:
-        return subprocess.run([*self.prefix, "ip", "-o", "link"], capture_output=True,
-                              text=True, timeout=30).stdout
-
-    def close(self) -> None:
-        self.holder.kill()
-        self.holder.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ INBOX_SENSOR = "igs_events"  # defs/events.py: its cursor holds the inbox's last
 INBOX_EVENTS = ("video.download", "transcript.process", "content.summarize")
 DAEMON_FRESH_S = 120  # Dagster's own heartbeat tolerance (too slow to notice a death)
 TICK_FRESH_S = 15  # the inbox sensor ticks every ~5 s while a daemon runs
-MAX_ERROR_CHARS = 500
+MAX_ERROR_CHARS = 1000  # a reason may end with the command that fixes it: not clipped short
 ACTIVE_LIMIT = 100
 FAILURES_LIMIT = 5  # the newest failed runs `igs status` shows, of those a later run did not fix
 PARTITION_TAG = "dagster/partition"
@@ -173,7 +173,8 @@ def format_status(st: dict) -> str:
         lines.append(f"  {run['run_id'][:8]} {run['job']} {run['status']} {run['partition'] or ''}")
     lines.append(f"recent failures: {len(st['recent_failures'])}")
     for run in st["recent_failures"]:
-        for step, err in run["errors"].items():
+        steps = {k: v for k, v in run["errors"].items() if k != "(run)"}  # the run's own line
+        for step, err in (steps or run["errors"]).items():  # only when no step says more
             lines.append(f"  {run['run_id'][:8]} {run['partition'] or ''} {step}: {err}")
     checks = st.get("failed_checks") or []
     lines.append(f"failed checks: {len(checks)}")

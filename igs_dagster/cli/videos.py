@@ -50,8 +50,10 @@ def retry(key: str, settings: Settings, instance=None) -> str:
     instance = instance or _instance(settings)
     state = video_state(instance, key)
     if state.status == "running":
-        raise PermanentError(f"{key} is in progress (run {state.run_id[:8]}): "
-                             f"wait for it with `igs retry --wait {key}` once it ends")
+        from igs_dagster.cli.wait import follow_again
+
+        raise PermanentError(f"{key} is in progress (run {state.run_id[:8]}), not retried while "
+                             f"it runs: {follow_again([key], settings)}")
     queued = EventQueue(settings.queue_db).requeue(key, INGEST_EVENTS)
     if queued is None:
         raise PermanentError(f"{key} has no queued download or transcript to retry")
@@ -169,6 +171,15 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _clip_middle(text: str, limit: int) -> str:
+    """A long reason clipped in its middle: its step in front, and its end (where the cause and
+    "(after 4 attempts)" are) kept."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]}…{text[len(text) - (limit - head - 1):]}"
+
+
 def cmd_videos(args: argparse.Namespace, settings: Settings) -> int:
     videos = list_videos(settings, args.limit)
     if args.json:
@@ -178,7 +189,7 @@ def cmd_videos(args: argparse.Namespace, settings: Settings) -> int:
         print("no videos yet: `igs send URL`")
         return 0
     rows = [[v["key"], (v["title"] or "-")[:50], v["status"], _fmt_duration(v["duration_s"]),
-             v["note"] or (v["reason"] or "-")[:80]] for v in videos]
+             v["note"] or _clip_middle(v["reason"] or "-", 140)] for v in videos]
     print(table(rows, ["KEY", "TITLE", "STATUS", "DURATION", "NOTE / REASON"]))
     return 0
 

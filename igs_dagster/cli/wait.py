@@ -101,7 +101,7 @@ class _Follow:
                   file=out, flush=True)
 
 
-def _follow_again(keys: list[str], settings: Settings) -> str:
+def follow_again(keys: list[str], settings: Settings) -> str:
     """How to pick up waiting again: `igs send --wait <what was sent>` (as the user sent it,
     quoted for the shell), or `igs videos` for sources that cannot be sent again as they are."""
     from igs_dagster.core.inbox import EventQueue
@@ -166,7 +166,7 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
                           file=out, flush=True)
                 if stall and stall[1]:
                     print(f"not waiting: the video{'s stay' if len(waiting) > 1 else ' stays'} "
-                          f"queued; once a daemon runs, {_follow_again(waiting, settings)}",
+                          f"queued; once a daemon runs, {follow_again(waiting, settings)}",
                           file=out, flush=True)
                     for follow in follows:
                         if follow.key in waiting:
@@ -179,7 +179,7 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         left = [f.key for f in follows if f.outcome is None]
-        print(f"\nstopped waiting; the work goes on in the daemon: {_follow_again(left, settings)}",
+        print(f"\nstopped waiting; the work goes on in the daemon: {follow_again(left, settings)}",
               file=out, flush=True)
         raise
     failed = [f.key for f in follows if f.outcome == "failed"]

@@ -62,9 +62,9 @@ def missing_reason(vault_dir: Path, data_dir: Path,
         state = f"without its {MARKER} marker"
     known = f"{notes} notes were written there" if notes else "igs wrote notes there before"
     marker = shlex.quote(str(vault_dir / MARKER))
-    return (f"the vault {vault_dir} is {state} ({known}; an unmounted disk, a folder moved away "
-            f"or not synced yet?): nothing was written. Put it back, then retry; to start a new "
-            f"vault there on purpose: mkdir -p {shlex.quote(str(vault_dir))} && touch {marker}")
+    return (f"the vault {vault_dir} is {state} ({known}; unmounted, moved away, not synced "
+            f"yet?): nothing written. Put it back, then retry; a new vault there on purpose: "
+            f"`mkdir -p {shlex.quote(str(vault_dir))} && touch {marker}`")
 
 
 def require_vault(vault_dir: Path, data_dir: Path,

@@ -77,7 +77,7 @@ def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Set
     key = run.tags.get("dagster/partition")
     if key is None or run.job_name.startswith("loop_"):
         return None
-    reasons = run_failure_reasons(instance, run.run_id, limit=200)
+    reasons = run_failure_reasons(instance, run.run_id, limit=1000)  # commands in it stay whole
     step, reason = next(((s, r) for s, r in reasons.items() if s != "(run)"),
                         ("(run)", reasons.get("(run)") or "run failed"))
     source = None
@@ -89,7 +89,7 @@ def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Set
     where = f" ({source.location})" if source else ""
     stage = step.split("[")[0]
     return Message("video.failed", f"Video failed: {name}",
-                   f"{stage}: {one_line(reason, 300)}{where}\nretry: {retry_command(key)}", "failure")
+                   f"{stage}: {one_line(reason, 1000)}{where}\nretry: {retry_command(key)}", "failure")
 
 
 def loop_messages(settings: Settings, run: dg.DagsterRun, failed: bool) -> list[tuple[str, Message]]:
