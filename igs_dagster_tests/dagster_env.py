@@ -188,3 +188,39 @@ def stray_temp_files(*roots: Path) -> list[Path]:
                 if path.is_file() and (path.name.startswith(".igs-tmp-") or path.suffix in (".part", ".ytdl")):
                     found.append(path)
     return found
+
+
+@dataclass
+class InProcess:
+    """This test process as a deployment: IGS_* folders and DAGSTER_HOME under `root`, the
+    prepared instance, and the ingest job, run in this process as the sensor would run it."""
+
+    root: Path
+    settings: object
+    instance: dg.DagsterInstance
+    job: object
+
+    @classmethod
+    def create(cls, root: Path, monkeypatch) -> InProcess:
+        from igs_dagster.core.settings import load_settings
+        from igs_dagster.definitions import defs
+        from igs_dagster.defs.instance import open_instance
+
+        for name in [n for n in os.environ if n.startswith("IGS_") or n == "DAGSTER_HOME"]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("IGS_DATA_DIR", str(root / "data"))
+        monkeypatch.setenv("IGS_VAULT_DIR", str(root / "vault"))
+        monkeypatch.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))
+        settings = load_settings()
+        return cls(root, settings, open_instance(settings), defs.resolve_job_def("video_ingest"))
+
+    def ingest(self, url: str):
+        """`igs send URL`, then the run the sensor would start for it: (key, result)."""
+        from igs_dagster.core.events import VideoDownload, VideoDownloadData
+        from igs_dagster.intake import accept
+
+        event = VideoDownload(name="video.download", data=VideoDownloadData(url=url))
+        key = accept(event, self.settings).key
+        self.instance.add_dynamic_partitions("videos", [key])
+        return key, self.job.execute_in_process(instance=self.instance, partition_key=key,
+                                                raise_on_error=False)

@@ -24,6 +24,7 @@ import pytest
 
 from igs_dagster import cli
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import InProcess
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -35,31 +36,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from igs_dagster.core.settings import load_settings
-    from igs_dagster.definitions import defs
-    from igs_dagster.defs.instance import open_instance
-
-    for name in [n for n in os.environ if n.startswith("IGS_") or n == "DAGSTER_HOME"]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster_home"))
-    settings = load_settings()
-    return {"settings": settings, "instance": open_instance(settings),
-            "job": defs.resolve_job_def("video_ingest")}
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    return InProcess.create(tmp_path, monkeypatch)
 
 
-def _run_once(dep: dict, url: str) -> tuple[str, bool]:
+def _run_once(dep: InProcess, url: str) -> tuple[str, bool]:
     """The run the sensor would start for `igs send URL` (in this process)."""
-    from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import accept
-
-    key = accept(VideoDownload(name="video.download", data=VideoDownloadData(url=url)),
-                 dep["settings"]).key
-    dep["instance"].add_dynamic_partitions("videos", [key])
-    result = dep["job"].execute_in_process(instance=dep["instance"], partition_key=key,
-                                           raise_on_error=False)
+    key, result = dep.ingest(url)
     return key, result.success
 
 

@@ -7,7 +7,6 @@ keeps finding every note, and once the vault is back everything is found again. 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -15,38 +14,22 @@ import pytest
 
 from igs_dagster import cli
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import InProcess
 
 pytestmark = pytest.mark.slow
 QUERY = "what you can do for your country"
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_server):
-    from igs_dagster.core.settings import load_settings
-    from igs_dagster.definitions import defs
-    from igs_dagster.defs.instance import open_instance
-
-    for name in [n for n in os.environ if n.startswith("IGS_") or n == "DAGSTER_HOME"]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster_home"))
-    settings = load_settings()
-    return {"settings": settings, "instance": open_instance(settings),
-            "job": defs.resolve_job_def("video_ingest"), "server": media_server, "root": tmp_path}
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_server) -> InProcess:
+    dep = InProcess.create(tmp_path, monkeypatch)
+    dep.server = media_server
+    return dep
 
 
-def ingest(world: dict, name: str):
+def ingest(world: InProcess, name: str):
     """`igs send` of a loopback clip, then its run (in this process), as the sensor would."""
-    from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import accept
-
-    url = world["server"].add(SAMPLE_MP4, f"{name}.mp4")
-    event = VideoDownload(name="video.download", data=VideoDownloadData(url=url))
-    key = accept(event, world["settings"]).key
-    world["instance"].add_dynamic_partitions("videos", [key])
-    return key, world["job"].execute_in_process(instance=world["instance"], partition_key=key,
-                                                raise_on_error=False)
+    return world.ingest(world.server.add(SAMPLE_MP4, f"{name}.mp4"))
 
 
 def found(capsys) -> set[str]:
@@ -56,14 +39,14 @@ def found(capsys) -> set[str]:
     return {hit["video_id"] for hit in json.loads(out)}
 
 
-def failure(world: dict, result) -> str:
+def failure(world: InProcess, result) -> str:
     from igs_dagster.defs.failures import run_failure_reasons
 
-    return run_failure_reasons(world["instance"], result.run_id)["vault_note"]
+    return run_failure_reasons(world.instance, result.run_id)["vault_note"]
 
 
 def test_a_vault_moved_away_or_emptied_loses_nothing(world, capsys):
-    vault = world["settings"].vault_dir
+    vault = world.settings.vault_dir
     keys = []
     for name in ("first-talk", "second-talk"):
         key, result = ingest(world, name)
@@ -72,7 +55,7 @@ def test_a_vault_moved_away_or_emptied_loses_nothing(world, capsys):
     assert found(capsys) == set(keys)
 
     # 1. the vault is moved away (a disk unmounted): search still finds every note, says why
-    away = world["root"] / "vault-away"
+    away = world.root / "vault-away"
     shutil.move(vault, away)
     assert cli.main(["search", QUERY]) == 0
     out, err = capsys.readouterr()
@@ -91,7 +74,7 @@ def test_a_vault_moved_away_or_emptied_loses_nothing(world, capsys):
     # the run's end (system log, notifications) creates nothing there either
     from igs_dagster.defs.outcomes import handle_run
 
-    handle_run(world["instance"], world["instance"].get_run_by_id(result.run_id), "failure",
+    handle_run(world.instance, world.instance.get_run_by_id(result.run_id), "failure",
                _Log())
     assert not vault.exists()
     assert found(capsys) == set(keys)
@@ -114,7 +97,7 @@ def test_a_vault_moved_away_or_emptied_loses_nothing(world, capsys):
 
 def test_reindex_rebuilds_from_the_notes_with_progress(world, capsys):
     keys = [ingest(world, name)[0] for name in ("fourth-talk", "fifth-talk")]
-    index_file = world["settings"].data_dir / "search.sqlite3"
+    index_file = world.settings.data_dir / "search.sqlite3"
     index_file.unlink()  # lost, or from an older version
     for extra in index_file.parent.glob("search.sqlite3*"):
         extra.unlink()
@@ -122,18 +105,18 @@ def test_reindex_rebuilds_from_the_notes_with_progress(world, capsys):
     out = capsys.readouterr().out.splitlines()
     with capsys.disabled():
         print("\n$ igs search --reindex\n" + "\n".join(out))
-    slugs = [p.stem for p in sorted((world["settings"].vault_dir / "Resources/videos").glob("*.md"))]
+    slugs = [p.stem for p in sorted((world.settings.vault_dir / "Resources/videos").glob("*.md"))]
     assert out[:2] == [f"reindex 1/2: {slugs[0]}", f"reindex 2/2: {slugs[1]}"]
     assert out[-1] == "reindexed 2 notes (2 changed), dropped 0 without a note file; the index holds 2 notes"
     assert found(capsys) == set(keys)
     # a note deleted while the vault is there leaves the index on reindex (the explicit command)
-    note = next((world["settings"].vault_dir / "Resources/videos").glob("*.md"))
+    note = next((world.settings.vault_dir / "Resources/videos").glob("*.md"))
     note.unlink()
     assert cli.main(["search", "--reindex"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("reindexed 1 notes (0 changed), dropped 1")
     assert len(found(capsys)) == 1
     # the vault gone: reindex refuses (it would drop everything), one line, exit 2
-    shutil.move(world["settings"].vault_dir, world["root"] / "elsewhere")
+    shutil.move(world.settings.vault_dir, world.root / "elsewhere")
     assert cli.main(["search", "--reindex"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("igs: error: the vault ") and err.count("\n") == 1

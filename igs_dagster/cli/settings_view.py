@@ -41,7 +41,10 @@ def _describe(settings: Settings, env: Mapping[str, str]) -> dict:
             commands[tool] = redact(" ".join(agent_command(tool, settings.agent)))
         except Exception as err:  # noqa: BLE001 - a bad setting is shown, not raised
             commands[tool] = f"invalid: {err}"
+    from igs_dagster.core.settings_sources import misspelt_variables
+
     return {
+        "warnings": misspelt_variables(env),  # IGS_* names there that are no setting
         "config_file": str(config) if config else None,
         "vault_dir": str(settings.vault_dir),
         "data_dir": str(settings.data_dir),
@@ -83,6 +86,7 @@ def format_settings(view: dict) -> list[str]:
         lines.append(f"  {name:<13}{view[name] or '-'}")
     for tool, command in view["agent_commands"].items():
         lines.append(f"  {tool + ' cmd':<13}{command}")
+    lines += [f"  warning      {w}" for w in view.get("warnings") or []]
     return lines
 
 
