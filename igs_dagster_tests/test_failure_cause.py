@@ -94,5 +94,16 @@ def test_wait_shows_retries_live_and_every_view_keeps_the_cause(isolated):
     assert message.body.endswith(f"\nretry: igs retry {unresolvable}")
     assert "Exceeded max_retries" not in message.body
 
+    # the system log's line for the step, written by the daemon's sensor: the same cause
+    log = dep.vault / "system" / "system-log.jsonl"
+
+    def logged() -> dict | None:
+        lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        return {e["partition"]: e["reason"] for e in lines if e["action"] == "video.download.failed"} or None
+
+    reasons = dep.wait_for(lambda: (r := logged()) and len(r) == 2 and r, 120, "the system log lines")
+    assert "refused" in reasons[refused].lower() and DNS_CAUSE.search(reasons[unresolvable])
+    assert all(r.endswith("(after 4 attempts)") for r in reasons.values()), reasons
+
     # nothing of it could leave the machine: the daemon's namespace has loopback only
     assert [line.split(":")[1].strip() for line in net.links().splitlines()] == ["lo"]

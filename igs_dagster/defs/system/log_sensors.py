@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.core import system_log
-from igs_dagster.defs.failures import step_failure_reason
+from igs_dagster.defs.failures import run_failure_reasons
 
 # step (asset/op) name → (stage name in the log, tool that does the work)
 STAGES = {
@@ -69,7 +69,11 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             outcomes.append((event.step_key, "succeeded", None, record.timestamp))
         else:
-            outcomes.append((event.step_key, "failed", step_failure_reason(event), record.timestamp))
+            outcomes.append((event.step_key, "failed", None, record.timestamp))
+    if any(status == "failed" for _, status, _, _ in outcomes):  # the cause and the attempt count
+        reasons = run_failure_reasons(instance, run.run_id)
+        outcomes = [(step, status, reasons.get(step) if status == "failed" else None, at)
+                    for step, status, _, at in outcomes]
 
     written = 0
     for step_key, status, reason, at in outcomes:  # each stage at its step's own time
