@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.redact import redact
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import is_partition_key, parse_source, youtube_id
@@ -250,23 +251,26 @@ def newest(entries: list[Entry], count: int | None) -> list[Entry]:
 
 
 def _ytdlp_info(url: str, limit: int | None = None) -> dict:
+    """A playlist or channel, flat, through yt-dlp with the project's base options (cookies,
+    JS runtime, the pause between requests: video/ytdlp.py)."""
     import yt_dlp
 
-    from igs_dagster.video.download import _Logger  # yt-dlp's messages to logging, not stderr
+    from igs_dagster.video import refusals, ytdlp
 
     options = {
-        "logger": _Logger(),
-        "extract_flat": "in_playlist", "quiet": True, "no_warnings": True, "noprogress": True,
+        "extract_flat": "in_playlist", "no_warnings": True,
         "skip_download": True, "lazy_playlist": False, "socket_timeout": FETCH_TIMEOUT_S,
     }
     if limit:
         options["playlistend"] = limit
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with ytdlp.open_ytdlp(None, options) as ydl:
             info = ydl.extract_info(url, download=False)
+            return ydl.sanitize_info(info) or {}
     except yt_dlp.utils.DownloadError as err:
-        raise FeedError(f"cannot read playlist {url}: {one_line(str(err).removeprefix('ERROR: '), 160)}") from None
-    return ydl.sanitize_info(info) or {}
+        known = refusals.classify(err)
+        reason = known.message() if known else refusals.clean_reason(err)
+        raise FeedError(f"cannot read playlist {url}: {one_line(redact(reason), 300)}") from None
 
 
 def read_playlist(url: str, limit: int | None = None) -> FeedPage:
