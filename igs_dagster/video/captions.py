@@ -38,7 +38,8 @@ class CaptionChoice:
     kind: str  # creator | automatic
 
 
-def _base(lang: str | None) -> str:
+def base_language(lang: str | None) -> str:
+    """`en` for `en`, `en-US`, `en-orig`."""
     return (lang or "").split("-")[0].split("_")[0].lower()
 
 
@@ -47,7 +48,7 @@ def _matching(tracks: dict, spoken: str | None) -> str | None:
              if formats and lang not in _NOT_SPEECH]
     if spoken:
         exact = [lang for lang in langs if lang.lower() == spoken.lower()]
-        same = [lang for lang in langs if _base(lang) == _base(spoken)]
+        same = [lang for lang in langs if base_language(lang) == base_language(spoken)]
         return (exact or same or [None])[0]
     return langs[0] if len(langs) == 1 else None
 
