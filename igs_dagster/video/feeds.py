@@ -45,6 +45,8 @@ _TAG = re.compile(r"<[^>]+>")
 class FeedError(PermanentError):
     """A feed could not be read or parsed (one line, no traceback)."""
 
+    status: int | None = None  # the HTTP status that refused it, if one did
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -159,7 +161,9 @@ def fetch(url: str, etag: str | None = None, modified: str | None = None,
     except urllib.error.HTTPError as err:
         if err.code == 304:
             return 304, b"", etag, modified
-        raise FeedError(f"feed {url}: HTTP {err.code} {one_line(err.reason, 80)}") from None
+        error = FeedError(f"feed {url}: HTTP {err.code} {one_line(err.reason, 80)}")
+        error.status = err.code
+        raise error from None
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         raise FeedError(f"feed {url}: {one_line(reason, 120)}") from None
@@ -283,7 +287,8 @@ def read_playlist(url: str, limit: int | None = None) -> FeedPage:
             page = read_feed(url)
             return FeedPage(page.title, page.entries[:limit] if limit else page.entries)
         except FeedError as err:
-            if "not an RSS/Atom feed" not in str(err):
+            # not a feed, or a page behind a login: yt-dlp reads it (with the cookies setting)
+            if "not an RSS/Atom feed" not in str(err) and err.status not in (401, 403):
                 raise
     from yt_dlp.utils import unsmuggle_url  # 0.2-2 s of imports: only when yt-dlp is needed
 

@@ -45,7 +45,8 @@ _WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "only images are available")),
     ("login", ("sign in", "log in", "login", "registered users", "--cookies")),
 )
-_CLI_HINT = re.compile(r"\s*(?:\.\s*)?(?:Use --|See  https?://|Also see  https?://).*$")
+_CLI_HINT = re.compile(
+    r"\s*(?:\.\s*)?(?:Use --|See  https?://|Also see  https?://|It is recommended to use `-t).*$")
 _PREFIX = re.compile(r"^(?:ERROR:\s*)?(?:\[[\w:.-]+\]\s*(?:[\w-]{1,64}:\s+)?)?")
 
 
@@ -110,6 +111,7 @@ def _by_words(text: str) -> str | None:
 
 def _refusal(kind: str, reason: str, key: str | None, site: str) -> Refusal:
     retry = f"then `igs retry {key}`" if key else "then try again"
+    site = "YouTube" if site == "youtube" else site
     table = {
         "rate_limited": (False, f"{site} is rate limiting this machine ({reason})",
                          "wait a few minutes, then try again"),
