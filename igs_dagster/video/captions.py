@@ -124,6 +124,7 @@ def to_transcript(captions: Path, out_json: Path, *, language: str | None, kind:
     return transcribe.write_segments(
         segments, out_json, backend="captions", model=kind, language=language,
         source=Path(captions).name,
-        duration=max(duration, segments[-1]["end"]), elapsed_s=time.perf_counter() - started,
+        duration=duration if duration > 0 else segments[-1]["end"],
+        elapsed_s=time.perf_counter() - started,
     )
 
