@@ -85,6 +85,7 @@ class GateServer:
         return f"{self.base_url}/{name}"
 
     def write(self, name: str, text: str) -> str:
+        (self.root / name).parent.mkdir(parents=True, exist_ok=True)
         (self.root / name).write_text(text, encoding="utf-8")
         return f"{self.base_url}/{name}"
 

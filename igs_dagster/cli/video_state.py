@@ -115,7 +115,7 @@ def describe(state: VideoState) -> str:
     if state.status == "running":
         return f"in progress: {state.key} (run {state.run_id[:8] if state.run_id else '?'})"
     if state.status == "waiting":
-        return f"waiting: {state.key}: {state.reason}"
+        return f"waiting: {state.key}: {(state.reason or '').removeprefix('waiting: ')}"
     if state.status in ("failed", "canceled"):
         hint = "" if "igs retry" in (state.reason or "") else f"; retry with `igs retry {state.key}`"
         return f"{state.status}: {state.key}: {state.reason}{hint}"
