@@ -601,10 +601,12 @@ def test_status_reports_daemon_queue_and_failures(runs_world, capsys):
     failure = next(f for f in st["recent_failures"] if f["run_id"] == bad_id)
     assert "404" in failure["errors"]["video_download"]
     assert st["active_runs"] == []
+    assert st["doctor"]["line"].startswith("doctor: ") and st["doctor"]["fail"] == []  # issue 22
 
     code, out, _ = run_cli(capsys, "status")
     assert code == 0
     assert "daemon: NOT running" in out and "2 event(s) waiting" in out
+    assert out.rstrip().splitlines()[-1].startswith("doctor: ")
     assert any(line.strip().startswith(bad_id[:8]) and "video_download" in line and "404" in line
                for line in out.splitlines())
 

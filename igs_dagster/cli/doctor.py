@@ -16,7 +16,7 @@ from pathlib import Path
 
 from igs_dagster.cli.common import print_json
 from igs_dagster.core.settings import Settings
-from igs_dagster.core.text import one_line, table
+from igs_dagster.core.text import one_line
 
 CACHE_FILE = "doctor.json"
 CACHE_MAX_AGE_S = 3600
@@ -92,9 +92,15 @@ def status_summary(settings: Settings) -> dict:
 
 
 def format_checks(checks: list) -> str:
-    rows = [[c.name, c.status.upper() if c.status != "ok" else "ok", one_line(c.detail, 110),
-             one_line(c.fix, 120) if c.fix else ""] for c in checks]
-    return table(rows, ["CHECK", "STATUS", "DETAIL", "FIX"])
+    """One row per check (STATUS, CHECK, DETAIL); a fix goes on the line below, after `→`."""
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        status = c.status.upper() if c.status != "ok" else "ok"
+        lines.append(f"{status:<5} {c.name:<{width}}  {one_line(c.detail, 300)}")
+        if c.fix:
+            lines.append(f"{'':<5} {'':<{width}}  → {one_line(c.fix, 300)}")
+    return "\n".join(lines)
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
