@@ -79,6 +79,10 @@ def test_waiting_is_shown_and_queued_again_when_due(upcoming, igs_env):
         assert state.status == "waiting" and state.reason.startswith("waiting: the live stream")
         assert describe(state).startswith(f"waiting: {key}: the live stream") and "retry" not in describe(state)
         assert store.get(key).until == pytest.approx(int(START) + AFTER_START_S)
+        from igs_dagster.defs.system.notify_sensors import video_failed
+
+        message = video_failed(instance, instance.get_run_by_id(run.run_id), igs_env)
+        assert message.title.startswith("Video waiting") and message.kind == "info"
 
         context = dg.build_sensor_context(instance=instance)
         assert "no waiting video is due" in waiting_videos(context).skip_message
