@@ -107,7 +107,8 @@ def refused(err: BaseException, key: str | None, site: str,
     if refusal is not None and refusal.kind == "rate_limited":
         pause = polite.gate.pause(site, polite.rate_limit_pause_s, refusal.cause,
                                   refusal.retry_after_s) if polite else 0.0
-        fix = (f"every download from {site} pauses {max(pause, 1) / 60:.1f} min, then retries"
+        shown = "YouTube" if site == "youtube" else site
+        fix = (f"every download from {shown} pauses {max(pause, 1) / 60:.1f} min, then retries"
                if polite else "retried later")
         return RateLimited(redact(f"download failed: {refusal.cause}: {fix}"), site, pause)
     if refusal is not None and refusal.kind != "not_started":
