@@ -25,7 +25,7 @@ from typing import Any
 
 import av
 import imageio_ffmpeg
-from yt_dlp.utils import DownloadError
+from yt_dlp.utils import DownloadError, ExtractorError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
@@ -407,7 +407,7 @@ def download_video(
                               logger=relay.logger) as ydl:
             try:
                 info = _extract(ydl, url, captions_source, language)
-            except (DownloadError, TooLarge) as err:
+            except (DownloadError, ExtractorError, TooLarge) as err:  # process_ie_result: raw
                 if max_bytes is not None and any(isinstance(e, TooLarge) for e in _chain(err)):
                     raise PermanentError(
                         f"download failed: the video is larger than the {_mb(max_bytes)} limit "

@@ -7,11 +7,11 @@ import time
 import dagster as dg
 
 from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.video.sensors import INGEST_EVENTS
 from igs_dagster.video.waiting import WaitingVideos
 
 # a premiere is due to the minute at best: looking every 5 minutes costs the daemon nothing
 WAITING_TICK_S = 300
-INGEST_EVENTS = ("video.download", "transcript.process")
 
 
 @dg.sensor(
