@@ -42,7 +42,9 @@ def test_429_twice_then_served_backs_off_and_succeeds(server, igs_env, monkeypat
     assert result.success
     assert Path(result.output_for_node("video_download")["video_path"]).is_file()
     retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
-    assert len(retries) == 2  # asked by the step after each 429, not the RetryPolicy's 5 s
+    # asked by the step after each 429 for the site's pause (1 s, then doubled), not the
+    # RetryPolicy's 5 s with jitter
+    assert [e.event_specific_data.seconds_to_wait for e in retries] == [1.0, 2.0]
     hits = server.requests("busy-talk.mp4")
     assert [h.status for h in hits[:3]] == [429, 429, 200]
     # each retry came after the site's pause: 1 s, then doubled to 2 s (Retry-After: 1)

@@ -103,22 +103,24 @@ def _uv() -> str:
     return found
 
 
+def _uv_lock(folder: Path, *args: str) -> None:
+    """`uv lock ARGS` in `folder`; no package index answering -> unavailable (a CI failure)."""
+    run = subprocess.run([_uv(), "lock", *args], cwd=folder, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "UV_NO_PROGRESS": "1"})
+    if run.returncode != 0 and re.search(
+            r"(?i)failed to fetch|dns error|connect|network|offline|timed out", run.stderr):
+        unavailable(f"no package index answers: {run.stderr.strip().splitlines()[-1]}")
+    assert run.returncode == 0, run.stderr
+
+
 def test_floor_pin_lets_uv_upgrade_ytdlp(tmp_path: Path):
     """README's update command resolves: the lock matches pyproject, and upgrading yt-dlp keeps
     the runtime and the challenge scripts in the lock. Run on a copy: the checkout's lock stays."""
     for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy(REPO / name, tmp_path / name)
     (tmp_path / "igs_dagster").mkdir()
-    env = {**os.environ, "UV_NO_PROGRESS": "1"}
-    check = subprocess.run([_uv(), "lock", "--check", "--offline"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stderr
-    upgrade = subprocess.run([_uv(), "lock", "--upgrade-package", "yt-dlp"], cwd=tmp_path,
-                             env=env, capture_output=True, text=True, timeout=300)
-    if upgrade.returncode != 0 and re.search(
-            r"(?i)failed to fetch|dns error|connect|network|offline|timed out", upgrade.stderr):
-        unavailable(f"no package index answers: {upgrade.stderr.strip().splitlines()[-1]}")
-    assert upgrade.returncode == 0, upgrade.stderr
+    _uv_lock(tmp_path, "--check")
+    _uv_lock(tmp_path, "--upgrade-package", "yt-dlp")
     lock = (tmp_path / "uv.lock").read_text()
     versions = dict(re.findall(r'^name = "([^"]+)"\nversion = "([^"]+)"', lock, re.M))
     assert tuple(map(int, versions["yt-dlp"].split(".")[:3])) >= (2026, 10, 26)
