@@ -40,7 +40,7 @@ def test_healthy_environment(igs_env, capsys):
     cached = json.loads((igs_env.data_dir / "doctor.json").read_text())
     summary = status_summary(igs_env)  # `igs status` reuses the last result: no new checks
     assert summary["checked_at"] == pytest.approx(cached["at"])
-    assert summary["line"].startswith("doctor: 11 ok, 1 warn (daemon), 0 fail")
+    assert summary["line"].startswith("doctor: 11 ok, 1 warn (daemon), 0 fail (checked 20")
 
 
 def test_stale_ytdlp_warns_with_the_update_command():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from igs_dagster.cli.common import print_json
@@ -43,7 +44,7 @@ def _webserver(settings: Settings):
     return Check("webserver", "ok", "not running (optional: the UI, and a faster `igs status`)")
 
 
-def run_checks(settings: Settings, *, quick: bool = False) -> list:
+def run_checks(settings: Settings, *, quick: bool = False, at: float | None = None) -> list:
     """Every check, video pipeline first; the result is cached for `igs status`."""
     from igs_dagster.core.fsutil import atomic_write_json
     from igs_dagster.video.doctor import guarded, video_checks
@@ -52,7 +53,7 @@ def run_checks(settings: Settings, *, quick: bool = False) -> list:
     checks += [guarded("daemon", lambda: _daemon(settings)),
                guarded("webserver", lambda: _webserver(settings))]
     try:
-        atomic_write_json(_cache(settings), {"at": time.time(), "quick": quick,
+        atomic_write_json(_cache(settings), {"at": at or time.time(), "quick": quick,
                                              "checks": [c.to_json() for c in checks]})
     except OSError:
         pass  # a read-only data folder: the report is printed all the same
@@ -63,14 +64,16 @@ def _cache(settings: Settings) -> Path:
     return settings.data_dir / CACHE_FILE
 
 
-def summary(checks: list[dict], age_s: float | None = None) -> str:
-    """`doctor: 10 ok, 1 warn (yt-dlp), 0 fail` (+ how old the result is)."""
+def summary(checks: list[dict], checked_at: float | None = None) -> str:
+    """`doctor: 10 ok, 1 warn (yt-dlp), 0 fail` (+ when the checks ran, for a cached result)."""
     counts = {s: [c["name"] for c in checks if c["status"] == s] for s in ("ok", "warn", "fail")}
     parts = [f"{len(counts['ok'])} ok"]
     for status in ("warn", "fail"):
         names = counts[status]
         parts.append(f"{len(names)} {status}" + (f" ({', '.join(names)})" if names else ""))
-    when = f", checked {age_s / 60:.0f} min ago" if age_s is not None and age_s >= 60 else ""
+    when = ""
+    if checked_at is not None:
+        when = " (checked " + datetime.fromtimestamp(checked_at, UTC).strftime("%Y-%m-%d %H:%M UTC") + ")"
     return f"doctor: {', '.join(parts)}{when}; details: `igs doctor`"
 
 
@@ -80,13 +83,13 @@ def status_summary(settings: Settings) -> dict:
     path = _cache(settings)
     try:
         cached = json.loads(path.read_text("utf-8"))
-        age = time.time() - float(cached["at"])
-        checks = list(cached["checks"])
-        if age > CACHE_MAX_AGE_S or age < 0:
+        at, checks = float(cached["at"]), list(cached["checks"])
+        if not 0 <= time.time() - at <= CACHE_MAX_AGE_S:
             raise ValueError("stale")
     except (OSError, ValueError, KeyError, TypeError):
-        checks, age = [c.to_json() for c in run_checks(settings, quick=True)], 0.0
-    return {"line": summary(checks, age), "checked_at": time.time() - age,
+        at = time.time()
+        checks = [c.to_json() for c in run_checks(settings, quick=True, at=at)]
+    return {"line": summary(checks, at), "checked_at": at,
             "fail": [c["name"] for c in checks if c["status"] == "fail"],
             "warn": [c["name"] for c in checks if c["status"] == "warn"]}
 
