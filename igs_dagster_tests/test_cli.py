@@ -213,6 +213,7 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("dev-port-range", ["dev", "--port", "70000"], {}),
     ("service-unknown-kind", ["service", "install", "--kind", "upstart", "--print"], {}),
     ("status-unknown-option", ["status", "--all"], {}),
+    ("doctor-unknown-option", ["doctor", "--fix"], {}),
     # coding loop
     ("loop-start-missing-prd", ["loop", "start", "--project", "{in}", "--prd", "{in}/missing-prd.json"], {}),
     ("loop-start-attempts-word", ["loop", "start", "--project", "{in}", "--prd", "{in}/talk.txt", "--max-attempts", "many"], {}),
@@ -228,6 +229,8 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("set-agent-tool", ["log", "tail"], {"IGS_AGENT__TOOL": "gpt"}),
     ("set-api-port", ["status"], {"IGS_API__PORT": "0"}),
     ("set-postgres-port", ["status"], {"IGS_POSTGRES__PORT": "70000"}),
+    ("set-ytdlp-runtime", ["doctor"], {"IGS_YTDLP__JS_RUNTIME": "rhino"}),
+    ("set-ytdlp-sleep", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_YTDLP__SLEEP_S": "-1"}),
     ("set-ingest-max-runtime", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_INGEST_MAX_RUNTIME_S": "-1"}),
     ("set-config-missing", ["log", "tail"], {"IGS_CONFIG": "{root}/nope.toml"}),
     ("set-config-malformed", ["log", "tail"], {"IGS_CONFIG": "{in}/bad.toml"}),
@@ -601,10 +604,12 @@ def test_status_reports_daemon_queue_and_failures(runs_world, capsys):
     failure = next(f for f in st["recent_failures"] if f["run_id"] == bad_id)
     assert "404" in failure["errors"]["video_download"]
     assert st["active_runs"] == []
+    assert st["doctor"]["line"].startswith("doctor: ") and st["doctor"]["fail"] == []  # issue 22
 
     code, out, _ = run_cli(capsys, "status")
     assert code == 0
     assert "daemon: NOT running" in out and "2 event(s) waiting" in out
+    assert out.rstrip().splitlines()[-1].startswith("doctor: ")
     assert any(line.strip().startswith(bad_id[:8]) and "video_download" in line and "404" in line
                for line in out.splitlines())
 

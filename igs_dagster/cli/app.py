@@ -12,7 +12,18 @@ import os
 import sys
 import traceback
 
-from igs_dagster.cli import feeds, log, loop, runs, search, serve, settings_view, video, videos
+from igs_dagster.cli import (
+    doctor,
+    feeds,
+    log,
+    loop,
+    runs,
+    search,
+    serve,
+    settings_view,
+    video,
+    videos,
+)
 from igs_dagster.cli.common import UsageError, _Parser
 from igs_dagster.core.errors import IgsError
 from igs_dagster.core.settings import load_settings
@@ -26,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks (same as IGS_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (video, videos, feeds, search, log, runs, serve, loop, settings_view):
+    for group in (video, videos, feeds, search, log, runs, doctor, serve, loop, settings_view):
         group.add_commands(sub)
     return parser
 

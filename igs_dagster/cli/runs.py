@@ -70,10 +70,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         from igs_dagster.defs.instance import open_instance
 
         status = run_report.status(open_instance(settings), queue, settings)
+    from igs_dagster.cli.doctor import status_summary
+
+    checks = status_summary(settings)  # the last `igs doctor` (quick checks when over an hour old)
     if args.json:
-        print_json(status)
+        print_json({**status, "doctor": checks})
     else:
         print(run_format.format_status(status))
+        print(checks["line"])
     return 0
 
 

@@ -187,6 +187,8 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
                     state = video_state(instance, key)
                     if state.status == "done":
                         print(f"{key}: done → {state.note}", file=out, flush=True)
+                    elif state.status == "waiting":  # not a failure: it is queued again when due
+                        print(f"{key}: {state.reason}", file=out, flush=True)
                     else:
                         print(f"{key}: {state.status}: {state.reason}; "
                               f"retry with `igs retry {key}`", file=out, flush=True)

@@ -324,6 +324,10 @@ class SftpArchive:
             raise self._connect_error(err) from None
         return client
 
+    def probe(self) -> None:
+        """Connect (host key verified, login) and hang up: `igs doctor`'s archive check."""
+        self._connect().close()
+
     def _connect_error(self, err: BaseException) -> BaseException:
         if isinstance(err, _UnknownHostKey):
             return PermanentError(

@@ -13,6 +13,7 @@ The note format is a contract shared with the enricher:
     duration: "0:11"               # null when unknown (0)
     duration_seconds: 11           # null when unknown (0)
     language: en                   # the spoken language Whisper found (or was told); or null
+    transcript_source: captions    # only when the creator's captions are the transcript
     archive_path: "..."            # or null
     transcribed: 2026-11-24
     enriched_by: null              # set by the enricher: builtin | pi | claude | codex
@@ -29,6 +30,10 @@ The note format is a contract shared with the enricher:
     _Pending enrichment._
 
     <!-- igs:transcript -->
+    ## Chapters                     # only when the video has chapters
+
+    - [0:00](https://www.youtube.com/watch?v=ID&t=0s) Intro
+
     ## Transcript
 
     > [!note]- Transcript ({duration})
@@ -49,7 +54,7 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +86,14 @@ _KEYS = (
     "duration",
     "duration_seconds",
     "language",
+    "transcript_source",
     "archive_path",
     "transcribed",
     "enriched_by",
     "tags",
 )
 OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "language",
-                   "archive_path"}
+                   "transcript_source", "archive_path"}
 ALWAYS_KEYS = tuple(k for k in _KEYS if k not in OMIT_IF_UNKNOWN)  # every note has these
 _QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
 
@@ -107,6 +113,8 @@ class NoteInput:
     timestamp_url: Callable[[int], str | None]
     description: str | None = None  # a podcast episode's description (plain text)
     language: str | None = None  # the transcript's spoken language (en, es, ...)
+    transcript_source: str | None = None  # "captions" when the creator's captions are the transcript
+    chapters: list[dict] = field(default_factory=list)  # yt-dlp's chapters: start_time, title
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -325,6 +333,27 @@ def _transcript_paragraphs(
         yield " ".join(parts)
 
 
+MAX_CHAPTERS = 200
+
+
+def _chapter_lines(chapters: list[dict], timestamp_url: Callable[[int], str | None]) -> list[str]:
+    """`## Chapters` with one linked timestamp per chapter, in time order ([] without any)."""
+    found = sorted(
+        (float(c["start_time"]), clean_line(c.get("title")))
+        for c in chapters or []
+        if isinstance(c, dict) and isinstance(c.get("start_time"), int | float)
+        and c["start_time"] >= 0 and clean_line(c.get("title"))
+    )[:MAX_CHAPTERS]
+    if not found:
+        return []
+    lines = ["## Chapters", ""]
+    for start, title in found:
+        label, url = format_duration(start), timestamp_url(int(start))
+        stamp = f"[{label}]({_md_url(url)})" if url else f"**{label}**"
+        lines.append(f"- {stamp} {_md_escape(title)}")
+    return [*lines, ""]
+
+
 def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     tags: list[str] = []
     for tag in [*inp.tags, *((old or {}).get("tags") or [])]:
@@ -346,6 +375,7 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,
         "language": inp.language or None,
+        "transcript_source": inp.transcript_source or None,
         "archive_path": inp.archive_path or None,
         "transcribed": _check_day(inp.transcribed, "transcribed date"),
         "enriched_by": (old or {}).get("enriched_by"),
@@ -404,7 +434,8 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
 
     paragraphs = list(_transcript_paragraphs(transcript.get("segments") or [], inp.timestamp_url))
     callout = f"> [!note]- Transcript ({duration})" if duration else "> [!note]- Transcript"
-    body_lines = [TRANSCRIPT_MARKER, "## Transcript", "", callout]
+    body_lines = [TRANSCRIPT_MARKER, *_chapter_lines(inp.chapters, inp.timestamp_url),
+                  "## Transcript", "", callout]
     if paragraphs:
         for index, paragraph in enumerate(paragraphs):
             if index:

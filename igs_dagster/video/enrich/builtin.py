@@ -68,32 +68,45 @@ def _summary(ranked: list[Sentence]) -> tuple[list[str], list[Sentence]]:
     return paragraphs, chosen
 
 
-def _windows(sentences: list[Sentence], meta: dict) -> list[list[Sentence]]:
-    """Parts of the talk for key points: its chapters (2-8 of them) when sentence times are
-    known, else up to 8 equal runs of sentences."""
-    chapters = [
-        c["start_time"]
+def _chapters(meta: dict) -> list[tuple[float, str]]:
+    """(start, title) of the video's chapters, in time order (yt-dlp's `chapters`)."""
+    found = [
+        (float(c["start_time"]), str(c.get("title") or ""))
         for c in meta.get("chapters") or []
         if isinstance(c, dict) and isinstance(c.get("start_time"), int | float)
     ]
+    return sorted(found)
+
+
+def _windows(sentences: list[Sentence], meta: dict) -> list[tuple[tuple[float, str] | None, list[Sentence]]]:
+    """Parts of the talk for key points, each with its chapter: the chapters (2-8 of them) when
+    sentence times are known, else up to 8 equal runs of sentences (no chapter)."""
+    chapters = _chapters(meta)
     timed = all(s.start is not None for s in sentences)
     if timed and 2 <= len(chapters) <= 8:
-        bounds = sorted(chapters)[1:]
+        bounds = [start for start, _ in chapters][1:]
         parts: list[list[Sentence]] = [[] for _ in range(len(bounds) + 1)]
         for s in sentences:
             parts[bisect.bisect_right(bounds, s.start)].append(s)
-        return [p for p in parts if p]
+        return [(chapter, part) for chapter, part in zip(chapters, parts, strict=True) if part]
     count = min(8, max(2, len(sentences) // 10), len(sentences))
     if count == 0:
         return []
     size = len(sentences) / count
-    return [sentences[round(k * size) : round((k + 1) * size)] for k in range(count)]
+    return [(None, sentences[round(k * size) : round((k + 1) * size)]) for k in range(count)]
 
 
 def _point_line(text: str, start: float | None, timestamp_url: Callable[[int], str | None]) -> str:
     stamp = stamp_md(start, timestamp_url)
     text = safe_md(clean(shorten(text, 30)))
     return f"- **{stamp}** {text}" if stamp else f"- {text}"
+
+
+def _chapter_line(chapter: tuple[float, str], timestamp_url: Callable[[int], str | None]) -> str:
+    """A chapter's title above its key points (a section break, not a bullet)."""
+    stamp = stamp_md(chapter[0], timestamp_url)
+    title = safe_md(clean(chapter[1])) or "Chapter"
+    return f"**{title}** · {stamp}" if stamp else f"**{title}**"
 
 
 def _key_points(
@@ -103,17 +116,26 @@ def _key_points(
     meta: dict,
     timestamp_url: Callable[[int], str | None],
 ) -> tuple[list[str], list[Sentence]]:
-    """The best sentence of each part of the talk; never one the summary already says."""
+    """The best sentence of each part of the talk; never one the summary already says. With
+    chapters, each chapter's title opens its points."""
     chosen: list[Sentence] = []
     windows = _windows(sentences, meta)
     per_window = max(1, 8 // len(windows)) if windows else 1
-    for window in windows:
+    lines: list[str] = []
+    for chapter, window in windows:
         ranked = sorted(window, key=lambda s: (-scores[s.index], s.index))
+        picked: list[Sentence] = []
         for _ in range(per_window):
-            pick = pick_sentences(ranked, 1, avoid=chosen + summary) or pick_sentences(
-                ranked, 1, min_words=3, avoid=chosen + summary
+            pick = pick_sentences(ranked, 1, avoid=chosen + picked + summary) or pick_sentences(
+                ranked, 1, min_words=3, avoid=chosen + picked + summary
             )
-            chosen += pick
+            picked += pick
+        picked.sort(key=lambda s: s.index)
+        chosen += picked
+        if chapter is not None and picked:
+            lines += ["", _chapter_line(chapter, timestamp_url)] if lines else [
+                _chapter_line(chapter, timestamp_url)]
+        lines += [_point_line(s.text, s.start, timestamp_url) for s in picked]
     if not chosen:
         chosen = pick_sentences(
             sorted(sentences, key=lambda s: (-scores[s.index], s.index)),
@@ -122,8 +144,8 @@ def _key_points(
             min_terms=0,
             avoid=summary,
         )
+        lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
     chosen.sort(key=lambda s: s.index)
-    lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
     return lines or ["- _No key points: the transcript is empty._"], chosen
 
 

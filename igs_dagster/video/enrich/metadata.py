@@ -65,14 +65,7 @@ def speaker_context(
         first = shorten(safe_md(first), 80)
         if first:
             lines += ["", "From the description:", "", f"> {first}"]
-    chapters = [c for c in meta.get("chapters") or [] if isinstance(c, dict) and c.get("title")]
-    if chapters:
-        lines += ["", "Chapters:", ""]
-        for chapter in chapters[:30]:
-            start = chapter.get("start_time")
-            stamp = stamp_md(start if isinstance(start, int | float) else None, timestamp_url)
-            title = safe_md(str(chapter["title"]))
-            lines.append(f"- **{stamp}** {title}" if stamp else f"- {title}")
+    # chapters are the note's own list above the transcript (notes.render_note)
     named = next((s for s in sentences if re.search(r"\bmy name is\b", s.text, re.I)), None)
     if named:
         stamp = stamp_md(named.start, timestamp_url)
