@@ -368,7 +368,7 @@ def test_builtin_escapes_structure_breaking_text(jfk_note: Path) -> None:
     after = jfk_note.read_text(encoding="utf-8")
     assert len(re.findall(r"^<!-- igs:transcript -->$", after, re.M)) == 1
     assert len(re.findall(r"(?<!\\)<!-- igs:transcript -->", after)) == 1
-    assert "We wrote \\<!-- igs:transcript --> into the chat today." in after
+    assert "We wrote \\<\\!-- igs\\:transcript --\\> into the chat today." in after
     assert present_sections(after) == list(SECTIONS)
 
 
