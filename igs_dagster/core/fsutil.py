@@ -150,18 +150,42 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
+# Names Windows reserves for devices, in any case and with any extension (`con.md`, `Nul.tar.gz`,
+# `COM1`): a note or folder named so can't be opened there, and sync tools choke on it.
+_WINDOWS_RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?")
+
+
+def windows_reserved(name: str) -> bool:
+    """True for a device name Windows reserves (`con`, `NUL.txt`, `com1.tar.gz`, ...)."""
+    return _WINDOWS_RESERVED.fullmatch(name.rstrip(". ")) is not None
+
+
+def unreserved(name: str) -> str:
+    """`name`, or with `_` after its stem when Windows reserves it (`con` -> `con_`,
+    `nul.txt` -> `nul_.txt`)."""
+    if not windows_reserved(name):
+        return name
+    stem, dot, rest = name.partition(".")
+    return f"{stem}_{dot}{rest}"
+
+
 def safe_name(name: str, what: str = "name") -> str:
-    """Return `name` if it is safe as a single file-name component, else raise PermanentError."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+    """Return `name` if it is safe as a single file-name component on every system we sync to,
+    else raise PermanentError."""
+    if (not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name
+            or name.endswith(".")):
         raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
+    if windows_reserved(name):
+        raise PermanentError(f"invalid {what} {name!r}: a device name Windows reserves")
     return name
 
 
 def fit_name(name: str, max_len: int = 128) -> str:
     """`name` if it is a safe file name that fits, else a shortened safe form plus a short hash
     of the whole name (`long-title-3f2a9c1d`): distinct inputs stay distinct, never too long."""
-    if _SAFE_NAME.match(name) and ".." not in name and len(name) <= max_len:
-        return name
+    if (_SAFE_NAME.match(name) and ".." not in name and not name.endswith(".")
+            and len(name) <= max_len):
+        return unreserved(name)
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", "-").strip("-.")
     base = base[: max_len - len(digest) - 1].rstrip("-.")

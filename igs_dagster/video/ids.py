@@ -18,6 +18,7 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import unreserved
 
 MAX_INPUT = 4096
 MEDIA_EXTENSIONS = frozenset(
@@ -64,13 +65,13 @@ def is_partition_key(key: str) -> bool:
 
 def slugify(title: str, max_len: int = 80) -> str:
     """Lowercase ASCII words joined by '-', cut to `max_len` at a word boundary where possible;
-    'untitled' when nothing is left."""
+    'untitled' when nothing is left; `_` added to a device name Windows reserves (`con_`)."""
     ascii_text = unicodedata.normalize("NFKD", str(title)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > max_len:
         cut = slug[: max(1, max_len)]
         slug = cut.rsplit("-", 1)[0] if "-" in cut else cut
-    return slug.strip("-") or "untitled"
+    return unreserved(slug.strip("-") or "untitled")
 
 
 def text_key(title: str, text: str) -> str:
