@@ -49,6 +49,43 @@ def private_dir(folder: Path) -> Path:
     return folder
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> int:
+    """Make this process (and what it starts: `igs dev`'s daemon, webserver, run workers) create
+    files 0600 and folders 0700 whatever the user's umask, SQLite databases, their WAL/SHM files
+    and Dagster's own files included. Returns the umask it replaced."""
+    return os.umask(PRIVATE_UMASK)
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty and 0600 if it does not exist (before SQLite opens it: its WAL and SHM
+    files take the database's mode); its folder is made private."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        return path
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def tighten_dir(folder: Path) -> None:
+    """Take group and other access away from an existing folder we own (a data folder made by
+    an older version under umask 022); a missing one is left to be made 0700 when needed."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+
+
 def read_regular_file(path: Path, max_bytes: int, label: str | None = None) -> bytes:
     """The bytes of `path` if it is a regular file of at most `max_bytes`.
 
