@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,9 @@ from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, Unsu
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.errors import error_chain as _chain
 from igs_dagster.core.inert import clean_info
+from igs_dagster.core.netguard import YTDLP_OPTIONS
 from igs_dagster.core.text import first_line
 
 log = logging.getLogger(__name__)
@@ -235,31 +237,13 @@ def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
         "allow_playlist_files": False,
         "socket_timeout": 30,
         "progress_hooks": [relay],
+        **YTDLP_OPTIONS,  # every fetch in this process, through the address fence (issue 23)
     }
 
 
 def _first_line(err: BaseException | str) -> str:
     text = first_line(err).removeprefix("ERROR: ").split("; please report this issue")[0]
     return re.sub(r"\s*\(caused by .*\)$", "", text)[:300]
-
-
-def _chain(err: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__)."""
-    seen: set[int] = set()
-    todo: list[Any] = [err]
-    while todo:
-        exc = todo.pop()
-        if not isinstance(exc, BaseException) or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        yield exc
-        exc_info = getattr(exc, "exc_info", None)
-        todo += [
-            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
-            getattr(exc, "cause", None),
-            exc.__cause__,
-            exc.__context__,
-        ]
 
 
 def _is_permanent(err: BaseException) -> bool:

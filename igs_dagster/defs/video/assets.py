@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import Source
 from igs_dagster.core.inert import clean_info
@@ -55,13 +56,16 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         folder = _folder(settings, key)
         if source.kind in ("youtube", "url"):
             progress = ProgressLog(context.log, "download")
-            result = download.download_video(
-                source.location, folder, max_height=settings.max_height,
-                max_bytes=settings.max_download_mb * 1024 * 1024,
-                on_progress=lambda p: progress(p.percent, _speed(p.speed)),
-            ).to_json()
+            # public addresses only, on every hop (core/netguard; IGS_NETWORK__ALLOW)
+            with netguard.fence(netguard.policy_from_settings(settings)):
+                result = download.download_video(
+                    source.location, folder, max_height=settings.max_height,
+                    max_bytes=settings.max_download_mb * 1024 * 1024,
+                    on_progress=lambda p: progress(p.percent, _speed(p.speed)),
+                ).to_json()
         elif source.kind == "file":
-            result = import_media_file(Path(source.location), folder, key=key, title=source.title)
+            result = import_media_file(Path(source.location), folder, key=key, title=source.title,
+                                       settings=settings)
         else:
             result = describe_text(Path(source.location), key=key, title=source.title)
         if source.title:  # a title given at intake wins over one guessed from a file name
