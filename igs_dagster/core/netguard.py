@@ -49,12 +49,11 @@ def refusal(address: str | Address) -> str | None:
     except ValueError:
         return "not an IP address"
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or (ip.sixtofour if ip.sixtofour else None) or (
-            ip.teredo[1] if ip.teredo else None)
-        if embedded is not None:
-            reason = refusal(embedded)
-            if reason:
-                return reason
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 address
+            return refusal(ip.ipv4_mapped)
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and refusal(embedded):
+            return refusal(embedded)
     for name in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(ip, f"is_{name}"):
             return name.replace("_", "-")

@@ -170,7 +170,7 @@ def _file_source(text: str, fence: Callable[[Path], Path] | None = None) -> Sour
     checked there first, so a path outside gets one refusal whatever exists at it; only inside
     are missing, unreadable and odd files told apart."""
     path = Path(os.path.expanduser(text))
-    if ".." in path.parts:
+    if fence is None and ".." in path.parts:  # a fence resolves `..` before it compares
         raise _refuse(text, "path must not contain '..'")
     hint = ""  # from the text alone, never from the disk
     if _LOOKS_LIKE_HOST.match(text):
@@ -185,7 +185,7 @@ def _file_source(text: str, fence: Callable[[Path], Path] | None = None) -> Sour
     try:
         if not path.exists():
             raise _refuse(text, f"no such file{hint}")
-        resolved = path.resolve()
+        resolved = path.resolve()  # symlinks and `..` folded: one key per file
         info = resolved.stat()
     except OSError as err:  # a folder on the way we may not enter, a link loop
         raise _refuse(text, f"cannot be read ({err.strerror})") from None
