@@ -120,7 +120,7 @@ def prompt_context(items: list[Related]) -> str:
     lines = ["## Related notes already in the vault", "",
              "For context only (do not edit those notes). Where one clearly connects, you may "
              "mention it in **Related** as an Obsidian wikilink, written exactly as given:", ""]
-    for r in items:
-        lines.append(f"- [[{r.note.slug}]] “{' '.join(r.note.title.split())}” "
+    for r in items:  # titles and passages are other people's words: inert, fenced by the caller
+        lines.append(f"- [[{r.note.slug}]] “{inert(r.note.title, 'item')}” "
                      f"(similarity {r.score:.2f}): “{_short(r.passage, 45)}”")
     return "\n".join(lines) + "\n"
