@@ -88,16 +88,21 @@ def _shape(error: str, path: str) -> str:
     return error
 
 
-@pytest.fixture(scope="module")
-def closed(tmp_path_factory):
-    """The default: no media folders configured, so nothing local over HTTP."""
-    srv = FenceServer(tmp_path_factory.mktemp("media-closed"), {"IGS_MEDIA_ROOTS": "[]"})
+def _serve(root: Path, roots: list[Path]):
+    """A FenceServer with `roots` as its media folders and the hostile files in `outside`."""
+    srv = FenceServer(root, {"IGS_MEDIA_ROOTS": json.dumps([str(r) for r in roots])})
     srv.files = _files(srv.outside)
     try:
         yield srv
     finally:
         os.chmod(srv.outside / "locked", 0o700)
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory):
+    """The default: no media folders configured, so nothing local over HTTP."""
+    yield from _serve(tmp_path_factory.mktemp("media-closed"), [])
 
 
 def test_every_local_path_gets_one_identical_refusal_over_http(closed: Server) -> None:
@@ -123,20 +128,15 @@ def test_every_local_path_gets_one_identical_refusal_over_http(closed: Server) -
 def opened(tmp_path_factory):
     """`inside` is the one media folder."""
     root = tmp_path_factory.mktemp("media-open")
-    srv = FenceServer(root, {"IGS_MEDIA_ROOTS": json.dumps([str(root / "inside")])})
     inside = root / "inside"
-    inside.mkdir()
-    srv.files = _files(srv.outside)
-    (inside / "talk.mp3").write_bytes(MEDIA.read_bytes())
-    os.link(srv.outside / "secret.mp3", inside / "hardlink.mp3")  # same bytes, second name
-    (inside / "symlink-out.mp3").symlink_to(srv.outside / "secret.mp3")
-    (inside / "symlink-in.mp3").symlink_to(inside / "talk.mp3")
-    srv.inside = inside
-    try:
+    for srv in _serve(root, [inside]):
+        inside.mkdir()
+        (inside / "talk.mp3").write_bytes(MEDIA.read_bytes())
+        os.link(srv.outside / "secret.mp3", inside / "hardlink.mp3")  # same bytes, second name
+        (inside / "symlink-out.mp3").symlink_to(srv.outside / "secret.mp3")
+        (inside / "symlink-in.mp3").symlink_to(inside / "talk.mp3")
+        srv.inside = inside
         yield srv
-    finally:
-        os.chmod(srv.outside / "locked", 0o700)
-        srv.stop()
 
 
 def test_with_a_media_folder_only_its_own_single_link_files_get_through(opened: Server) -> None:

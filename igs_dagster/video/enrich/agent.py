@@ -339,8 +339,8 @@ def agent_enrich(
     else:
         region = notes.enrichment_region(after) or ""
         reason = ("the agent wrote to the vault note outside its workspace" if touched else None
-                  ) or check_enriched(before, after) or leak(
-            region, _inputs(before, transcript, vault_context, settings)) or _secret_in(after)
+                  ) or check_enriched(before, after) or _secret_in(after) or leak(
+            region, _inputs(before, transcript, vault_context, settings))
     if reason is not None or after is None:
         raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
 

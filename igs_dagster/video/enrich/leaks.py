@@ -36,6 +36,10 @@ def _random_looking(token: str) -> bool:
     return digits >= 4 and letters >= 4 and switches >= 4
 
 
+def _article(name: str) -> str:
+    return "an" if name[0] in "AEIOU" else "a"
+
+
 def leak(region: str, inputs: str) -> str | None:
     """None when `region` holds nothing it should not, else the reason (one line, no secret)."""
     if _KEY_BLOCK.search(region):
@@ -43,7 +47,7 @@ def leak(region: str, inputs: str) -> str | None:
     for name, pattern in SECRET_SHAPES:
         for match in pattern.finditer(region):
             if match.group(0) not in inputs:
-                return f"the note contains a {name} that is in none of its inputs"
+                return f"the note contains {_article(name)} {name} that is in none of its inputs"
     for match in _TOKEN.finditer(_LINK_DEST.sub(" ", region)):
         token = match.group(0).strip("-_=/+")
         if _random_looking(token) and token not in inputs:
