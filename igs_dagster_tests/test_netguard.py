@@ -247,12 +247,16 @@ def test_feeds_and_playlists_are_fenced_too(settings_with, recorder) -> None:
 def test_ytdlp_only_fetches_with_its_own_downloaders() -> None:
     from igs_dagster.core import netguard
 
-    check = netguard.YTDLP_OPTIONS["match_filter"]
+    options = netguard.ytdlp_options({"format": "b"})
+    check = options["match_filter"]
     assert check({"protocol": "https+https"}) is None and check({"protocol": "m3u8_native"}) is None
     assert check({"protocol": "rtmp"}, incomplete=True) is None  # decided on the chosen format
     for info in ({"protocol": "rtmp"}, {"protocol": "rtmp_ffmpeg"}, {"protocol": "https+ftp"},
                  {"protocol": "m3u8_native", "is_live": True}):
         with pytest.raises(PermanentError, match="download refused"):
             check(info)
-    assert netguard.YTDLP_OPTIONS["proxy"] == ""
-    assert "-protocol_whitelist" in netguard.YTDLP_OPTIONS["external_downloader_args"]["ffmpeg_i"]
+    assert options["proxy"] == "" and options["format"] == "b"
+    assert "-protocol_whitelist" in options["external_downloader_args"]["ffmpeg_i"]
+    # a filter already there (one that skips a live stream to wait for it) runs first
+    waits = netguard.ytdlp_options({"match_filter": lambda info, *, incomplete=False: "live"})
+    assert waits["match_filter"]({"protocol": "rtmp", "is_live": True}) == "live"

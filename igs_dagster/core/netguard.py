@@ -12,7 +12,7 @@ requests, urllib and websockets handlers), urllib3 and http.client all resolve t
 `socket.getaddrinfo`. `IGS_NETWORK__ALLOW` names hosts (any address they resolve to) and
 networks (`192.168.1.0/24`, `127.0.0.1`) that are allowed anyway: a NAS, the tests' loopback.
 
-yt-dlp gets options that keep every fetch in this process (`YTDLP_OPTIONS`): no proxy from the
+yt-dlp gets options that keep every fetch in this process (`ytdlp_options`): no proxy from the
 environment (the guard must see the address it connects to), its own downloaders rather than
 ffmpeg or rtmpdump (which connect by themselves: ffmpeg may only read local files), and no
 live streams. Notifications (Apprise) and the SFTP archive go to services the owner
@@ -224,13 +224,25 @@ def _native_only(info: dict, *, incomplete: bool = False) -> str | None:
     return None
 
 
-YTDLP_OPTIONS: dict[str, Any] = {
+_FENCED_OPTIONS: dict[str, Any] = {
     "proxy": "",  # no proxy from the environment: the guard sees the address it connects to
     "external_downloader": {"default": "native"},
     "hls_prefer_native": True,
     # should yt-dlp still hand a stream to ffmpeg (an HLS feature its own downloader lacks),
     # ffmpeg may read local files only: it connects by itself, past the guard
     "external_downloader_args": {"ffmpeg_i": ["-protocol_whitelist", "file,crypto,data"]},
-    "match_filter": _native_only,
     "concurrent_fragment_downloads": 1,  # fragments in this thread, where the fence holds
 }
+
+
+def ytdlp_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` for a yt-dlp call inside `fence`: every fetch stays in this process and this
+    thread. A `match_filter` already there runs first (it may skip a live stream to wait for
+    it); then formats that would be fetched by ffmpeg or rtmpdump are refused."""
+    previous = options.get("match_filter")
+
+    def match_filter(info: dict, *, incomplete: bool = False) -> str | None:
+        skip = previous(info, incomplete=incomplete) if previous is not None else None
+        return skip or _native_only(info, incomplete=incomplete)
+
+    return {**options, **_FENCED_OPTIONS, "match_filter": match_filter}

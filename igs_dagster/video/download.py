@@ -29,7 +29,7 @@ from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.errors import error_chain as _chain
 from igs_dagster.core.inert import clean_info
-from igs_dagster.core.netguard import YTDLP_OPTIONS
+from igs_dagster.core.netguard import ytdlp_options
 from igs_dagster.core.text import first_line
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def _mb(size: int) -> str:
 
 
 def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
-    return {
+    return ytdlp_options({  # every fetch in this process, through the address fence (issue 23)
         "max_filesize": relay.max_bytes,
         "logger": relay.logger,
         "quiet": True,
@@ -237,8 +237,7 @@ def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
         "allow_playlist_files": False,
         "socket_timeout": 30,
         "progress_hooks": [relay],
-        **YTDLP_OPTIONS,  # every fetch in this process, through the address fence (issue 23)
-    }
+    })
 
 
 def _first_line(err: BaseException | str) -> str:

@@ -270,7 +270,7 @@ def _ytdlp_info(url: str, limit: int | None = None) -> dict:
     }
     if limit:
         options["playlistend"] = limit
-    options.update(netguard.YTDLP_OPTIONS)
+    options = netguard.ytdlp_options(options)
     try:
         with netguard.fence(), yt_dlp.YoutubeDL(options) as ydl:  # public addresses only
             info = ydl.extract_info(url, download=False)
