@@ -82,7 +82,7 @@ def test_creator_captions_become_the_note(page, igs_env, monkeypatch):
     assert "> [!note]- Transcript (0:11)" in transcript  # the media's length, not the track's
     assert (f"**[0:00]({url}#t=0)** Captions written by the creator. Every word here comes "
             "from the track.") in transcript
-    assert f"**[2:05]({url}#t=125)** A later part & its words." in transcript  # the track's time
+    assert f"**[2:05]({url}#t=125)** A later part \\& its words." in transcript  # the track's time; inert: shown as &
     assert "fellow Americans" not in note  # the speech was not transcribed
 
 

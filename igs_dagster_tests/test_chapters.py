@@ -66,7 +66,9 @@ def test_chapters_from_an_info_json(tmp_path):
     transcript = {"segments": [{"start": 1.0, "end": 5.0, "text": "Hello."}]}
     text = notes.render_note(inp, transcript)
     watch = f"https://www.youtube.com/watch?v={info['id']}"
-    assert (f"## Chapters\n\n- [0:00]({watch}&t=0s) Intro\n- [5:00]({watch}&t=300s) Main \\<b>point\\</b>\n"
+    # the title as inert(title, "item") writes it: a tag's angle brackets escaped
+    assert (f"## Chapters\n\n- [0:00]({watch}&t=0s) Intro\n"
+            f"- [5:00]({watch}&t=300s) Main \\<b\\>point\\</b\\>\n"
             f"- [12:34]({watch}&t=754s) Questions\n\n## Transcript") in text
     assert notes.render_note(inp, transcript, existing=text) == text  # re-rendering is stable
     without = notes.render_note(notes.NoteInput(**{**inp.__dict__, "chapters": []}), transcript)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from igs_dagster import cli
-from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.conftest import LOOPBACK, MEDIA_ROOTS, SAMPLE_MP4
 
 VIDEO_ID = "dQw4w9WgXcQ"
 TOKEN = "cli-test-token-0123456789abcdef"
@@ -85,6 +85,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             mp.delenv(name)
         mp.setenv("IGS_DATA_DIR", str(data))
         mp.setenv("IGS_VAULT_DIR", str(vault))
+        mp.setenv("IGS_MEDIA_ROOTS", json.dumps(MEDIA_ROOTS))  # the suite's (issue 23)
+        mp.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))
         mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))  # restored afterwards
         mp.chdir(cwd)
         assert cli.main(["send", f"https://youtu.be/{VIDEO_ID}"]) == 0
@@ -125,6 +127,12 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("notify-timeout", ["status"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
     ("loop-prd-cap", ["status"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
     ("feeds-interval", ["status"], {"IGS_FEEDS__INTERVAL_S": "1"}),
+    # issue 23: the address fence's allow list, private addresses, media outside the folders
+    ("network-allow", ["status"], {"IGS_NETWORK__ALLOW": '["not a/host"]'}),
+    ("private-address", ["send", "http://10.1.2.3/v.mp4"], {}),
+    ("loopback-integer", ["send", "http://2130706433/v.mp4"], {"IGS_NETWORK__ALLOW": "[]"}),
+    ("localhost-name", ["send", "http://localhost:3000/graphql"], {"IGS_NETWORK__ALLOW": "[]"}),
+    ("media-outside-folders", ["send", "{in}/clip.mp4"], {"IGS_MEDIA_ROOTS": '["{root}/other"]'}),
     # URLs and video IDs
     ("empty-url", ["send", ""], {}),
     ("blank-url", ["send", "   "], {}),
@@ -148,12 +156,12 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("send-no-url", ["send"], {}),
     # paths
     ("dotdot-path", ["send", "../clip.mp4"], {}),
-    ("dotdot-inside", ["send", "{in}/../inputs/clip.mp4"], {}),
+    ("dotdot-outside", ["send", "{in}/" + "../" * 40 + "etc/clip.mp4"], {}),
     ("directory", ["send", "{in}/folder.mp4"], {}),
     ("missing-file", ["send", "{in}/missing.mp4"], {}),
     ("non-media-file", ["send", "{in}/readme.txt"], {}),
     ("empty-media-file", ["send", "{in}/empty.mp4"], {}),
-    ("transcript-dotdot", ["transcript", "--file", "{in}/../inputs/clip.mp4", "--title", "T"], {}),
+    ("transcript-dotdot", ["transcript", "--file", "{in}/" + "../" * 40 + "etc/clip.mp4", "--title", "T"], {}),
     ("transcript-dir", ["transcript", "--file", "{in}/folder.mp4"], {}),
     ("transcript-missing", ["transcript", "--file", "{in}/nope.wav"], {}),
     ("transcript-non-media", ["transcript", "--file", "{in}/readme.txt"], {}),
@@ -534,6 +542,7 @@ def runs_world(tmp_path_factory: pytest.TempPathFactory, media_server):
             mp.delenv(name)
         mp.setenv("IGS_DATA_DIR", str(root / "data"))
         mp.setenv("IGS_VAULT_DIR", str(root / "vault"))
+        mp.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))  # the media server (issue 23)
         mp.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))  # restored afterwards
         settings = load_settings()
         instance = open_instance(settings)

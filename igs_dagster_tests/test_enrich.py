@@ -376,7 +376,7 @@ def test_builtin_escapes_structure_breaking_text(jfk_note: Path) -> None:
     after = jfk_note.read_text(encoding="utf-8")
     assert len(re.findall(r"^<!-- igs:transcript -->$", after, re.M)) == 1
     assert len(re.findall(r"(?<!\\)<!-- igs:transcript -->", after)) == 1
-    assert "We wrote \\<!-- igs:transcript --> into the chat today." in after
+    assert "We wrote \\<\\!-- igs\\:transcript --\\> into the chat today." in after
     assert present_sections(after) == list(SECTIONS)
 
 
@@ -532,8 +532,11 @@ def test_agent_accepted(jfk_note: Path, tmp_path: Path) -> None:
         in (tmp_path / "work" / "agent-output.log").read_text()
     )
     prompt = script.with_suffix(".prompt").read_text(encoding="utf-8")
-    assert str(jfk_note.resolve()) in prompt
-    assert str(transcript_json.resolve()) in prompt
+    # the agent edits a copy in its own workspace (issue 23), never the vault note itself
+    workspace = tmp_path / "work" / "workspace"
+    assert str((workspace / jfk_note.name).resolve()) in prompt
+    assert str(jfk_note.resolve()) not in prompt
+    assert str((workspace / "transcript.json").resolve()) in prompt
     assert "Short sentences. No jargon." in prompt
     assert all(f"## {name}" in prompt for name in SECTIONS)
     assert "<!-- igs:transcript -->" in prompt and "enriched_by: pi" in prompt

@@ -198,6 +198,22 @@ class YtdlpSettings(_Group):
         return self
 
 
+class NetworkSettings(_Group):
+    """Downloads and feeds reach public addresses only (core/netguard: no loopback, private,
+    link-local, multicast...). `allow`: host names (whatever they resolve to) and addresses or
+    networks (`192.168.1.0/24`) that may be reached anyway: a NAS, a podcast server at home."""
+
+    allow: list[str] = []
+
+    @field_validator("allow")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        from igs_dagster.core.netguard import Policy
+
+        Policy.parse(value)  # ValueError names the bad entry
+        return value
+
+
 NotifyEvent = Literal["note.ready", "video.failed", "loop.story", "loop.finished"]
 
 
@@ -231,6 +247,9 @@ class Settings(BaseSettings):
     # that runs longer (0 = no limit). Default sized for a 4-hour video: transcription at 1.5x
     # real time (a large model on a CPU) is 6 h, plus 2 h for download, archive and notes.
     ingest_max_runtime_s: int = Field(8 * 3600, ge=0, le=7 * 24 * 3600)
+    # local media (`igs send FILE`, transcript.process files, file:// URLs) only from under
+    # these folders; none set: the home folder from the CLI, nothing over HTTP (core/pathguard)
+    media_roots: list[Path] = []
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
@@ -240,6 +259,7 @@ class Settings(BaseSettings):
     feeds: FeedSettings = FeedSettings()
     notify: NotifySettings = NotifySettings()
     ytdlp: YtdlpSettings = YtdlpSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("vault_dir", "data_dir", mode="before")
     @classmethod
@@ -251,6 +271,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _expand(self) -> Settings:
         self.vault_dir = self.vault_dir.expanduser().absolute()
+        self.media_roots = [Path(p).expanduser().absolute() for p in self.media_roots]
         self.data_dir = self.data_dir.expanduser().absolute()
         if self.archive.local_dir is not None:
             self.archive.local_dir = self.archive.local_dir.expanduser().absolute()

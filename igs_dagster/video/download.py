@@ -29,9 +29,10 @@ from yt_dlp.utils import DownloadError, ExtractorError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.errors import error_chain as _chain
 from igs_dagster.core.inert import clean_info
 from igs_dagster.core.settings import YtdlpSettings
-from igs_dagster.video import refusals, ytdlp
+from igs_dagster.video import ytdlp
 from igs_dagster.video.download_errors import (  # noqa: F401 - re-exported for callers
     LIVE_STATES,
     NotYetAvailable,
@@ -50,7 +51,6 @@ from igs_dagster.video.download_gate import site_of
 
 _first_line = first_reason
 _is_permanent = is_permanent  # tests classify with it
-_chain = refusals.chain
 
 log = logging.getLogger(__name__)
 

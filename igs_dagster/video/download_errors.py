@@ -13,7 +13,7 @@ from typing import Any
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
 
-from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.errors import PermanentError, error_chain
 from igs_dagster.core.redact import redact
 from igs_dagster.core.settings import YtdlpSettings
 from igs_dagster.core.text import first_line
@@ -87,7 +87,7 @@ def is_permanent(err: BaseException) -> bool:
     formats) or an unsupported/geo-restricted page is permanent. Anything else is transient:
     the step's retry policy bounds it.
     """
-    chain = list(refusals.chain(err))
+    chain = list(error_chain(err))
     for exc in chain:
         if isinstance(exc, HTTPError):
             return exc.status in PERMANENT_HTTP

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
@@ -142,6 +143,13 @@ def resolve_follow(url: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- feeds
 
 
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                 urllib.request.HTTPRedirectHandler(), urllib.request.HTTPDefaultErrorHandler(),
+                 urllib.request.HTTPErrorProcessor()):
+    _OPENER.add_handler(_handler)
+
+
 def fetch(url: str, etag: str | None = None, modified: str | None = None,
           timeout: float = FETCH_TIMEOUT_S) -> tuple[int, bytes, str | None, str | None]:
     """GET with conditional headers: (status, body, etag, last-modified); 304 -> empty body."""
@@ -152,7 +160,8 @@ def fetch(url: str, etag: str | None = None, modified: str | None = None,
         headers["If-Modified-Since"] = modified
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked at follow
+        # public addresses only, redirects included (core/netguard); no proxy, no ftp/file
+        with netguard.fence(), _OPENER.open(request, timeout=timeout) as response:
             body = response.read(MAX_FEED_BYTES + 1)
             if len(body) > MAX_FEED_BYTES:
                 raise FeedError(f"feed {url} is larger than {MAX_FEED_BYTES // 2**20} MiB")

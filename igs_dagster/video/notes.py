@@ -63,7 +63,7 @@ from filelock import FileLock
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.inert import clean, clean_line, md_inline
+from igs_dagster.core.inert import clean, clean_line, inert, link_target
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.video.ids import slugify
 
@@ -269,36 +269,18 @@ def transcript_block(text: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _md_escape(text: str) -> str:
-    """Keep transcript text from opening HTML comments/tags, wikilinks, embeds or `%%`
-    comments (it may be pasted by anyone)."""
-    return re.sub(r"([<\[\]%])", r"\\\1", clean_line(text))
-
-
-def _link_text(text: str) -> str:
-    return md_inline(text)
-
-
-def _md_url(url: str) -> str:
-    """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
-    url = clean_line(url).replace(" ", "%20")
-    if any(ch in url for ch in "()<>"):
-        return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
-    return url
-
-
 def _archive_url(location: str) -> str:
     """A link to the archived copy: `sftp://…` as is, a local path as a `file://` URL."""
     location = clean_line(location)
     if location.startswith("/"):
-        return _md_url(Path(location).as_uri())
-    return _md_url(location)
+        return link_target(Path(location).as_uri())
+    return link_target(location)
 
 
 def _stamp(seconds: int, timestamp_url: Callable[[int], str | None]) -> str:
     label = format_duration(seconds)
     url = timestamp_url(seconds)
-    return f"**[{label}]({_md_url(url)})**" if url else f"**{label}**"
+    return f"**[{label}]({link_target(url)})**" if url else f"**{label}**"
 
 
 def _transcript_paragraphs(
@@ -310,7 +292,7 @@ def _transcript_paragraphs(
     parts: list[str] = []
     marker: float | None = None
     for seg in segments:
-        text = _md_escape(clean_line(seg.get("text")))
+        text = inert(seg.get("text"), "transcript")  # spoken or pasted by anyone
         start = seg.get("start")
         if not isinstance(start, int | float):
             if parts:
@@ -349,8 +331,8 @@ def _chapter_lines(chapters: list[dict], timestamp_url: Callable[[int], str | No
     lines = ["## Chapters", ""]
     for start, title in found:
         label, url = format_duration(start), timestamp_url(int(start))
-        stamp = f"[{label}]({_md_url(url)})" if url else f"**{label}**"
-        lines.append(f"- {stamp} {_md_escape(title)}")
+        stamp = f"[{label}]({link_target(url)})" if url else f"**{label}**"
+        lines.append(f"- {stamp} {inert(title, 'item')}")
     return [*lines, ""]
 
 
@@ -366,11 +348,11 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     known = inp.duration is not None and inp.duration > 0
     meta: dict[str, Any] = {
         "type": "video",
-        "title": clean(inp.title),  # no control characters; one line
+        "title": inert(inp.title, "frontmatter"),
         "source": inp.source_label,
         "source_url": clean(inp.source_url) or None,
         "video_id": inp.video_id,
-        "channel": clean(inp.channel) or None,
+        "channel": inert(inp.channel, "frontmatter") or None,
         "published": published or None,
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,
@@ -413,20 +395,23 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
         region = kept
 
     meta = _frontmatter_for(inp, old_meta)
-    title = md_inline(clean_line(inp.title) or inp.video_id)
+    title = inert(clean_line(inp.title) or inp.video_id, "heading")
     duration = meta.get("duration")
 
     source_parts = [
-        f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
+        f"[{inert(inp.title, 'link_label')}]({link_target(inp.source_url)})" if inp.source_url
+        else inert(clean_line(inp.title) or inp.video_id, "callout")
     ]
-    source_parts += [md_inline(x) for x in (inp.channel, meta.get("published"), duration) if clean_line(x)]
+    source_parts += [inert(x, "callout") for x in (inp.channel, meta.get("published"), duration)
+                     if clean_line(x)]
     lines = [
         f"# {title}",
         "",
         "> [!info] Source",
         "> " + " · ".join(source_parts),
-        *[f"> {_md_escape(line)}" for line in (inp.description or "").splitlines() if line.strip()],
-        *([f"> Archived copy: [{_link_text(inp.archive_path)}]({_archive_url(inp.archive_path)})"]
+        *[f"> {inert(line, 'callout')}" for line in (inp.description or "").splitlines()
+          if clean_line(line)],
+        *([f"> Archived copy: [{inert(inp.archive_path, 'link_label')}]({_archive_url(inp.archive_path)})"]
           if inp.archive_path else []),
         "",
     ]
@@ -512,9 +497,9 @@ def _daily_lock(path: Path) -> FileLock:
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
     # the note's name already says the title when the title is just the slug again
     same = not clean_line(title) or clean_line(title) == slug
-    line = f"- [[{slug}]]" + ("" if same else f" — {md_inline(title)}")
+    line = f"- [[{slug}]]" + ("" if same else f" — {inert(title, 'item')}")
     if channel and clean_line(channel):
-        line += f" by {md_inline(channel)}"
+        line += f" by {inert(channel, 'item')}"
     if duration and duration > 0:
         line += f" · {format_duration(duration)}"
     return line

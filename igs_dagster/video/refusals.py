@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import ExtractorError, GeoRestrictedError, UnsupportedError, UserNotLive
 
+from igs_dagster.core.errors import error_chain
 from igs_dagster.core.text import first_line
 
 UPDATE_COMMAND = "uv lock --upgrade-package yt-dlp && uv sync"
@@ -62,25 +61,6 @@ class Refusal:
 
     def message(self) -> str:
         return f"{self.cause}: {self.fix}" if self.fix else self.cause
-
-
-def chain(err: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__)."""
-    seen: set[int] = set()
-    todo: list[Any] = [err]
-    while todo:
-        exc = todo.pop()
-        if not isinstance(exc, BaseException) or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        yield exc
-        exc_info = getattr(exc, "exc_info", None)
-        todo += [
-            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
-            getattr(exc, "cause", None),
-            exc.__cause__,
-            exc.__context__,
-        ]
 
 
 def clean_reason(err: BaseException | str) -> str:
@@ -146,7 +126,7 @@ def classify(err: BaseException, *, key: str | None = None,
              site: str = "the site") -> Refusal | None:
     """The known refusal behind a yt-dlp error, or None (then only its type decides: network
     trouble and 5xx are transient, other expected extractor errors permanent)."""
-    errors = list(chain(err))
+    errors = list(error_chain(err))
     for exc in errors:  # an HTTP status decides first
         if isinstance(exc, HTTPError):
             if exc.status == 429:

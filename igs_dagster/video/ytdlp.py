@@ -25,7 +25,7 @@ from http.cookiejar import Cookie, CookieJar
 from pathlib import Path
 from typing import Any
 
-from igs_dagster.core import redact
+from igs_dagster.core import netguard, redact
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import YtdlpSettings, load_settings
 from igs_dagster.core.text import one_line
@@ -167,8 +167,10 @@ def open_ytdlp(cfg: YtdlpSettings | None, extra: dict[str, Any] | None = None, *
     from yt_dlp import YoutubeDL
 
     cfg = settings_or_default(cfg)
-    with private_cookies(cfg) as cookiefile:
-        options = {**base_options(cfg, cookiefile=cookiefile, logger=logger), **(extra or {})}
+    with netguard.fence(), private_cookies(cfg) as cookiefile:
+        # every fetch in this process and thread, through the address fence (core/netguard)
+        options = netguard.ytdlp_options(
+            {**base_options(cfg, cookiefile=cookiefile, logger=logger), **(extra or {})})
         try:
             ydl = YoutubeDL(options)
         except Exception as err:  # noqa: BLE001 - a browser's cookie store it cannot read, ...

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import Source
 from igs_dagster.core.inert import clean_info
@@ -60,7 +61,8 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         if source.kind in ("youtube", "url"):
             result = _download(context, settings, source.location, folder).to_json()
         elif source.kind == "file":
-            result = import_media_file(Path(source.location), folder, key=key, title=source.title)
+            result = import_media_file(Path(source.location), folder, key=key, title=source.title,
+                                       settings=settings)
         else:
             result = describe_text(Path(source.location), key=key, title=source.title)
         if source.title:  # a title given at intake wins over one guessed from a file name
@@ -101,13 +103,16 @@ def _download(context: dg.AssetExecutionContext, settings: Settings, url: str,
         on_wait=lambda seconds, why: context.log.info(f"download waits {seconds:.0f} s: {why}"),
     )
     try:
-        result = download.download_video(
-            url, folder, max_height=settings.max_height,
-            max_bytes=settings.max_download_mb * 1024 * 1024,
-            on_progress=lambda p: progress(p.percent, _speed(p.speed)),
-            ytdlp_settings=settings.ytdlp, key=key, polite=polite,
-            captions_source=settings.transcriber.source, language=settings.transcriber.language,
-        )
+        # public addresses only, on every hop (core/netguard; IGS_NETWORK__ALLOW)
+        with netguard.fence(netguard.policy_from_settings(settings)):
+            result = download.download_video(
+                url, folder, max_height=settings.max_height,
+                max_bytes=settings.max_download_mb * 1024 * 1024,
+                on_progress=lambda p: progress(p.percent, _speed(p.speed)),
+                ytdlp_settings=settings.ytdlp, key=key, polite=polite,
+                captions_source=settings.transcriber.source,
+                language=settings.transcriber.language,
+            )
     except download.RateLimited as err:
         context.log.warning(str(err))
         raise dg.RetryRequested(max_retries=RATE_LIMIT_RETRIES,

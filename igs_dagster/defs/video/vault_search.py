@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.core.fsutil import private_file
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import RETRY, permanent_failures
 from igs_dagster.defs.video.assets import COMMON
@@ -53,7 +54,8 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
     with permanent_failures():
         data = transcribe.load_transcript(Path(transcript["path"]))
         doc = note_doc(context.partition_key, video_download, vault_note)
-        with SearchIndex(index_path(settings.data_dir)) as index:
+        # 0600 before SQLite opens it (its WAL and SHM follow), whatever this worker's umask
+        with SearchIndex(private_file(index_path(settings.data_dir))) as index:
             pruned = index.prune_missing()
             result = index_note(index, doc, data.get("segments") or [], semantic=semantic)
             stats = index.stats()

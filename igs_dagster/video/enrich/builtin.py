@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from igs_dagster.core import fsutil
+from igs_dagster.core.inert import inert
 from igs_dagster.video import notes
 from igs_dagster.video.enrich.keyphrases import keyphrase_tags
 from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
@@ -23,7 +24,6 @@ from igs_dagster.video.enrich.noteedit import (
     present_sections,
     read_note,
     region_bounds,
-    safe_md,
     set_frontmatter,
     stamp_md,
 )
@@ -62,7 +62,7 @@ def _summary(ranked: list[Sentence]) -> tuple[list[str], list[Sentence]]:
     groups = 1 if len(chosen) <= 2 else 2 if len(chosen) <= 4 else 3
     size = math.ceil(len(chosen) / groups)
     paragraphs = [
-        " ".join(safe_md(clean(s.text)) for s in chosen[k : k + size])
+        " ".join(inert(clean(s.text), "paragraph") for s in chosen[k : k + size])
         for k in range(0, len(chosen), size)
     ]
     return paragraphs, chosen
@@ -98,14 +98,14 @@ def _windows(sentences: list[Sentence], meta: dict) -> list[tuple[tuple[float, s
 
 def _point_line(text: str, start: float | None, timestamp_url: Callable[[int], str | None]) -> str:
     stamp = stamp_md(start, timestamp_url)
-    text = safe_md(clean(shorten(text, 30)))
+    text = inert(clean(shorten(text, 30)), "item")
     return f"- **{stamp}** {text}" if stamp else f"- {text}"
 
 
 def _chapter_line(chapter: tuple[float, str], timestamp_url: Callable[[int], str | None]) -> str:
     """A chapter's title above its key points (a section break, not a bullet)."""
     stamp = stamp_md(chapter[0], timestamp_url)
-    title = safe_md(clean(chapter[1])) or "Chapter"
+    title = inert(clean(chapter[1]), "item") or "Chapter"
     return f"**{title}** · {stamp}" if stamp else f"**{title}**"
 
 
@@ -165,7 +165,7 @@ def _quotes(
     chosen.sort(key=lambda s: s.index)
     lines = []
     for s in chosen:
-        quote = safe_md(s.text).replace('"', "'")
+        quote = inert(s.text.replace('"', "'"), "callout")
         stamp = stamp_md(s.start, timestamp_url)
         lines.append(f'> "{quote}" — {stamp}' if stamp else f'> "{quote}"')
     # A blank line between quotes: consecutive '>' lines would merge into one blockquote.
