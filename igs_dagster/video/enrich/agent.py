@@ -15,7 +15,7 @@ from string import Template
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
-from igs_dagster.video import notes
+from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich import verify
 from igs_dagster.video.enrich.noteedit import (
     SECTIONS,
@@ -28,6 +28,7 @@ from igs_dagster.video.enrich.noteedit import (
     set_frontmatter,
 )
 from igs_dagster.video.enrich.result import EnrichResult
+from igs_dagster.video.notelock import note_lock
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
 MODES_FILE = Path(__file__).with_name("prompt_modes.md")  # its research / transcript-only parts
@@ -206,7 +207,31 @@ def agent_enrich(
     `agent_runner.run_agent`. Rejected edits: the original bytes are restored and
     PermanentError is raised. Timeouts, cancellation and non-zero exits restore the note and
     raise RuntimeError (transient, retried).
+
+    The note's lock (video/notelock.py) is held for the whole run: the agent edits the file in
+    place, and no other writer's update may land in between and be lost to a restore.
     """
+    with note_lock(note_path):
+        return _enrich(
+            note_path, tool, settings, work_dir=work_dir, transcript_path=transcript_path,
+            argv=argv, pid_file=pid_file, cancel_file=cancel_file, on_output=on_output,
+            vault_context=vault_context,
+        )
+
+
+def _enrich(
+    note_path: Path,
+    tool: str,
+    settings: AgentSettings,
+    *,
+    work_dir: Path,
+    transcript_path: Path | None = None,
+    argv: list[str] | None = None,
+    pid_file: Path | None = None,
+    cancel_file: Path | None = None,
+    on_output: Callable[[str], None] | None = None,
+    vault_context: str = "",
+) -> EnrichResult:
     from igs_dagster.core import agent_runner
 
     started = time.monotonic()
@@ -266,8 +291,11 @@ def agent_enrich(
         raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
 
     fm, _ = notes.split_frontmatter(after)
+    kept = noteblocks.keep_blocks(before, after)  # blocks other steps own, as they were
     if fm.get("enriched_by") != tool:
-        after = set_frontmatter(after, {"enriched_by": tool})
+        kept = set_frontmatter(kept, {"enriched_by": tool})
+    if kept != after:
+        after = kept
         fsutil.atomic_write_text(note_path, after)
     return EnrichResult(
         enricher=tool,

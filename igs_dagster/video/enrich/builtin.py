@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from igs_dagster.core import fsutil
-from igs_dagster.video import notes
+from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich.keyphrases import keyphrase_tags
 from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
 from igs_dagster.video.enrich.noteedit import (
@@ -38,6 +38,7 @@ from igs_dagster.video.enrich.text import (
     textrank,
 )
 from igs_dagster.video.enrich.verify import transcript_text
+from igs_dagster.video.notelock import note_lock
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
 # Left out when the summary already is the whole transcript (a short clip): they could only
@@ -183,7 +184,19 @@ def builtin_enrich(
     *,
     timestamp_url: Callable[[int], str | None],
 ) -> EnrichResult:
-    """Fill the enrichment region offline; deterministic (same inputs, same bytes)."""
+    """Fill the enrichment region offline; deterministic (same inputs, same bytes). Holds the
+    note's lock (video/notelock.py) from reading the note to writing it."""
+    with note_lock(note_path):
+        return _enrich(note_path, transcript, meta, timestamp_url=timestamp_url)
+
+
+def _enrich(
+    note_path: Path,
+    transcript: dict,
+    meta: dict,
+    *,
+    timestamp_url: Callable[[int], str | None],
+) -> EnrichResult:
     started = time.monotonic()
     note_path = Path(note_path)
     text = read_note(note_path)
@@ -213,7 +226,7 @@ def builtin_enrich(
         parts.append(f"\n## {name}\n\n" + "\n".join(blocks[name]) + "\n")
     region = "".join(parts) + "\n"
 
-    new_text = text[:region_start] + region + text[region_end:]
+    new_text = noteblocks.keep_blocks(text, text[:region_start] + region + text[region_end:])
     tags = list(dict.fromkeys(_frontmatter_tags(fm) + keywords))
     new_text = set_frontmatter(new_text, {"enriched_by": "builtin", "tags": tags})
     if notes.transcript_block(new_text) != notes.transcript_block(text):  # invariant
