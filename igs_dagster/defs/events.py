@@ -80,7 +80,8 @@ def igs_events(context: dg.SensorEvaluationContext):
     log = LazyLog(context)
     cursor = read_cursor(context.cursor, instance)
     inbox = inbox_part(context, int(cursor.get("inbox") or 0))
-    outcome_requests, outcomes, outcome_note = outcomes_part(instance, cursor.get("outcomes"), log)
+    outcome_requests, outcomes, outcome_note = outcomes_part(instance, cursor.get("outcomes"), log,
+                                                               context.repository_def)
     notes = [inbox.note, outcome_note]
     watched = float(cursor.get("watchdog") or 0.0)
     if time.time() - watched >= WATCHDOG_INTERVAL_S:

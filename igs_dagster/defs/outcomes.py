@@ -89,13 +89,14 @@ def _guarded(log, what: str, run: dg.DagsterRun, part: Callable[[], object]) -> 
         return None
 
 
-def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, log) -> list[dg.RunRequest]:
+def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, log,
+               repository: dg.RepositoryDefinition | None = None) -> list[dg.RunRequest]:
     """Every part's work for one finished run; the run requests to make."""
     settings = load_settings()
     loop = LoopSettings()
     requests: list[dg.RunRequest] = []
     if outcome == "success":
-        request = _guarded(log, "loop chain", run, lambda: chain_next(instance, run, settings, loop, log))
+        request = _guarded(log, "loop chain", run, lambda: chain_next(instance, run, settings, loop, log, repository))
         if request is not None:
             requests.append(request)
     elif outcome == "failure":
@@ -114,7 +115,8 @@ def _newest_record(instance: dg.DagsterInstance) -> int:
     return instance.event_log_storage.get_maximum_record_id() or 0
 
 
-def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log) -> tuple[list[dg.RunRequest], dict, str]:
+def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log,
+                  repository: dg.RepositoryDefinition | None = None) -> tuple[list[dg.RunRequest], dict, str]:
     """Run-status changes after `cursor` -> each part's work; (run requests, cursor, note)."""
     if not cursor:
         cursor = {**initial_cursor(instance), SEEN: _newest_record(instance)}
@@ -143,6 +145,6 @@ def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log) -> tup
     for storage_id, outcome, run_id in sorted(found):
         run = runs.get(run_id)
         if run is not None:
-            requests += handle_run(instance, run, outcome, log)
+            requests += handle_run(instance, run, outcome, log, repository)
         cursor[outcome] = max(cursor.get(outcome, -1), storage_id)
     return requests, cursor, f"{len(found)} runs finished"
