@@ -467,7 +467,12 @@ def test_kill_during_implementor_then_reexecute_from_failure(tmp_path, monkeypat
             os.killpg(worker.pid, signal.SIGKILL)
     agent_pid, child_pid = map(int, pids.read_text().split())
     try:
-        assert not _pid_gone(agent_pid)  # the agent has its own session: it outlived the worker
+        # the agent (own session, ignores SIGTERM) and its child die with the run worker that
+        # was SIGKILLed mid-agent (issue 24, item 6): its guard saw the worker's pipe close
+        deadline = time.monotonic() + 30
+        while not (_pid_gone(agent_pid) and _pid_gone(child_pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pid_gone(agent_pid) and _pid_gone(child_pid)
         instance = env.instance()
         (run,) = [r.dagster_run for r in instance.get_run_records()]
         assert _steps_started(instance, run.run_id) == ["loop_begin", "loop_plan", "loop_implement"]
@@ -482,8 +487,6 @@ def test_kill_during_implementor_then_reexecute_from_failure(tmp_path, monkeypat
         )
         assert result.success
         assert _steps_started(instance, result.run_id) == ["loop_implement", "loop_review", "loop_judge"]
-        # the re-executed implementor stopped the dead run's agent (its pid file) first
-        assert _pid_gone(agent_pid) and _pid_gone(child_pid)
     finally:
         _kill_leftovers(tmp_path / "agent-state")
 
