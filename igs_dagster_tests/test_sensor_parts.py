@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -153,8 +151,8 @@ def test_a_broken_watchdog_fails_alone_on_a_real_daemon(tmp_path: Path) -> None:
     dep = DagsterEnv.create(tmp_path)
     text = tmp_path / "standup.txt"
     text.write_text("We shipped the release. Next week we fix the flaky tests.\n")
-    log = open(tmp_path / "daemon.log", "ab")  # noqa: SIM115 - closed below
-    daemon = subprocess.Popen(  # noqa: S603
+    log = open(dep.root / "daemon.log", "ab")  # noqa: SIM115 - closed below
+    dep.daemon = subprocess.Popen(  # noqa: S603 - as DagsterEnv.start_daemon, another module
         [PYTHON, "-m", "dagster._daemon", "run", "-m", FAULTY],
         env=dep.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -166,12 +164,7 @@ def test_a_broken_watchdog_fails_alone_on_a_real_daemon(tmp_path: Path) -> None:
             lambda: [t for t in _ticks(instance, "igs_watchdog") if t.status.value == "FAILURE"],
             300, "a failed igs_watchdog tick")
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
+        dep.stop_daemon()
         log.close()
     assert runs[0].dagster_run.tags.get("dagster/sensor_name") == "igs_events"
     error = failed[0].error.to_string()  # what the UI shows under the failed tick

@@ -17,9 +17,15 @@ while another process waits on it would split the lock in two.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from filelock import FileLock
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LOCK_DIR = ".igs-locks"
 
@@ -35,3 +41,15 @@ def note_lock(note: Path) -> FileLock:
     path = lock_path(note)
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path)
+
+
+def holding_note_lock(write: Callable[P, R]) -> Callable[P, R]:
+    """`write(note_path, ...)` run while holding that note's lock, from the first read to the
+    last write (the enrichers: the agent's whole run, its restore)."""
+
+    @functools.wraps(write)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with note_lock(args[0] if args else kwargs["note_path"]):  # type: ignore[arg-type]
+            return write(*args, **kwargs)
+
+    return locked

@@ -28,7 +28,7 @@ from igs_dagster.video.enrich.noteedit import (
     set_frontmatter,
 )
 from igs_dagster.video.enrich.result import EnrichResult
-from igs_dagster.video.notelock import note_lock
+from igs_dagster.video.notelock import holding_note_lock
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
 MODES_FILE = Path(__file__).with_name("prompt_modes.md")  # its research / transcript-only parts
@@ -187,6 +187,7 @@ def _secret_in(text: str) -> str | None:
     return None
 
 
+@holding_note_lock
 def agent_enrich(
     note_path: Path,
     tool: str,
@@ -211,27 +212,6 @@ def agent_enrich(
     The note's lock (video/notelock.py) is held for the whole run: the agent edits the file in
     place, and no other writer's update may land in between and be lost to a restore.
     """
-    with note_lock(note_path):
-        return _enrich(
-            note_path, tool, settings, work_dir=work_dir, transcript_path=transcript_path,
-            argv=argv, pid_file=pid_file, cancel_file=cancel_file, on_output=on_output,
-            vault_context=vault_context,
-        )
-
-
-def _enrich(
-    note_path: Path,
-    tool: str,
-    settings: AgentSettings,
-    *,
-    work_dir: Path,
-    transcript_path: Path | None = None,
-    argv: list[str] | None = None,
-    pid_file: Path | None = None,
-    cancel_file: Path | None = None,
-    on_output: Callable[[str], None] | None = None,
-    vault_context: str = "",
-) -> EnrichResult:
     from igs_dagster.core import agent_runner
 
     started = time.monotonic()

@@ -38,7 +38,7 @@ from igs_dagster.video.enrich.text import (
     textrank,
 )
 from igs_dagster.video.enrich.verify import transcript_text
-from igs_dagster.video.notelock import note_lock
+from igs_dagster.video.notelock import holding_note_lock
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
 # Left out when the summary already is the whole transcript (a short clip): they could only
@@ -177,6 +177,7 @@ def allowed_omissions(note: str) -> tuple[str, ...]:
     return _omissions(summary, note) if summary else ()
 
 
+@holding_note_lock
 def builtin_enrich(
     note_path: Path,
     transcript: dict,
@@ -186,17 +187,6 @@ def builtin_enrich(
 ) -> EnrichResult:
     """Fill the enrichment region offline; deterministic (same inputs, same bytes). Holds the
     note's lock (video/notelock.py) from reading the note to writing it."""
-    with note_lock(note_path):
-        return _enrich(note_path, transcript, meta, timestamp_url=timestamp_url)
-
-
-def _enrich(
-    note_path: Path,
-    transcript: dict,
-    meta: dict,
-    *,
-    timestamp_url: Callable[[int], str | None],
-) -> EnrichResult:
     started = time.monotonic()
     note_path = Path(note_path)
     text = read_note(note_path)
