@@ -28,9 +28,10 @@ with `igs dev` at rest (bench figure 10's method, CPU-seconds of the process tre
 after 60 s of warm-up, same machine): this combined sensor 2.26 CPU-s (daemon 1.69, code server
 0.41; 2.5 % of a core), seven run-status sensors (the loop's hand-off, failure and cancel every
 4 s, system log and notifications on success and failure every 30 s) plus the inbox and the
-watchdog 7.1 CPU-s (daemon 3.38, code server 3.57; 7.9 %, over the 3 % goal): each such sensor
+watchdog 7.1 CPU-s (daemon 3.38, code server 3.57; 7.9 %, over the 3 % goal; 3.73 CPU-s with all
+seven every 30 s): each such sensor
 tick costs the daemon its own tick writes and the code server a fresh instance (a run-status
-sensor reads `context.instance`, re-created per tick). See docs in defs/events.py.
+sensor reads `context.instance`, re-created per tick). More in defs/events.py.
 """
 
 from __future__ import annotations
