@@ -297,6 +297,9 @@ def main(argv: list[str]) -> int:
         _say(status, f"error {err.errno or 0}")
         return 127
     _say(status, f"pid {pid}")
+    null = os.open(os.devnull, os.O_RDONLY)  # the command's stdin is its own now: a command
+    os.dup2(null, 0)  # that stops reading gets EPIPE to its writer at once, not when we exit
+    os.close(null)
     tree = Tree(pid, grace_s, track)
 
     def stopper() -> None:
