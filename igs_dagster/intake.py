@@ -244,6 +244,7 @@ def accept_loop_resume(loop_id: str, settings: Settings, queue: EventQueue | Non
             if requeued is None:
                 raise PermanentError(f"loop {loop_id} was never queued in {settings.queue_db}")
         except BaseException:
+            before.version = state.version  # the record as it was, saved over our own save
             save_loop(settings.loops_dir, before)
             raise
         event_id, n = requeued

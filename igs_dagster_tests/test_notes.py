@@ -381,7 +381,10 @@ def test_write_note_idempotent(tmp_path: Path) -> None:
     assert write_note(vault, slug, make_input(), JFK_TRANSCRIPT) == path
     assert path.read_bytes() == first
     assert path.stat().st_ino == stat.st_ino  # unchanged note: not rewritten
-    assert _all_files(vault) == ["Resources/videos/jfk-inaugural-address.md"]
+    assert _all_files(vault) == [  # the note and its writers' lock (video/notelock.py)
+        "Resources/videos/.igs-locks/jfk-inaugural-address.md.lock",
+        "Resources/videos/jfk-inaugural-address.md",
+    ]
     # the same slug again for the same video
     assert note_slug("JFK Inaugural Address", VIDEO_ID, vault) == slug
     # enriched note, re-written: the enrichment survives and the bytes are stable

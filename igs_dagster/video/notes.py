@@ -50,22 +50,20 @@ Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inert import clean, clean_line, inert, link_target
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.video.ids import slugify
+from igs_dagster.video.notelock import note_lock
 
 VIDEOS_DIR = ("Resources", "videos")
 DAILY_DIR = "Daily"
@@ -479,19 +477,13 @@ def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path
     Idempotent: the same inputs give the same bytes, and an unchanged note is not rewritten.
     """
     path = _note_path(vault, slug)
-    existing = path.read_text(encoding="utf-8") if path.exists() else None
-    text = render_note(inp, transcript, existing)
-    if text != existing:
-        fsutil.atomic_write_text(path, text)
+    with note_lock(path):  # the enrichers and the block steps write this file too
+        existing = path.read_text(encoding="utf-8") if path.exists() else None
+        text = render_note(inp, transcript, existing)
+        if text != existing:
+            fsutil.atomic_write_text(path, text)
     return path
 
-
-
-def _daily_lock(path: Path) -> FileLock:
-    """Serialize read-modify-write of one daily note across threads and processes
-    (the lock file lives in the temp folder, not in the vault)."""
-    digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:16]
-    return FileLock(Path(tempfile.gettempdir()) / f"igs-daily-{digest}.lock")
 
 
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
@@ -517,7 +509,7 @@ def link_daily(
     fsutil.safe_name(slug, "note slug")
     path = _daily_path(vault, day)
     line = _daily_line(slug, title, channel, duration)
-    with _daily_lock(path):
+    with note_lock(path):
         if not path.exists():
             fsutil.atomic_write_text(path, f"# {day}\n\n## Videos\n\n{line}\n")
             return True

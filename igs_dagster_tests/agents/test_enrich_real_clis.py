@@ -214,6 +214,17 @@ def _cmdline(pid: int, seen: dict[int, float | None]) -> str:
     return _CMDLINES.get(pid, "")
 
 
+def _tree(pid: int) -> list[int]:
+    """The agent and every descendant (its group and whatever left it: pi's setsid bash)."""
+    import psutil
+
+    try:
+        leader = psutil.Process(pid)
+        return [pid, *(p.pid for p in leader.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
 def _alive(pid: int, start: float | None) -> bool:
     """Still running, and the same process (same start time), as the kernel says."""
     info = processes.process_info(pid)
@@ -245,7 +256,7 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
         while not done.is_set():
             data = processes.read_pid_file(pid_file)
             if data:
-                for pid in processes._tree(int(data["pgid"]), int(data["pid"])):
+                for pid in _tree(int(data["pid"])):
                     if pid not in seen:
                         seen[pid] = processes.start_time(pid)
                         with contextlib.suppress(OSError):

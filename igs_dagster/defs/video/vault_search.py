@@ -1,8 +1,8 @@
 """Search index and related notes, one partition (video) at a time.
 
 Claim check: the index is a SQLite file in the data folder (video/search/index.py); Dagster
-keeps the counts. `related_notes` runs after enrichment (an enricher that rewrites the summary
-region drops generated blocks), writes this note's `## Related in the vault` block, and
+keeps the counts. `related_notes` runs after enrichment (the enrichers keep its block as it
+is: video/noteblocks.py), writes this note's `## Related in the vault` block, and
 refreshes the block of each older note it relates to, touching nothing else in them.
 """
 

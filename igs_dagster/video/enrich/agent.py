@@ -21,7 +21,7 @@ from string import Template
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
-from igs_dagster.video import notes
+from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich import verify
 from igs_dagster.video.enrich.leaks import leak
 from igs_dagster.video.enrich.noteedit import (
@@ -36,6 +36,7 @@ from igs_dagster.video.enrich.noteedit import (
 )
 from igs_dagster.video.enrich.privileges import INLINE_NOTE_TOOLS, least_privilege
 from igs_dagster.video.enrich.result import EnrichResult
+from igs_dagster.video.notelock import holding_note_lock
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
 MODES_FILE = Path(__file__).with_name("prompt_modes.md")  # its research / transcript-only parts
@@ -256,6 +257,7 @@ def _inputs(before: str, transcript: Path | None, vault_context: str,
     return "\n".join(parts)
 
 
+@holding_note_lock
 def agent_enrich(
     note_path: Path,
     tool: str,
@@ -278,6 +280,9 @@ def agent_enrich(
     passed to `agent_runner.run_agent`. A rejected edit leaves the note as it was (restored,
     should an agent run without our flags have written to it) and raises PermanentError;
     timeouts, cancellation and non-zero exits raise RuntimeError (transient, retried).
+
+    The note's lock (video/notelock.py) is held for the whole run, so no other writer's update
+    can land between the copy and the swap and be lost to it, or to a restore.
     """
     from igs_dagster.core import agent_runner
 
@@ -345,12 +350,13 @@ def agent_enrich(
         raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
 
     fm, _ = notes.split_frontmatter(after)
+    kept = noteblocks.keep_blocks(before, after)  # blocks other steps own, as they were
     if fm.get("enriched_by") != tool:
-        after = set_frontmatter(after, {"enriched_by": tool})
-    with notes._daily_lock(note_path):  # the same lock as every other note edit
-        if note_path.read_bytes() != original:
-            raise RuntimeError(f"note {note_path.name} changed while the agent worked; retrying")
-        fsutil.atomic_write_text(note_path, after)
+        kept = set_frontmatter(kept, {"enriched_by": tool})
+    after = kept
+    if note_path.read_bytes() != original:  # edited by hand meanwhile (Obsidian takes no lock)
+        raise RuntimeError(f"note {note_path.name} changed while the agent worked; retrying")
+    fsutil.atomic_write_text(note_path, after)
     return EnrichResult(
         enricher=tool,
         method=f"agent: {tool}",

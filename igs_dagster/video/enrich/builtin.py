@@ -14,7 +14,7 @@ from pathlib import Path
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.inert import inert
-from igs_dagster.video import notes
+from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich.keyphrases import keyphrase_tags
 from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
 from igs_dagster.video.enrich.noteedit import (
@@ -38,6 +38,7 @@ from igs_dagster.video.enrich.text import (
     textrank,
 )
 from igs_dagster.video.enrich.verify import transcript_text
+from igs_dagster.video.notelock import holding_note_lock
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
 # Left out when the summary already is the whole transcript (a short clip): they could only
@@ -198,6 +199,7 @@ def allowed_omissions(note: str) -> tuple[str, ...]:
     return _omissions(summary, note) if summary else ()
 
 
+@holding_note_lock
 def builtin_enrich(
     note_path: Path,
     transcript: dict,
@@ -205,7 +207,8 @@ def builtin_enrich(
     *,
     timestamp_url: Callable[[int], str | None],
 ) -> EnrichResult:
-    """Fill the enrichment region offline; deterministic (same inputs, same bytes)."""
+    """Fill the enrichment region offline; deterministic (same inputs, same bytes). Holds the
+    note's lock (video/notelock.py) from reading the note to writing it."""
     started = time.monotonic()
     note_path = Path(note_path)
     text = read_note(note_path)
@@ -235,7 +238,7 @@ def builtin_enrich(
         parts.append(f"\n## {name}\n\n" + "\n".join(blocks[name]) + "\n")
     region = "".join(parts) + "\n"
 
-    new_text = text[:region_start] + region + text[region_end:]
+    new_text = noteblocks.keep_blocks(text, text[:region_start] + region + text[region_end:])
     tags = list(dict.fromkeys(_frontmatter_tags(fm) + keywords))
     new_text = set_frontmatter(new_text, {"enriched_by": "builtin", "tags": tags})
     if notes.transcript_block(new_text) != notes.transcript_block(text):  # invariant
