@@ -97,10 +97,11 @@ def test_resummarizing_keeps_the_screenshots_and_related_blocks(tmp_path: Path) 
     assert text.index("## Tags") < text.index("igs:screenshots") < text.index("igs:related")
 
 
-AGENT = """\
+AGENT = f"""#!{sys.executable}
 import pathlib, re, sys
-sys.stdin.read()
-note = pathlib.Path(sys.argv[1])
+prompt = sys.stdin.read()
+# the copy of the note in the agent's workspace, as the prompt names it (issue 23)
+note = pathlib.Path(re.search(r"Note to edit: `([^`]+)`", prompt).group(1))
 text = note.read_text()
 # an agent that rewrites the whole region and drops whatever else was there
 head, marker, tail = text.partition("<!-- igs:transcript -->")
@@ -124,9 +125,10 @@ def test_agent_enrichment_keeps_the_blocks_it_dropped(tmp_path: Path) -> None:
     noteblocks.update_note_block(note, "related", RELATED)
     agent = tmp_path / "agent.py"
     agent.write_text(AGENT)
+    agent.chmod(0o755)
     transcript_before = notes.transcript_block(note.read_text(encoding="utf-8"))
     agent_enrich(note, "pi", AgentSettings(timeout_s=60), work_dir=tmp_path / "work",
-                 argv=[sys.executable, str(agent), str(note)])
+                 argv=[str(agent)])
     text = note.read_text(encoding="utf-8")
     assert "ask what you can do for your country" in text  # the agent's edit was kept
     assert noteblocks.get_block(text, "screenshots") == SHOTS
