@@ -1,9 +1,10 @@
 """Figure 7: coding loop overhead. A three-story loop on a real git project through the real
 deployment (`igs loop start` -> the igs_events sensor -> one `loop_story` run per story, then
 `loop_finish`), with the tests' instant stand-in agents and cheap real checks, twice: under
-`igs dev` (code server, webserver, daemon: each run's last op queues the next run through the
-webserver, defs/loop/turns.py) and with the daemon alone (the sensor chains each run when it
-sees the previous one end). Orchestration per story = its span (previous run's end, or
+`igs dev` (code server, webserver, daemon) and with the daemon alone; in both each run's last
+op queues the next run itself (defs/loop/turns.py; before issue 24 that went through `igs dev`'s
+webserver, and with the daemon alone the sensor chained each run when it saw the previous one
+end). Orchestration per story = its span (previous run's end, or
 `igs loop start`, to its judge's end) minus the agents' and the checks' own time, split per
 role; the same loop driven by the plain role functions (no Dagster) for comparison."""
 
@@ -211,9 +212,9 @@ def run(ctx: Context) -> Record:
     count = len(_stories(ctx.quick))
     rec = new_record(ctx)
     root = ctx.folder("fig7")
-    ctx.log(f"figure 7: {count}-story loop under igs dev (webserver push)")
+    ctx.log(f"figure 7: {count}-story loop under igs dev")
     dag = _dagster_loop(ctx, root / "igs-dev", stack=True)
-    ctx.log(f"figure 7: {count}-story loop with the daemon alone (sensor chain)")
+    ctx.log(f"figure 7: {count}-story loop with the daemon alone")
     alone = _dagster_loop(ctx, root / "daemon", stack=False)
     ctx.log("figure 7: the same loop with the plain role functions")
     plain = _plain_loop(ctx, root / "plain")
@@ -222,12 +223,13 @@ def run(ctx: Context) -> Record:
     rec.details = {"igs_dev": dag, "igs_dev_per_role_median_s": per_role,
                    "daemon_alone": alone, "daemon_alone_per_role_median_s": alone_role,
                    "plain_per_story": plain, "plain_per_role_median_s": plain_role}
-    rec.note(f"under `igs dev` (next run queued through the webserver by the run before: "
+    rec.note(f"under `igs dev` (next run queued by the run before: "
              f"{dag['triggers'][1:].count('loop.push')} of {len(dag['triggers']) - 1} runs), "
              f"per story, median s: {_roles_text(per_role)}; agents + checks "
              f"{per_role.get('agents + checks', 0):.1f} s (excluded); finish run "
              f"(complete + retro) {dag['finish_run_s']} s per loop")
-    rec.note(f"daemon alone (the igs_events sensor chains): "
+    rec.note(f"daemon alone (next run queued by the run before: "
+             f"{alone['triggers'][1:].count('loop.push')} of {len(alone['triggers']) - 1} runs): "
              f"{alone_role.get('total orchestration', 0):.2f} s per story "
              f"({_roles_text(alone_role)})")
     rec.note(f"plain role functions: {plain_role.get('total orchestration', 0):.1f} s per story")

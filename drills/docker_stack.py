@@ -82,6 +82,8 @@ class Stack:
             "IGS_POSTGRES__PASSWORD": self.password, "IGS_API__TOKEN": self.token,
             "IGS_POSTGRES__HOST": "127.0.0.1", "IGS_POSTGRES__PORT": str(self.ports["postgres"]),
             "IGS_IMAGE": IMAGE, "IGS_TRANSCRIBER__DEVICE": "cpu",
+            # the drill's media server runs on the host's loopback: only that may be reached
+            "IGS_NETWORK__ALLOW": '["127.0.0.1"]',
         }
         self.compose_file = folder / "compose.hostnet.yaml"
         self.instance_yaml = folder / "dagster.yaml"

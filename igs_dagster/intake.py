@@ -9,11 +9,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from urllib.parse import urlsplit
 
 from filelock import FileLock
 
-from igs_dagster.core import fsutil, system_log
+from igs_dagster.core import fsutil, netguard, pathguard, system_log
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import (
     ContentSummarize,
@@ -25,12 +25,12 @@ from igs_dagster.core.events import (
 )
 from igs_dagster.core.fsutil import atomic_write_text
 from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.pathguard import Origin
 from igs_dagster.core.settings import Settings
 from igs_dagster.core.vault import require_vault
 from igs_dagster.video.ids import is_partition_key, parse_source, text_key, youtube_id
 
 MAX_NOTE_BYTES = 10 * 1024 * 1024
-Origin = Literal["cli", "api"]
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,22 @@ class Accepted:
                 "message": self.message, "known": self.known}
 
 
-def source_for(event: Event, settings: Settings) -> Source | None:
-    """The partition source an event refers to (no side effects)."""
+def source_for(event: Event, settings: Settings, origin: Origin = "cli") -> Source | None:
+    """The partition source an event refers to (no side effects). A local file must lie under
+    the media folders for `origin` (core/pathguard: none over HTTP until configured)."""
+    fence = pathguard.media_fence(settings, origin)
     if isinstance(event, VideoDownload):
-        ref = parse_source(event.data.url)
+        ref = parse_source(event.data.url, fence)
+        if ref.kind == "url":  # a blocked address in any notation, before any request
+            netguard.check_url_host(urlsplit(ref.location).hostname or "",
+                                    netguard.policy_from_settings(settings))
         return Source(ref.key, ref.kind, ref.location, ref.label, None)
     if isinstance(event, TranscriptProcess):
         data = event.data
         if data.file is not None:
             if not data.file.expanduser().is_absolute():
                 raise PermanentError(f"transcript.process file must be an absolute path, got {data.file}")
-            ref = parse_source(str(data.file))
+            ref = parse_source(str(data.file), fence)
             if ref.kind != "file":
                 raise PermanentError(f"transcript.process file must be a local file, got {data.file}")
             return Source(ref.key, "file", ref.location, data.source, data.title)
@@ -68,8 +73,8 @@ def source_for(event: Event, settings: Settings) -> Source | None:
     return None
 
 
-def partition_key_for(event: Event, settings: Settings) -> str | None:
-    source = source_for(event, settings)
+def partition_key_for(event: Event, settings: Settings, origin: Origin = "cli") -> str | None:
+    source = source_for(event, settings, origin)
     return source.key if source else None
 
 
@@ -119,14 +124,7 @@ def _loops_lock(loops_dir: Path) -> FileLock:
 def loop_roots(settings: Settings, origin: Origin) -> list[Path]:
     """Folders a loop's project and PRD must be under: the configured roots; from the CLI,
     the user's home folder when none are configured; over HTTP, none then."""
-    roots = list(settings.loop.roots)
-    if not roots and origin == "cli":
-        roots = [Path.home()]
-    return [root.resolve() for root in roots]
-
-
-def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    return pathguard.roots_for(settings.loop.roots, origin)
 
 
 def loop_path(path: Path, settings: Settings, origin: Origin, what: str) -> Path:
@@ -138,18 +136,13 @@ def loop_path(path: Path, settings: Settings, origin: Origin, what: str) -> Path
         if origin == "api":
             raise PermanentError(f"loop.start {what} must be an absolute path")
         given = given.absolute()
-    resolved = given.resolve()
     roots = loop_roots(settings, origin)
-    forbidden = (settings.data_dir.resolve(), settings.vault_dir.resolve())
-    if not any(_within(resolved, root) for root in roots) or any(
-        _within(resolved, folder) for folder in forbidden
-    ):
-        where = ", ".join(str(r) for r in roots) or "none configured"
-        raise PermanentError(
-            f"loop.start {what} is not under the loop roots ({where}; IGS_LOOP__ROOTS), "
-            "or lies in the data folder or the vault"
-        )
-    return resolved
+    return pathguard.fenced(
+        given, roots,
+        f"loop.start {what} is not under the loop roots ({pathguard.where(roots)}; "
+        "IGS_LOOP__ROOTS), or lies in the data folder or the vault",
+        forbidden=(settings.data_dir, settings.vault_dir),
+    )
 
 
 def _refuse_busy_project(loops_dir: Path, project: Path) -> None:
@@ -252,6 +245,7 @@ def accept_loop_resume(loop_id: str, settings: Settings, queue: EventQueue | Non
             if requeued is None:
                 raise PermanentError(f"loop {loop_id} was never queued in {settings.queue_db}")
         except BaseException:
+            before.version = state.version  # the record as it was, saved over our own save
             save_loop(settings.loops_dir, before)
             raise
         event_id, n = requeued
@@ -292,7 +286,7 @@ def accept(
         return Accepted(event_id, event.name, key, f"queued enrichment of {key}")
     if isinstance(event, LoopStart):
         return accept_loop_start(event, settings, queue, origin)
-    source = source_for(event, settings)
+    source = source_for(event, settings, origin)
     assert source is not None
     if source.kind == "text":
         # the text travels by claim check: a file in the data folder, not the queue row
@@ -320,6 +314,11 @@ def read_playlist(url: str, *, limit: int | None = None):
         raise PermanentError("--limit must be at least 1")
     if not url.strip().lower().startswith(("http://", "https://")):
         raise PermanentError(f"invalid playlist URL {url[:80]!r}: use http or https")
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        raise PermanentError(f"invalid playlist URL {url[:80]!r}") from None
+    netguard.check_url_host(host, netguard.policy_from_settings())
     return feeds.read_playlist(url.strip(), limit)
 
 

@@ -13,7 +13,13 @@ from typing import NoReturn
 import pytest
 
 from igs_dagster.core.local_http import FolderServer
-from igs_dagster_tests.media import JFK_TEXT, SAMPLE_MP4, repeat_clip  # noqa: F401 - re-exported
+from igs_dagster_tests.media import (  # noqa: F401 - re-exported
+    JFK_TEXT,
+    LOOPBACK,
+    MEDIA_ROOTS,
+    SAMPLE_MP4,
+    repeat_clip,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MEDIA = FIXTURES / "media"
@@ -45,6 +51,10 @@ def _session_igs_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     os.environ["IGS_VAULT_DIR"] = str(base / "vault")
     # test projects and PRDs live in temp folders: make them the loop roots (issue 10)
     os.environ["IGS_LOOP__ROOTS"] = json.dumps([tempfile.gettempdir()])
+    # issue 23: local media only from the media folders (the temp folder, the fixtures)...
+    os.environ["IGS_MEDIA_ROOTS"] = json.dumps(MEDIA_ROOTS)
+    # ... and downloads may reach loopback (every test serves its media on 127.0.0.1)
+    os.environ["IGS_NETWORK__ALLOW"] = json.dumps(LOOPBACK)
     yield
 
 
@@ -55,6 +65,8 @@ def igs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("IGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
+    monkeypatch.setenv("IGS_MEDIA_ROOTS", json.dumps(MEDIA_ROOTS))  # as the session (issue 23)
+    monkeypatch.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))
     # setenv first records the original state, so the teardown also undoes a DAGSTER_HOME that
     # the code under test exported (defs/instance.prepare_dagster_home does, in-process)
     monkeypatch.setenv("DAGSTER_HOME", "")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster_tests.media import LOOPBACK, MEDIA_ROOTS
+
 REPO = Path(__file__).resolve().parent.parent
 # the steps of one video_ingest run: every video asset, then each asset check (`<asset>_<check>`)
 INGEST_STEPS = sorted([
@@ -56,6 +58,9 @@ class DagsterEnv:
             "PYTHONUNBUFFERED": "1",
             # test projects and PRDs live in temp folders: the loop roots (issue 10)
             "IGS_LOOP__ROOTS": json.dumps([tempfile.gettempdir()]),
+            # issue 23: local media from the temp folder and fixtures, downloads from loopback
+            "IGS_MEDIA_ROOTS": json.dumps(MEDIA_ROOTS),
+            "IGS_NETWORK__ALLOW": json.dumps(LOOPBACK),
             **extra_env,
         })
         deployment = cls(root, env)

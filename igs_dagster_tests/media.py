@@ -10,6 +10,11 @@ from pathlib import Path
 from igs_dagster.cli.demo import SAMPLE
 
 SAMPLE_MP4 = SAMPLE  # 11 s, J. F. Kennedy 1961 (public domain): test pattern video + AAC speech
+FIXTURE_MEDIA = Path(__file__).parent / "fixtures" / "media"
+# what the suite allows session-wide (issue 23; conftest, DagsterEnv): local media from the
+# temp folder and the fixtures, downloads from loopback. The fence tests set their own.
+MEDIA_ROOTS = [tempfile.gettempdir(), str(FIXTURE_MEDIA), str(SAMPLE_MP4.parent)]
+LOOPBACK = ["127.0.0.0/8", "::1"]
 JFK_TEXT = (
     "And so my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."

@@ -194,6 +194,11 @@ class _SftpServer(asyncssh.SFTPServer):
         owner.bytes_written += len(data)
         return super().write(file_obj, offset, data)
 
+    def read(self, file_obj: Any, offset: int, size: int) -> bytes:
+        data = super().read(file_obj, offset, size)
+        self.owner.bytes_read += len(data)
+        return data
+
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         if not self.owner.posix_rename:
             raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
@@ -205,7 +210,8 @@ class AsyncsshSftpServer(_ServerBase):
 
     Attributes: host, port, user, client_key (private key file), known_hosts, root (local
     folder served as remote "/"), remote_root ("/"), connections (accepted so far),
-    bytes_written (SFTP write payload), cuts (connections cut so far).
+    bytes_written (SFTP write payload), bytes_read (SFTP read payload served), cuts
+    (connections cut so far).
     Set `posix_rename = False` to act like a server without posix-rename@openssh.com.
     """
 
@@ -215,6 +221,7 @@ class AsyncsshSftpServer(_ServerBase):
         super().__init__(base, user)
         self.connections = 0
         self.bytes_written = 0
+        self.bytes_read = 0
         self.cuts = 0
         self.posix_rename = True
         self._cut_budget: int | None = None

@@ -166,7 +166,8 @@ REFUSED = [
     ("file-and-text", AUTH, {"name": "transcript.process", "data": {"file": _file, "text": "hi", "title": "T"}}, 422, "exactly one"),
     ("neither-file-nor-text", AUTH, {"name": "transcript.process", "data": {"title": "T"}}, 422, "exactly one"),
     ("relative-file", AUTH, {"name": "transcript.process", "data": {"file": "clip.mp4", "title": "T"}}, 422, "absolute path"),
-    ("dotdot-file", AUTH, {"name": "transcript.process", "data": {"file": "/tmp/../etc/x.mp4", "title": "T"}}, 422, "'..'"),
+    ("dotdot-file", AUTH, {"name": "transcript.process", "data": {"file": "/tmp/../etc/x.mp4", "title": "T"}}, 422,
+     "not a media file under the media folders"),  # `..` folded, then the one refusal (issue 23)
     ("empty-text", AUTH, {"name": "transcript.process", "data": {"text": "  ", "title": "T"}}, 422, "empty"),
     ("bad-source-label", AUTH, {"name": "transcript.process", "data": {"text": "hi", "title": "T", "source": "Pod Cast"}}, 422, "source"),
     ("empty-title", AUTH, {"name": "transcript.process", "data": {"text": "hi", "title": ""}}, 422, "title"),

@@ -363,3 +363,66 @@ def test_make_archive_picks_backend(igs_env, tmp_path: Path) -> None:
     )
     assert remote.known_hosts == known and remote.remote_root == "/volume1/videos"
     assert remote.location("2026", "clip") == "sftp://media@nas.local:2222/volume1/videos/2026/clip"
+
+
+# --------------------------------------------------------------------------- verify (issue 24, item 8)
+
+
+def test_verify_reads_no_file_back_from_the_nas(flaky: Nas, media: list[Path]) -> None:
+    """`video_archive_check` compares sizes and the SHA-256 recorded as the bytes were sent:
+    it reads a sidecar per file from the NAS, never the file (on main: every byte again)."""
+    archive = flaky.archive()
+    archive.archive(media, 2026, "clip")
+    before = flaky.server.bytes_read
+    assert archive.verify(media, 2026, "clip") == []
+    assert flaky.server.bytes_read - before < 100 * len(media)  # sidecars: ~80 bytes each
+
+    on_disk = flaky.disk("2026", "clip", media[0].name)
+    with open(on_disk, "r+b") as handle:  # a copy cut short on the NAS
+        handle.truncate(media[0].stat().st_size - 1)
+    (flaky.disk("2026", "clip", f".{media[1].name}.sha256")).write_text(f"{'0' * 64}  {media[1].name}\n")
+    flaky.disk("2026", "clip", media[2].name).unlink()
+    problems = archive.verify(media, 2026, "clip")
+    assert problems == [
+        f"{media[0].name}: {media[0].stat().st_size - 1} bytes on the NAS, expected {media[0].stat().st_size}",
+        f"{media[1].name}: content on the NAS differs (SHA-256)",
+        f"{media[2].name}: missing from the NAS",
+    ]
+
+
+def test_verify_without_a_sidecar_reads_the_copy_back(flaky: Nas, media: list[Path]) -> None:
+    archive = flaky.archive()
+    archive.archive(media[:1], 2026, "clip")
+    sidecar = flaky.disk("2026", "clip", f".{media[0].name}.sha256")
+    sidecar.unlink()  # archived by an older version
+    before = flaky.server.bytes_read
+    assert archive.verify(media[:1], 2026, "clip") == []
+    assert flaky.server.bytes_read - before == media[0].stat().st_size
+    flaky.disk("2026", "clip", media[0].name).write_bytes(os.urandom(media[0].stat().st_size))
+    assert archive.verify(media[:1], 2026, "clip") == [f"{media[0].name}: content on the NAS differs (SHA-256)"]
+
+
+@pytest.mark.parametrize("where", ["nas", "local"])
+def test_a_file_that_changes_while_it_is_archived_is_not_recorded(
+    where: str, flaky: Nas, media: list[Path], tmp_path: Path
+) -> None:
+    """The sidecar holds the hash of the bytes actually sent, checked against the hash taken
+    when the request was planned: a file rewritten after that (here: as its upload starts) fails
+    the step (retried) instead of leaving a sidecar that vouches for bytes the archive does not
+    hold (on main the planned hash was recorded whatever was sent)."""
+    video = media[0]
+    changed = []
+
+    def rewrite(name: str, done: int, total: int) -> None:
+        if not changed and name == video.name:
+            video.write_bytes(os.urandom(video.stat().st_size))
+            changed.append(done)
+
+    archive = LocalArchive(tmp_path / "archive") if where == "local" else flaky.archive()
+    with pytest.raises(RuntimeError, match="changed while it was archived"):
+        archive.archive([video], 2026, "clip", on_progress=rewrite)
+    assert changed
+    assert archive.verify([video], 2026, "clip") == [f"{video.name}: missing from " + (
+        "the NAS" if where == "nas" else "the archive")]
+    result = archive.archive([video], 2026, "clip")  # the retry archives the file as it is now
+    assert result.uploaded == 1 and archive.verify([video], 2026, "clip") == []

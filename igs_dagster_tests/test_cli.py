@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from igs_dagster import cli
-from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.conftest import LOOPBACK, MEDIA_ROOTS, SAMPLE_MP4
 
 VIDEO_ID = "dQw4w9WgXcQ"
 TOKEN = "cli-test-token-0123456789abcdef"
@@ -85,6 +85,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             mp.delenv(name)
         mp.setenv("IGS_DATA_DIR", str(data))
         mp.setenv("IGS_VAULT_DIR", str(vault))
+        mp.setenv("IGS_MEDIA_ROOTS", json.dumps(MEDIA_ROOTS))  # the suite's (issue 23)
+        mp.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))
         mp.setenv("DAGSTER_HOME", str(data / "dagster_home"))  # restored afterwards
         mp.chdir(cwd)
         assert cli.main(["send", f"https://youtu.be/{VIDEO_ID}"]) == 0
@@ -125,6 +127,12 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("notify-timeout", ["runs"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
     ("loop-prd-cap", ["runs"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
     ("feeds-interval", ["runs"], {"IGS_FEEDS__INTERVAL_S": "1"}),
+    # issue 23: the address fence's allow list, private addresses, media outside the folders
+    ("network-allow", ["runs"], {"IGS_NETWORK__ALLOW": '["not a/host"]'}),
+    ("private-address", ["send", "http://10.1.2.3/v.mp4"], {}),
+    ("loopback-integer", ["send", "http://2130706433/v.mp4"], {"IGS_NETWORK__ALLOW": "[]"}),
+    ("localhost-name", ["send", "http://localhost:3000/graphql"], {"IGS_NETWORK__ALLOW": "[]"}),
+    ("media-outside-folders", ["send", "{in}/clip.mp4"], {"IGS_MEDIA_ROOTS": '["{root}/other"]'}),
     # URLs and video IDs
     ("empty-url", ["send", ""], {}),
     ("blank-url", ["send", "   "], {}),
@@ -148,12 +156,12 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("send-no-url", ["send"], {}),
     # paths
     ("dotdot-path", ["send", "../clip.mp4"], {}),
-    ("dotdot-inside", ["send", "{in}/../inputs/clip.mp4"], {}),
+    ("dotdot-outside", ["send", "{in}/" + "../" * 40 + "etc/clip.mp4"], {}),
     ("directory", ["send", "{in}/folder.mp4"], {}),
     ("missing-file", ["send", "{in}/missing.mp4"], {}),
     ("non-media-file", ["send", "{in}/readme.txt"], {}),
     ("empty-media-file", ["send", "{in}/empty.mp4"], {}),
-    ("transcript-dotdot", ["transcript", "--file", "{in}/../inputs/clip.mp4", "--title", "T"], {}),
+    ("transcript-dotdot", ["transcript", "--file", "{in}/" + "../" * 40 + "etc/clip.mp4", "--title", "T"], {}),
     ("transcript-dir", ["transcript", "--file", "{in}/folder.mp4"], {}),
     ("transcript-missing", ["transcript", "--file", "{in}/nope.wav"], {}),
     ("transcript-non-media", ["transcript", "--file", "{in}/readme.txt"], {}),
@@ -213,6 +221,7 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("dev-port-range", ["dev", "--port", "70000"], {}),
     ("service-unknown-kind", ["service", "install", "--kind", "upstart", "--print"], {}),
     ("status-unknown-option", ["status", "--all"], {}),
+    ("doctor-unknown-option", ["doctor", "--fix"], {}),
     # coding loop
     ("loop-start-missing-prd", ["loop", "start", "--project", "{in}", "--prd", "{in}/missing-prd.json"], {}),
     ("loop-start-attempts-word", ["loop", "start", "--project", "{in}", "--prd", "{in}/talk.txt", "--max-attempts", "many"], {}),
@@ -228,6 +237,8 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("set-agent-tool", ["log", "tail"], {"IGS_AGENT__TOOL": "gpt"}),
     ("set-api-port", ["runs"], {"IGS_API__PORT": "0"}),
     ("set-postgres-port", ["runs"], {"IGS_POSTGRES__PORT": "70000"}),
+    ("set-ytdlp-runtime", ["doctor"], {"IGS_YTDLP__JS_RUNTIME": "rhino"}),
+    ("set-ytdlp-sleep", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_YTDLP__SLEEP_S": "-1"}),
     ("set-ingest-max-runtime", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_INGEST_MAX_RUNTIME_S": "-1"}),
     ("set-config-missing", ["log", "tail"], {"IGS_CONFIG": "{root}/nope.toml"}),
     ("set-config-malformed", ["log", "tail"], {"IGS_CONFIG": "{in}/bad.toml"}),
@@ -531,6 +542,7 @@ def runs_world(tmp_path_factory: pytest.TempPathFactory, media_server):
             mp.delenv(name)
         mp.setenv("IGS_DATA_DIR", str(root / "data"))
         mp.setenv("IGS_VAULT_DIR", str(root / "vault"))
+        mp.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))  # the media server (issue 23)
         mp.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))  # restored afterwards
         settings = load_settings()
         instance = open_instance(settings)
@@ -601,10 +613,12 @@ def test_status_reports_daemon_queue_and_failures(runs_world, capsys):
     failure = next(f for f in st["recent_failures"] if f["run_id"] == bad_id)
     assert "404" in failure["errors"]["video_download"]
     assert st["active_runs"] == []
+    assert st["doctor"]["line"].startswith("doctor: ") and st["doctor"]["fail"] == []  # issue 22
 
     code, out, _ = run_cli(capsys, "status")
     assert code == 0
     assert "daemon: NOT running" in out and "2 event(s) waiting" in out
+    assert out.rstrip().splitlines()[-1].startswith("doctor: ")
     assert any(line.strip().startswith(bad_id[:8]) and "video_download" in line and "404" in line
                for line in out.splitlines())
 

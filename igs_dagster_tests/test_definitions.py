@@ -18,6 +18,8 @@ JOBS = {"video_ingest", "loop_attempt", "loop_finish", "loop_story"}
 SENSORS = {
     "igs_events": 4,    # new URLs, loop starts and chaining: someone waits on these
     "feed_sensor": 60,  # each feed has its own interval (15 min by default)
+    "waiting_videos": 300,  # live streams and premieres queued again once due (issue 22)
+    "igs_watchdog": 30,  # dead run workers, stranded pool slots: fails alone (issue 24)
 }
 ASSET_CHECKS = {  # a new check belongs here, so a lost one is noticed
     "enriched_summary:enriched_summary_check",

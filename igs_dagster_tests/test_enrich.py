@@ -201,8 +201,11 @@ def _assert_enriched_note(
         # ...and the quote begins inside a segment that starts at that second.
         begins = [m.start() for m in re.finditer(re.escape(quote), joined)]
         assert any(int(_segment_at(transcript, pos)["start"]) == seconds for pos in begins)
-    # Key points carry timestamp links to real segment starts.
+    # Key points carry timestamp links to real segment starts; with chapters, each chapter's
+    # title (and its start) opens its points (issue 22).
     for line in ("" if omitted else _section(after, "Key Points")).splitlines():
+        if not line.strip() or re.match(r"^\*\*[^*]+\*\* · \[\d+:\d{2}(?::\d{2})?\]\(\S+\)$", line):
+            continue
         match = re.match(r"^- \*\*\[(\d+:\d{2}(?::\d{2})?)\]\((\S+)\)\*\* \S", line)
         assert match, line
         assert int(re.search(r"&t=(\d+)s$", match.group(2)).group(1)) in starts
@@ -274,7 +277,7 @@ def test_builtin_long_transcript(tmp_path: Path) -> None:
     summary = _section(after, "Executive Summary").split("\n\n")
     assert len(summary) == 4  # 3 paragraphs + the method line
     assert summary[-1].startswith("_Extractive summary")
-    points = _section(after, "Key Points").splitlines()
+    points = [p for p in _section(after, "Key Points").splitlines() if p.startswith("- ")]
     assert 4 <= len(points) <= 8
     stamps = [int(re.search(r"&t=(\d+)s\)", p).group(1)) for p in points]
     assert stamps == sorted(stamps) and stamps[-1] > 600  # spread over the talk, in order
@@ -285,7 +288,12 @@ def test_builtin_long_transcript(tmp_path: Path) -> None:
         "[Public Domain Readings](https://www.youtube.com/channel/UCpublicDomainReads)" in context
     )
     assert "**Uploader:** pd-readings" in context
-    assert f"**[10:00](https://www.youtube.com/watch?v={LONG_ID}&t=600s)** Walden" in context
+    # chapters are section breaks of the key points now (their list sits above the transcript)
+    assert "Walden" not in context
+    key_points = _section(after, "Key Points")
+    assert f"**Walden** · [10:00](https://www.youtube.com/watch?v={LONG_ID}&t=600s)" in key_points
+    walden = key_points.split("**Walden**", 1)[1].split("\n\n")[0]
+    assert all(600 <= int(t) < 1500 for t in re.findall(r"&t=(\d+)s\)\*\*", walden))
     related = _section(after, "Related")
     assert "(https://www.gutenberg.org/ebooks/205)" in related
     assert "(https://www.gutenberg.org/ebooks/1228)" in related  # trailing '.' dropped
@@ -368,7 +376,7 @@ def test_builtin_escapes_structure_breaking_text(jfk_note: Path) -> None:
     after = jfk_note.read_text(encoding="utf-8")
     assert len(re.findall(r"^<!-- igs:transcript -->$", after, re.M)) == 1
     assert len(re.findall(r"(?<!\\)<!-- igs:transcript -->", after)) == 1
-    assert "We wrote \\<!-- igs:transcript --> into the chat today." in after
+    assert "We wrote \\<\\!-- igs\\:transcript --\\> into the chat today." in after
     assert present_sections(after) == list(SECTIONS)
 
 
@@ -524,8 +532,11 @@ def test_agent_accepted(jfk_note: Path, tmp_path: Path) -> None:
         in (tmp_path / "work" / "agent-output.log").read_text()
     )
     prompt = script.with_suffix(".prompt").read_text(encoding="utf-8")
-    assert str(jfk_note.resolve()) in prompt
-    assert str(transcript_json.resolve()) in prompt
+    # the agent edits a copy in its own workspace (issue 23), never the vault note itself
+    workspace = tmp_path / "work" / "workspace"
+    assert str((workspace / jfk_note.name).resolve()) in prompt
+    assert str(jfk_note.resolve()) not in prompt
+    assert str((workspace / "transcript.json").resolve()) in prompt
     assert "Short sentences. No jargon." in prompt
     assert all(f"## {name}" in prompt for name in SECTIONS)
     assert "<!-- igs:transcript -->" in prompt and "enriched_by: pi" in prompt

@@ -359,12 +359,12 @@ def test_property_note_and_daily_line_keep_their_shape(tmp_path, title, channel,
         assert not _controls(text)
         meta, body = split_frontmatter(text)
         # exactly its keys, in order; an unknown channel is left out rather than written as null
-        channel_key = ["channel"] if inert.clean(inp_channel) else []
+        channel_key = ["channel"] if inert.clean_line(inp_channel) else []
         assert list(meta) == ["type", "title", "source", "source_url", "video_id", *channel_key,
                               "published", "duration", "duration_seconds", "language",
                               "archive_path", "transcribed", "enriched_by", "tags"]
-        assert meta["title"] == inert.clean(inp_title)
-        assert meta.get("channel") == (inert.clean(inp_channel) or None)
+        assert meta["title"] == inert.inert(inp_title, "frontmatter")
+        assert meta.get("channel") == (inert.inert(inp_channel, "frontmatter") or None)
         assert enrichment_region(text) == "\n_Pending enrichment._\n\n"
         assert transcript_block(text).startswith(f"{TRANSCRIPT_MARKER}\n## Transcript\n\n> [!note]-")
         lines = body.splitlines()

@@ -57,13 +57,25 @@ def test_text_is_stored_once_and_keyed_by_content(igs_env):
 @pytest.mark.parametrize("data, reason", [
     ({"file": "relative/clip.mp4", "title": "T"}, "absolute path"),
     ({"text": " \n\t ", "title": "T"}, "empty"),
-    ({"file": "/tmp/../tmp/clip.mp4", "title": "T"}, "'..'"),
+    # '..' is resolved before the media folders are compared: climbing out gets the one refusal
+    ({"file": "/tmp/../etc/clip.mp4", "title": "T"}, "not a media file under the media folders"),
     ({"file": "https://example.com/v.mp4", "title": "T"}, "absolute path"),
 ])
 def test_transcript_refusals_write_nothing(igs_env, data, reason):
     with pytest.raises(PermanentError, match=reason):
         accept(_event("transcript.process", **data), igs_env)
     assert not igs_env.data_dir.exists()
+
+
+def test_dotdot_that_stays_inside_a_media_folder_is_the_same_file(igs_env, tmp_path):
+    """`igs transcript --file ../talk.mp4` from a subfolder: resolved, then fenced (issue 23)."""
+    (tmp_path / "sub").mkdir()
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(SAMPLE_MP4.read_bytes())
+    plain = accept(_event("transcript.process", file=str(clip), title="T"), igs_env)
+    climbed = accept(_event("transcript.process", file=f"{tmp_path}/sub/../clip.mp4", title="T"),
+                     igs_env)
+    assert climbed.key == plain.key and climbed.known
 
 
 def test_transcript_file_source_keeps_label_and_title(igs_env, tmp_path):

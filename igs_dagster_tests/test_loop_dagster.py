@@ -1,6 +1,7 @@
 """The coding loop on a real Dagster deployment: `igs loop start` -> intake (PRD checked, loop
-id assigned) -> the inbox sensor -> queued `loop_story` run -> the `igs_events` sensor requests
-each next run (`loop_story` / `loop_attempt` / `loop_finish`) until the loop is done.
+id assigned) -> the inbox sensor -> queued `loop_story` run -> each run queues the next one
+(`loop_story` / `loop_attempt` / `loop_finish`; the `igs_events` sensor where that fails) until
+the loop is done.
 
 Real git projects in tmp, the stand-in agents of igs_dagster_tests/loop/agents behind one
 dispatcher (the story id picks the behaviour: S* implement, F* fail once, H* hang, K* hang
@@ -14,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,6 +25,7 @@ import pytest
 from igs_dagster.core.inbox import EventQueue
 from igs_dagster.defs.instance import PROJECT_TAG
 from igs_dagster.defs.loop.resources import LOOP_TAG, project_hash
+from igs_dagster.defs.loop.turns import turn_run_id
 from igs_dagster.loop.state import TERMINAL, LoopState, load_loop
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
 from igs_dagster_tests.loop.conftest import AGENTS, S_ADD, S_SLUG, S_WORDS, git, make_project
@@ -116,18 +117,9 @@ def _kill_leftovers(state: Path) -> None:
 def deployment(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("loop-deployment")
     env = DagsterEnv.create(root, **_agent_env(root))
-    # a webserver record left by a killed `igs dev`: every turn's push is refused at once and
-    # the igs_events sensor chains the loop (defs/loop/turns.py). The port stays bound, never
-    # listening, so nothing else takes it and every connect is refused.
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    (env.data / "webserver.json").write_text(json.dumps({
-        "url": f"http://127.0.0.1:{dead.getsockname()[1]}", "pid": 0, "dagster_home": str(env.home),
-    }))
     env.start_daemon()
     yield env
     env.stop_daemon()
-    dead.close()
     _kill_leftovers(root / "agent-state")
 
 
@@ -254,18 +246,15 @@ def test_full_loop_of_three_stories(deployment: DagsterEnv, loops) -> None:
     assert [r.dagster_run.tags["dagster/run_key"] for r in runs] == [
         f"loop:{loop_id}:{n}" for n in (0, 1, 2, 4)
     ]
-    assert [r.dagster_run.tags["dagster/sensor_name"] for r in runs] == (
-        ["igs_events"] * 4
-    )
-    # each turn tried to push its next run through the (dead) webserver and said so
-    assert [r.dagster_run.tags.get("igs/trigger") for r in runs] == ["loop.start"] + ["loop.chain"] * 3
+    assert runs[0].dagster_run.tags["dagster/sensor_name"] == "igs_events"
+    # each turn queued its next run itself, under the turn's run id (defs/loop/turns.py)
+    assert [r.dagster_run.tags.get("igs/trigger") for r in runs] == ["loop.start"] + ["loop.push"] * 3
     assert [r.dagster_run.tags["igs/turn"] for r in runs] == [
         r.dagster_run.tags["dagster/run_key"] for r in runs
     ]
-    for record in runs[:3]:
-        said = [e.user_message for e in instance.all_logs(record.dagster_run.run_id)]
-        assert any("not pushed (OSError" in m and "the igs_events sensor will request it" in m
-                   for m in said), said
+    assert [r.dagster_run.run_id for r in runs[1:]] == [
+        turn_run_id(r.dagster_run.tags["igs/turn"]) for r in runs[1:]
+    ]
     for record in runs:
         tags = record.dagster_run.tags
         assert tags[PROJECT_TAG] == project_hash(project) and tags[LOOP_TAG] == loop_id
@@ -480,7 +469,12 @@ def test_kill_during_implementor_then_reexecute_from_failure(tmp_path, monkeypat
             os.killpg(worker.pid, signal.SIGKILL)
     agent_pid, child_pid = map(int, pids.read_text().split())
     try:
-        assert not _pid_gone(agent_pid)  # the agent has its own session: it outlived the worker
+        # the agent (own session, ignores SIGTERM) and its child die with the run worker that
+        # was SIGKILLed mid-agent (issue 24, item 6): its guard saw the worker's pipe close
+        deadline = time.monotonic() + 30
+        while not (_pid_gone(agent_pid) and _pid_gone(child_pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pid_gone(agent_pid) and _pid_gone(child_pid)
         instance = env.instance()
         (run,) = [r.dagster_run for r in instance.get_run_records()]
         assert _steps_started(instance, run.run_id) == ["loop_begin", "loop_plan", "loop_implement"]
@@ -495,8 +489,6 @@ def test_kill_during_implementor_then_reexecute_from_failure(tmp_path, monkeypat
         )
         assert result.success
         assert _steps_started(instance, result.run_id) == ["loop_implement", "loop_review", "loop_judge"]
-        # the re-executed implementor stopped the dead run's agent (its pid file) first
-        assert _pid_gone(agent_pid) and _pid_gone(child_pid)
     finally:
         _kill_leftovers(tmp_path / "agent-state")
 

@@ -1,6 +1,6 @@
 """The coding loop under `igs dev` (code server, webserver, daemon): the run that ends a turn
-queues the next one through the webserver (defs/loop/turns.py), and the igs_events sensor,
-seeing that run end, requests nothing more: one run per turn."""
+queues the next one itself, under the turn's run id (defs/loop/turns.py), and the igs_events
+sensor, seeing that run end, finds it made: one run per turn."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from bench.fig14_status import start_stack, stop_stack
+from igs_dagster.defs.loop.turns import turn_run_id
 from igs_dagster_tests.dagster_env import DagsterEnv
 from igs_dagster_tests.loop.conftest import S_ADD, S_SLUG, make_project
 from igs_dagster_tests.test_loop_dagster import _agent_env, _runs, start_loop, wait_done, write_prd
@@ -15,7 +16,7 @@ from igs_dagster_tests.test_loop_dagster import _agent_env, _runs, start_loop, w
 pytestmark = pytest.mark.slow
 
 
-def test_each_turn_queues_the_next_run_through_the_webserver(tmp_path) -> None:
+def test_each_turn_queues_the_next_run(tmp_path) -> None:
     dep = DagsterEnv.create(tmp_path, **_agent_env(tmp_path))
     project = make_project(tmp_path / "project")
     # F2 is implemented wrong on its first attempt: a loop_attempt turn besides the stories
@@ -44,4 +45,45 @@ def test_each_turn_queues_the_next_run_through_the_webserver(tmp_path) -> None:
     assert not any("dagster/sensor_name" in r.tags for r in runs[1:])
     for earlier, later in zip(runs, runs[1:], strict=False):  # queued behind the project's slot
         said = [e.user_message for e in instance.all_logs(earlier.run_id)]
-        assert any(f"run {later.run_id} queued through the webserver" in m for m in said), said
+        assert any(f"run {later.run_id} queued" in m for m in said), said
+    assert all(r.run_id == turn_run_id(r.tags["igs/turn"]) for r in runs[1:])
+
+
+def test_a_stalled_webserver_never_makes_a_second_run_of_a_turn(tmp_path) -> None:
+    """Issue 24, item 5. The webserver stops answering (SIGSTOP: a long GC pause, a swapped-out
+    process) while a loop runs, and resumes after the loop is done. No turn may get a second
+    run: not from a push the webserver carries out late, after the sensor queued the turn."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from igs_dagster.core import webserver
+
+    dep = DagsterEnv.create(tmp_path, **_agent_env(tmp_path))
+    project = make_project(tmp_path / "project")
+    prd = write_prd(tmp_path / "prd.json", [S_ADD, S_SLUG])
+    stack = start_stack(dep)
+    server = next(p for p in psutil.Process(stack.pid).children(recursive=True)
+                  if "dagster_webserver" in " ".join(p.cmdline()))
+    try:
+        loop_id = start_loop(dep, project, prd)
+        instance = dep.instance()
+        dep.wait_for(lambda: any(r.dagster_run.status == dg.DagsterRunStatus.STARTED
+                                 for r in _runs(instance, loop_id)), 240, "the loop's first run")
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            state = wait_done(dep, loop_id, timeout=400)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        url = webserver.find(dep.data, dep.home)
+        dep.wait_for(lambda: webserver.query(url, "{ __typename }", timeout=5), 120, "the webserver")
+        time.sleep(5)  # what it had received while stopped is carried out by now
+        runs = [r.dagster_run for r in _runs(instance, loop_id)]
+    finally:
+        stop_stack(stack)
+    assert state.status == "complete"
+    turns = [r.tags["igs/turn"] for r in runs]
+    assert sorted(turns) == sorted(set(turns)), turns  # one run per turn
+    assert len(turns) == 3

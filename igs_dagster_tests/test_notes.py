@@ -9,7 +9,7 @@ import pytest
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import TEMP_PREFIX
-from igs_dagster.core.inert import clean
+from igs_dagster.core.inert import inert
 from igs_dagster.video.notes import (
     NoteInput,
     dump_frontmatter,
@@ -211,7 +211,7 @@ def test_pasted_transcript_has_no_timestamps() -> None:
     assert "> [!info] Source\n> JFK Inaugural Address\n" in body
     assert transcript_block(note) == (
         "<!-- igs:transcript -->\n## Transcript\n\n> [!note]- Transcript\n"
-        "> First paragraph.\n>\n> Second paragraph \\<!-- not a comment -->.\n"
+        "> First paragraph.\n>\n> Second paragraph \\<\\!-- not a comment --\\>.\n"
     )
 
 
@@ -256,8 +256,9 @@ def test_frontmatter_round_trip_nasty_titles(title: str) -> None:
     inp = make_input(title=title, channel=f"Chan: {title}", archive_path=f"/x/{title}.mp4")
     note = render_note(inp, JFK_TRANSCRIPT)
     meta, body = split_frontmatter(note)
-    assert meta["title"] == clean(title)  # line breaks and tabs become spaces (issue 10)
-    assert meta["channel"] == clean(f"Chan: {title}")
+    # one line, markup broken where Obsidian and Dataview would make it live (issues 10, 23)
+    assert meta["title"] == inert(title, "frontmatter")
+    assert meta["channel"] == inert(f"Chan: {title}", "frontmatter")
     assert meta["archive_path"] == f"/x/{title}.mp4"
     assert meta["video_id"] == VIDEO_ID and meta["tags"] == ["video", "youtube"]
     heading = body.splitlines()[1]
@@ -380,7 +381,10 @@ def test_write_note_idempotent(tmp_path: Path) -> None:
     assert write_note(vault, slug, make_input(), JFK_TRANSCRIPT) == path
     assert path.read_bytes() == first
     assert path.stat().st_ino == stat.st_ino  # unchanged note: not rewritten
-    assert _all_files(vault) == ["Resources/videos/jfk-inaugural-address.md"]
+    assert _all_files(vault) == [  # the note and its writers' lock (video/notelock.py)
+        "Resources/videos/.igs-locks/jfk-inaugural-address.md.lock",
+        "Resources/videos/jfk-inaugural-address.md",
+    ]
     # the same slug again for the same video
     assert note_slug("JFK Inaugural Address", VIDEO_ID, vault) == slug
     # enriched note, re-written: the enrichment survives and the bytes are stable

@@ -162,7 +162,7 @@ def test_related_between_related_talks_only(corpus):
     assert [r.note.video_id for r in found] == ["bees"]
     assert related.related_notes(index, "rust") == []  # nothing about Rust elsewhere: no noise
     block = related.render_block(found)
-    assert "## Related in the vault" in block and "[[bees|Bees]]" in block
+    assert "## Related in the vault" in block and "- [[bees]] Bees (" in block
     context = related.prompt_context(found)
     assert "[[bees]]" in context and "similarity" in context
 

@@ -22,6 +22,7 @@ from igs_dagster.core import processes
 from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.system import pool_slots, watchdog
 from igs_dagster.defs.system.watchdog import Host, Worker, check_started_runs, worker_state
+from igs_dagster.defs.system.watchdog_sensor import igs_watchdog
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 LOCAL_GRPC = json.dumps({"host": "localhost", "socket": "/tmp/dagster-grpc.sock"})
@@ -177,15 +178,15 @@ def test_host_tag_of_an_earlier_boot_or_another_run(instance):
     assert instance.get_run_by_id(inherited.run_id).tags[watchdog.HOST_TAG] == here.tag(inherited.run_id)
 
 
-def test_sensor_reports_in_its_skip_reason_every_interval(instance):
+def test_sensor_reports_in_its_skip_reason(instance):
     worker = _sleeper()
     try:
         _started_run(instance, worker.pid)
-        result = igs_events(dg.build_sensor_context(instance=instance))
-        assert "1 started runs: 1 workers alive, 0 gone" in str(result.skip_reason.skip_message)
-        # and not again before WATCHDOG_INTERVAL_S has passed
-        again = igs_events(dg.build_sensor_context(instance=instance, cursor=result.cursor))
-        assert "started runs" not in str(again.skip_reason.skip_message)
+        result = igs_watchdog(dg.build_sensor_context(instance=instance))
+        assert "1 started runs: 1 workers alive, 0 gone" in str(result.skip_message)
+        # the igs_events sensor (inbox, outcomes) leaves it to igs_watchdog
+        events = igs_events(dg.build_sensor_context(instance=instance))
+        assert "started runs" not in str(events.skip_reason.skip_message)
     finally:
         worker.kill()
         worker.wait()
@@ -204,8 +205,8 @@ def test_a_step_that_missed_the_hand_off_of_a_free_slot_gets_it(instance):
         assert not storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
     assert pool_slots.stranded(instance) == {"gpu": 1}
 
-    result = igs_events(dg.build_sensor_context(instance=instance))
-    assert "pool slots: gpu 1 assigned" in str(result.skip_reason.skip_message)
+    result = igs_watchdog(dg.build_sensor_context(instance=instance))
+    assert "pool slots: gpu 1 assigned" in str(result.skip_message)
     assert storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
     # a step waiting behind a slot in use is not stranded: nothing to do, and nothing done
     assert not storage.claim_concurrency_slot("gpu", "run-c", "transcript").is_claimed

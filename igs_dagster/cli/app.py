@@ -12,9 +12,21 @@ import os
 import sys
 import traceback
 
-from igs_dagster.cli import feeds, log, loop, runs, search, serve, settings_view, video, videos
+from igs_dagster.cli import (
+    doctor,
+    feeds,
+    log,
+    loop,
+    runs,
+    search,
+    serve,
+    settings_view,
+    video,
+    videos,
+)
 from igs_dagster.cli.common import UsageError, _Parser
 from igs_dagster.core.errors import IgsError
+from igs_dagster.core.fsutil import tighten_dir
 from igs_dagster.core.settings import load_settings
 from igs_dagster.core.text import one_line
 
@@ -26,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks (same as IGS_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (video, videos, feeds, search, log, runs, serve, loop, settings_view):
+    for group in (video, videos, feeds, search, log, runs, doctor, serve, loop, settings_view):
         group.add_commands(sub)
     return parser
 
@@ -80,13 +92,16 @@ def _settings(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     """Run one command; everything it prints passes `inert.PrintableWriter` (no terminal
     escapes from titles, log lines or PRDs reach the user's terminal)."""
+    from igs_dagster.core.fsutil import private_umask
     from igs_dagster.core.inert import PrintableWriter
 
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = PrintableWriter(out), PrintableWriter(err)
+    umask = private_umask()  # every file 0600, every folder 0700 (kept across `igs dev`'s exec)
     try:
         return _main(argv)
     finally:
+        os.umask(umask)  # for callers in this process (tests); an exec'd process keeps ours
         if isinstance(sys.stdout, PrintableWriter):
             sys.stdout = out
         if isinstance(sys.stderr, PrintableWriter):
@@ -99,6 +114,7 @@ def _main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         debug = debug or args.debug
         settings = _settings(args)
+        tighten_dir(settings.data_dir)  # 0700, also when an older version made it 0755
         return int(args.func(args, settings) or 0)
     except IgsError as err:
         if debug and not isinstance(err, UsageError):

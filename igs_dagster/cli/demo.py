@@ -6,6 +6,8 @@ whole ingest job executes against the persistent instance (visible later in `igs
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +22,20 @@ SAMPLE_TITLE = "JFK inaugural address (excerpt, 1961)"
 
 
 @contextmanager
-def serve_sample() -> Iterator[str]:
+def serve_sample(settings: Settings) -> Iterator[str]:
+    """The sample on a loopback server, and for as long as it runs the address fence lets this
+    process reach that address (127.0.0.1) and no other private one (core/netguard)."""
+    name = "IGS_NETWORK__ALLOW"
+    before = os.environ.get(name)
     with FolderServer(SAMPLE.parent) as server:
-        yield server.url(SAMPLE.name)
+        os.environ[name] = json.dumps([*settings.network.allow, "127.0.0.1"])
+        try:
+            yield server.url(SAMPLE.name)
+        finally:
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 def run_demo(settings: Settings) -> Path:
@@ -33,7 +46,7 @@ def run_demo(settings: Settings) -> Path:
     from igs_dagster.defs.video.partitions import video_partitions
 
     instance = open_instance(settings)
-    with serve_sample() as url:
+    with serve_sample(settings) as url:
         # register the source without queueing an event: this run is launched right here
         source = Source(SAMPLE_KEY, "url", url, "sample", SAMPLE_TITLE)
         EventQueue(settings.queue_db).register_source(source, replace=True)

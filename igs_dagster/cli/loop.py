@@ -17,7 +17,7 @@ from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
-from igs_dagster.core.text import table
+from igs_dagster.core.text import one_line, table
 
 CANCEL_WAIT_S = 30.0  # how long `cancel` waits for terminated runs to finish
 
@@ -332,7 +332,7 @@ def format_loop(detail: dict) -> str:
     rows = []
     for story in detail["stories"].values():
         if not story["attempts"]:
-            rows.append([story["id"], story["title"][:30], story["status"], "-", "-", "-", "-",
+            rows.append([story["id"], one_line(story["title"], 30), story["status"], "-", "-", "-", "-",
                          "-", "-", "-", "-", "-"])
         for attempt in story["attempts"]:
             durations = attempt["durations"]
@@ -340,7 +340,7 @@ def format_loop(detail: dict) -> str:
             if attempt["test_commit"]:
                 commits.append(attempt["test_commit"][:8] + " (test)")
             rows.append([
-                story["id"], story["title"][:30], story["status"], str(attempt["number"]),
+                story["id"], one_line(story["title"], 30), story["status"], str(attempt["number"]),
                 attempt["tool"], attempt["reviewer_tool"] or "-", attempt["verdict"] or "-",
                 *(_seconds(durations.get(k)) for k in ("implement", "review", "checks", "judge")),
                 ", ".join(commits) or "-",
@@ -349,7 +349,7 @@ def format_loop(detail: dict) -> str:
                                 "IMPLEMENT", "REVIEW", "CHECKS", "JUDGE", "COMMITS"])]
     if summary["last_failures"]:
         lines += ["", "last failure per story:"]
-        lines += [f"  {sid}: {reason}" for sid, reason in summary["last_failures"].items()]
+        lines += [f"  {sid}: {one_line(reason)}" for sid, reason in summary["last_failures"].items()]
     if detail.get("merge_hints"):
         lines += ["", *detail["merge_hints"]]
     if detail["runs"]:

@@ -72,10 +72,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         status = run_report.status(open_instance(settings), queue, settings)
     if getattr(args, "settings_error", None):
         status = {"settings_error": args.settings_error, **status}
+    from igs_dagster.cli.doctor import status_summary
+
+    checks = status_summary(settings)  # the last `igs doctor` (quick checks when over an hour old)
     if args.json:
-        print_json(status)
+        print_json({**status, "doctor": checks})
     else:
         print(run_format.format_status(status))
+        print(checks["line"])
     return 0
 
 

@@ -22,7 +22,7 @@ MAX_REASON = 1000  # a reason may end with the command that fixes it: not clippe
 @dataclass
 class VideoState:
     key: str
-    status: str  # done | running | failed | canceled | queued (no run yet)
+    status: str  # done | running | failed | waiting | canceled | queued (no run yet)
     run_id: str | None = None
     reason: str | None = None  # failed: "<step>: <reason>"
     note: str | None = None
@@ -81,7 +81,18 @@ def state_of_run(instance: dg.DagsterInstance, key: str, record) -> VideoState:
         step = next((s for s in reasons if s != "(run)"), None)
         state.status = "failed"
         state.reason = (f"{step}: {reasons[step]}" if step else reasons.get("(run)")) or "run failed"
+        waiting = _waiting(key)
+        if waiting is not None:  # a live stream or premiere: queued again when due
+            state.status, state.reason = "waiting", waiting.reason
     return state
+
+
+def _waiting(key: str):
+    """The video's entry in the waiting store (video/waiting.py), or None."""
+    from igs_dagster.core.settings import load_settings
+    from igs_dagster.video.waiting import WaitingVideos
+
+    return WaitingVideos(load_settings().waiting_db).get(key)
 
 
 def video_state(instance: dg.DagsterInstance, key: str) -> VideoState:
@@ -103,7 +114,9 @@ def describe(state: VideoState) -> str:
         return f"already done: {state.key} → {state.note or '(note path unknown)'}"
     if state.status == "running":
         return f"in progress: {state.key} (run {state.run_id[:8] if state.run_id else '?'})"
+    if state.status == "waiting":
+        return f"waiting: {state.key}: {(state.reason or '').removeprefix('waiting: ')}"
     if state.status in ("failed", "canceled"):
-        return (f"{state.status}: {state.key}: {state.reason}; "
-                f"retry with `igs retry {state.key}`")
+        hint = "" if "igs retry" in (state.reason or "") else f"; retry with `igs retry {state.key}`"
+        return f"{state.status}: {state.key}: {state.reason}{hint}"
     return f"queued {state.key} (already known; no run has started yet)"

@@ -73,7 +73,7 @@ class _Follow:
         self.key, self.old_runs = key, old_runs
         self.run_id: str | None = None
         self.progress: _Progress | None = None
-        self.outcome: str | None = None  # done | failed | queued (no daemon: not waited for)
+        self.outcome: str | None = None  # done | failed | waiting (due later) | queued (no daemon)
 
     def poll(self, instance, out) -> None:
         from igs_dagster.cli.video_state import ingest_runs, state_of_run, video_state
@@ -95,10 +95,13 @@ class _Follow:
         if state.status == "done":
             self.outcome = "done"
             print(f"{self.key}: done → {state.note}", file=out, flush=True)
+        elif state.status == "waiting":  # not a failure: it is queued again when due
+            self.outcome = "waiting"
+            print(f"{self.key}: {state.reason}", file=out, flush=True)
         else:
             self.outcome = "failed"
-            print(f"{self.key}: {state.status}: {state.reason}; retry with `igs retry {self.key}`",
-                  file=out, flush=True)
+            hint = "" if "igs retry" in (state.reason or "") else f"; retry with `igs retry {self.key}`"
+            print(f"{self.key}: {state.status}: {state.reason}{hint}", file=out, flush=True)
 
 
 def follow_again(keys: list[str], settings: Settings) -> str:
@@ -184,9 +187,11 @@ def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None
         raise
     failed = [f.key for f in follows if f.outcome == "failed"]
     queued = [f.key for f in follows if f.outcome == "queued"]
+    later = [f.key for f in follows if f.outcome == "waiting"]
     if len(keys) > 1:  # a playlist, several URLs: the outcome in one line
-        done = len(keys) - len(failed) - len(queued)
+        done = len(keys) - len(failed) - len(queued) - len(later)
         print(f"{len(keys)} videos: {done} done, {len(failed)} failed"
+              + (f", {len(later)} waiting" if later else "")
               + (f", {len(queued)} not started" if queued else "")
               + (f" (retry with `igs retry {' '.join(failed)}`)" if failed else ""),
               file=out, flush=True)

@@ -5,6 +5,11 @@ corrupt media): Dagster assets turn it into `dg.Failure(allow_retries=False)`.
 Any other exception is treated as transient and retried by the step's RetryPolicy.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
 
 class IgsError(Exception):
     """An error with a one-line, user-facing message."""
@@ -16,3 +21,23 @@ class PermanentError(IgsError):
 
 class SettingsError(IgsError):
     """The configuration is missing or invalid."""
+
+
+def error_chain(err: BaseException | None) -> Iterator[BaseException]:
+    """The error and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__ and
+    __context__), each once."""
+    seen: set[int] = set()
+    todo: list[Any] = [err]
+    while todo:
+        exc = todo.pop()
+        if not isinstance(exc, BaseException) or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        yield exc
+        exc_info = getattr(exc, "exc_info", None)
+        todo += [
+            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
+            getattr(exc, "cause", None),
+            exc.__cause__,
+            exc.__context__,
+        ]

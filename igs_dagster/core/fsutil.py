@@ -49,6 +49,43 @@ def private_dir(folder: Path) -> Path:
     return folder
 
 
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> int:
+    """Make this process (and what it starts: `igs dev`'s daemon, webserver, run workers) create
+    files 0600 and folders 0700 whatever the user's umask, SQLite databases, their WAL/SHM files
+    and Dagster's own files included. Returns the umask it replaced."""
+    return os.umask(PRIVATE_UMASK)
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty and 0600 if it does not exist (before SQLite opens it: its WAL and SHM
+    files take the database's mode); its folder is made private."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        return path
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def tighten_dir(folder: Path) -> None:
+    """Take group and other access away from an existing folder we own (a data folder made by
+    an older version under umask 022); a missing one is left to be made 0700 when needed."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+
+
 def read_regular_file(path: Path, max_bytes: int, label: str | None = None) -> bytes:
     """The bytes of `path` if it is a regular file of at most `max_bytes`.
 
@@ -150,18 +187,42 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
+# Names Windows reserves for devices, in any case and with any extension (`con.md`, `Nul.tar.gz`,
+# `COM1`): a note or folder named so can't be opened there, and sync tools choke on it.
+_WINDOWS_RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?")
+
+
+def windows_reserved(name: str) -> bool:
+    """True for a device name Windows reserves (`con`, `NUL.txt`, `com1.tar.gz`, ...)."""
+    return _WINDOWS_RESERVED.fullmatch(name.rstrip(". ")) is not None
+
+
+def unreserved(name: str) -> str:
+    """`name`, or with `_` after its stem when Windows reserves it (`con` -> `con_`,
+    `nul.txt` -> `nul_.txt`)."""
+    if not windows_reserved(name):
+        return name
+    stem, dot, rest = name.partition(".")
+    return f"{stem}_{dot}{rest}"
+
+
 def safe_name(name: str, what: str = "name") -> str:
-    """Return `name` if it is safe as a single file-name component, else raise PermanentError."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+    """Return `name` if it is safe as a single file-name component on every system we sync to,
+    else raise PermanentError."""
+    if (not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name
+            or name.endswith(".")):
         raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
+    if windows_reserved(name):
+        raise PermanentError(f"invalid {what} {name!r}: a device name Windows reserves")
     return name
 
 
 def fit_name(name: str, max_len: int = 128) -> str:
     """`name` if it is a safe file name that fits, else a shortened safe form plus a short hash
     of the whole name (`long-title-3f2a9c1d`): distinct inputs stay distinct, never too long."""
-    if _SAFE_NAME.match(name) and ".." not in name and len(name) <= max_len:
-        return name
+    if (_SAFE_NAME.match(name) and ".." not in name and not name.endswith(".")
+            and len(name) <= max_len):
+        return unreserved(name)
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", name).replace("..", "-").strip("-.")
     base = base[: max_len - len(digest) - 1].rstrip("-.")

@@ -5,8 +5,12 @@ Three jobs, one place:
 - `clean` (at ingest): drop control and format characters (Unicode Cc, Cf: terminal escapes,
   bidi overrides, zero-width tricks); line and paragraph separators become spaces. `\\n` and
   `\\t` survive only where asked (descriptions).
-- `md_inline` (writing notes): one line of Markdown that renders as the literal text in
-  Obsidian: no raw HTML, comments, wikilinks, embeds, `%%` comments, tags or links.
+- `inert` (writing notes): untrusted text made inert for the place it goes in a note (a table
+  cell, a list item, a paragraph, a callout line, a frontmatter value, a heading, a link label,
+  a transcript line): one line that shows the same words in Obsidian and opens nothing: no
+  code block or inline code (Dataview runs ```` ```dataviewjs ```` and `` `$= ` `` as
+  JavaScript), math, tag, wiki link, embed, `%%` comment, `==` highlight, HTML, Dataview field
+  (`key:: value`), or URL scheme other than http/https.
 - `printable` (human CLI output): anything non-printable shown as an escape (`\\x1b`).
 """
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import Any, Literal, get_args
 
 _SEPARATORS = {"\u2028", "\u2029", "\x85"}  # line/paragraph separators (Zl, Zp, NEL)
 
@@ -64,15 +68,93 @@ def clean_info(info: dict) -> dict:
     return info
 
 
+Place = Literal["cell", "item", "paragraph", "callout", "frontmatter", "heading", "link_label",
+                "transcript"]
+PLACES: tuple[str, ...] = get_args(Place)
+
 # Markdown/Obsidian syntax characters escaped with a backslash (CommonMark allows a backslash
-# before any ASCII punctuation): HTML and comments (<), links, wikilinks and embeds ([ ] !),
-# Obsidian comments (%%), tags (#), code and emphasis, block ids (^), math ($), tables (|).
-_MD_SPECIAL = re.compile(r"([\\<>\[\]!%#`*_~=^$|&])")
+# before any ASCII punctuation, and the text shown is the same): HTML and comments (< >), links,
+# wikilinks and embeds ([ ] !), Obsidian comments (%), tags (#), code spans and fences (` ~),
+# emphasis (* _), highlights (=), block ids (^), math ($), tables (|), entities (&), e-mail
+# autolinks (@), and the backslash itself.
+_MD_SPECIAL = frozenset("\\`*_~=^$|&<>[]!%#@")
+_SCHEME_BEFORE = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*)$")
+_LIST_START = re.compile(r"^([-+])|^(\d{1,9})([.)])")
 
 
-def md_inline(text: Any) -> str:
-    """One line of Markdown that shows `text` literally (cleaned, syntax escaped)."""
-    return _MD_SPECIAL.sub(r"\\\1", clean_line(text))
+def _scheme_colon(text: str, i: int) -> bool:
+    """Whether the `:` at `text[i]` would make a live URL scheme (`javascript:`, `file://`,
+    `obsidian://`) or a Dataview inline field (`key:: value`). http(s):// stays a link."""
+    before, after = text[max(0, i - 64) : i], text[i + 1 : i + 3]  # a bounded look back
+    if before.endswith(":") or after.startswith(":"):
+        return True
+    if not after or after[0].isspace():
+        return False
+    match = _SCHEME_BEFORE.search(before)
+    if match is None:
+        return False
+    return not (match.group(1).lower() in ("http", "https") and after == "//")
+
+
+def _markdown_line(text: str) -> str:
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch in _MD_SPECIAL or (ch == ":" and _scheme_colon(text, i)):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    line = "".join(out)
+    # a line must not start a list item, a thematic break or a setext heading either
+    return _LIST_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}",
+                           line, count=1)
+
+
+_DOUBLED = re.compile(r"([\[\]%=$:~])(?=\1)")
+_FM_MAP = str.maketrans({"`": "'", "<": "‹", ">": "›"})
+
+
+def _frontmatter_value(text: str) -> str:
+    """A YAML string shows backslashes as they are, so here markup is broken with spaces (and
+    three look-alike characters) instead: Obsidian's properties view links `[[x]]`, and Dataview
+    renders field values as Markdown, inline queries included."""
+    text = _DOUBLED.sub(r"\1 ", text.translate(_FM_MAP))
+    text = re.sub(r"([#$])(?=[^\s#$])", r"\1 ", text)
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        out.append(ch)
+        if ch == ":" and _scheme_colon(text, i):
+            out.append(" ")
+    return "".join(out)
+
+
+def inert(text: Any, place: Place) -> str:
+    """Untrusted `text` as one line that is inert where it goes in a note (see the module doc):
+    cleaned (no control characters, white space collapsed); in Markdown places every syntax
+    character is backslash-escaped, so Obsidian shows exactly the words and punctuation given;
+    in a frontmatter value, markup is broken with spaces instead."""
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r} (one of {', '.join(PLACES)})")
+    line = clean_line(text)
+    return _frontmatter_value(line) if place == "frontmatter" else _markdown_line(line)
+
+
+def plain(markdown: Any) -> str:
+    """The text a line taken back from a note shows (backslash escapes undone), to pass it
+    through `inert` again for another place."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", clean_line(markdown))
+
+
+_URL_QUOTE = {ch: f"%{ord(ch):02X}" for ch in ' <>`"{}|\\^$'}
+
+
+def link_target(url: Any) -> str:
+    """A Markdown link destination that stays one link: cleaned, characters that end or break
+    it (spaces, angle brackets, backticks, quotes, `$`) percent-encoded, `%%`, `==` and `[[`
+    split with an escape, and `<...>` around it when it holds parentheses."""
+    url = "".join(_URL_QUOTE.get(ch, ch) for ch in clean_line(url))
+    url = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", url)  # %% and a stray % never start a comment
+    url = url.replace("==", "=%3D").replace("[[", "[%5B").replace("]]", "]%5D")
+    return f"<{url}>" if any(ch in url for ch in "()") else url
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import sys
 import threading
@@ -43,13 +42,11 @@ class FolderServer:
         return f"{self.base_url}/{name}"
 
     def add(self, src: Path, name: str | None = None) -> str:
-        """Serve a copy of `src` (a hard link when possible: same bytes, no copy)."""
+        """Serve a copy of `src` (a copy, not a hard link: a second link to a media file makes
+        the local-media fence refuse it, core/pathguard)."""
         dest = self.root / (name or Path(src).name)
         if not dest.exists():
-            try:
-                os.link(src, dest)
-            except OSError:
-                shutil.copyfile(src, dest)
+            shutil.copyfile(src, dest)
         return self.url(dest.relative_to(self.root).as_posix())
 
     def close(self) -> None:

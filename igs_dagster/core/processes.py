@@ -1,13 +1,20 @@
 """Child processes under supervision: the one mechanism agents, loop checks and the watchdog use.
 
-- `run_supervised` starts an argument list (never a shell) in its own session / process group,
-  output to a file, optional stdin data; it ends on exit, timeout, a cancel file appearing, or
-  any exception in the caller's thread. Then the WHOLE group is stopped (SIGTERM, SIGKILL after
-  `grace_s`), so no child or grandchild survives, even one that ignores SIGTERM; descendants
-  seen while it ran that left the group (setsid) are stopped too. One whose parent had already
-  exited before it was seen (re-parented to init) can still escape: that needs cgroups.
-- A pid file records a running group so another process (`igs loop cancel`, or a retried step
-  after its runner was SIGKILLed) can stop it: `kill_from_pid_file`, safe against pid reuse.
+- `run_supervised` runs an argument list (never a shell) under a guard process (core/guard.py):
+  the command gets its own session / process group, output to a file, optional stdin data; it
+  ends on exit, timeout, a cancel file appearing, or any exception in the caller's thread. Then
+  the guard stops the WHOLE tree (SIGTERM, SIGKILL after `grace_s`): the command's group and
+  every descendant, even one that ignores SIGTERM or left the group (setsid); on Linux the guard
+  is their child subreaper, so even one whose parent had exited is found.
+- The command dies with its caller: the guard watches a pipe whose only writer is the caller,
+  and when the caller is killed hard (SIGKILL, the OOM killer: no `finally` runs) the pipe's
+  EOF makes the guard stop the tree. Same on macOS (a pipe, no Linux-only mechanism).
+- The caller waits on the guard's exit (a pidfd on Linux, `waitpid` elsewhere), looking only
+  at the cancel file and the output file every CHECK_S, never at the process table.
+- A pid file records a running command (its pid, group and start time, the caller and the
+  guard) so another process (`igs loop cancel`, or a retried step after its runner was
+  SIGKILLed) can stop it: `kill_from_pid_file`, which acts only on the very process it
+  recorded (pid + start time), never on a process that reuses the pid.
 - `process_info` / `group_members` read the process table through psutil (Linux and macOS).
 - `read_tail` gives the redacted end of an output file (redaction before the cut, so a
   secret split by the window is still caught).
@@ -35,10 +42,10 @@ from typing import Any
 import psutil
 
 from igs_dagster.core.fsutil import atomic_write_bytes, atomic_write_json, atomic_writer
+from igs_dagster.core.guard import KILL_SETTLE_S, Guard
 from igs_dagster.core.redact import Redactor
 
-POLL_MAX_S = 0.2  # cancel_file / exit polling period once the run is under way
-KILL_SETTLE_S = 5.0  # how long to wait for SIGKILLed processes to disappear
+CHECK_S = 0.2  # how often the cancel file and the output are looked at while the command runs
 
 
 # --------------------------------------------------------------------------- process table
@@ -96,15 +103,30 @@ def _killpg(pgid: int, sig: int) -> bool:
     return True
 
 
-def stop_process_group(pgid: int, grace_s: float = 5.0) -> bool:
+def _same(pid: int, started: float | None) -> bool | None:
+    """Is `pid` still the process that started at `started`? None: no such process."""
+    info = process_info(pid)
+    if info is None or info.exited:
+        return None
+    return started is not None and info.started_at > 0 and abs(info.started_at - started) <= 0.5
+
+
+def stop_process_group(pgid: int, grace_s: float = 5.0, started: float | None = None) -> bool:
     """SIGTERM every live process of group `pgid`, SIGKILL what is left after `grace_s`.
 
     Returns True if it had to act (some member was alive), False if the group was gone.
     Refuses our own group and pgid <= 1 (those would hit the caller or the whole system).
+    `started`: the leader's start time; before each signal the leader, if it lives, must still
+    be that process (a group id is never reused while the group has members, but once the
+    group is gone a new leader may take the number: it is left alone).
     """
     if pgid <= 1 or pgid == os.getpgrp():
         raise ValueError(f"refusing to signal process group {pgid}")
-    if not group_members(pgid):
+
+    def ours() -> bool:
+        return started is None or _same(pgid, started) is not False
+
+    if not group_members(pgid) or not ours():
         return False
     if not _killpg(pgid, signal.SIGTERM):
         return False
@@ -113,61 +135,12 @@ def stop_process_group(pgid: int, grace_s: float = 5.0) -> bool:
         if not group_members(pgid):
             return True
         time.sleep(0.05)
-    _killpg(pgid, signal.SIGKILL)
+    if ours():
+        _killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + KILL_SETTLE_S
     while group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return True
-
-
-def _tree(pgid: int, leader: int) -> dict[int, psutil.Process]:
-    """Members of group `pgid` and all descendants of the leader and of those members,
-    wherever their group or session (pi 0.73.1 runs its bash tool detached: setsid)."""
-    found: dict[int, psutil.Process] = {}
-    roots = [leader, *group_members(pgid)]
-    for pid in roots:
-        try:
-            proc = psutil.Process(pid)
-            found.setdefault(pid, proc)
-            for child in proc.children(recursive=True):
-                found.setdefault(child.pid, child)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _stop_strays(tracked: dict[int, psutil.Process], grace_s: float) -> None:
-    """SIGTERM, then SIGKILL, tracked descendants that left the group and still run. psutil
-    remembers each one's start time, so a pid reused by someone else is never signalled."""
-
-    def alive() -> list[psutil.Process]:
-        procs = []
-        for proc in tracked.values():
-            try:
-                if proc.pid != os.getpid() and proc.is_running() and proc.status() not in (
-                        psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                    procs.append(proc)
-            except psutil.Error:
-                continue
-        return procs
-
-    for method, wait in (("terminate", grace_s), ("kill", KILL_SETTLE_S)):
-        procs = alive()
-        if not procs:
-            return
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                getattr(proc, method)()
-        deadline = time.monotonic() + max(wait, 0.0)
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-
-def _stop_all(pgid: int, tracked: dict[int, psutil.Process], grace_s: float) -> None:
-    """The group first, then what escaped it (setsid, detached spawns) but was seen running."""
-    tracked.update(_tree(pgid, pgid))
-    stop_process_group(pgid, grace_s)
-    _stop_strays(tracked, grace_s)
 
 
 # --------------------------------------------------------------------------- pid files
@@ -189,13 +162,15 @@ def _remove_pid_file(pid_file: Path, pid: int) -> None:
         Path(pid_file).unlink(missing_ok=True)
 
 
-def _write_pid_file(pid_file: Path, pid: int, label: str) -> None:
+def _write_pid_file(pid_file: Path, pid: int, label: str, guard: int) -> None:
     atomic_write_json(pid_file, {
         "pid": pid,
-        "pgid": pid,  # start_new_session: the child leads its own group
+        "pgid": pid,  # a new session: the command leads its own group
         "proc_start": start_time(pid),
         "tool": label,
         "runner_pid": os.getpid(),
+        "runner_start": start_time(os.getpid()),
+        "guard_pid": guard,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
 
@@ -203,9 +178,11 @@ def _write_pid_file(pid_file: Path, pid: int, label: str) -> None:
 def kill_from_pid_file(pid_file: Path, grace_s: float = 5.0) -> bool:
     """Stop the group recorded in `pid_file` (from any process). True if it had to act.
 
-    Safe against pid reuse: the leader's start time is recorded and compared, and a pid is
-    never reallocated while its process group still has members. Removes the pid file once
-    the group is gone.
+    Acts only on what it recorded: the leader's pid and start time must match (a pid file
+    without a start time, or whose pid now belongs to a process that started at another time,
+    is stale and left alone), and they are checked again before each signal. A leader that
+    exited leaves its group id reserved while members live: those are stopped. Removes the pid
+    file once the group is gone.
     """
     pid_file = Path(pid_file)
     data = read_pid_file(pid_file)
@@ -213,15 +190,13 @@ def kill_from_pid_file(pid_file: Path, grace_s: float = 5.0) -> bool:
         return False
     pid = int(data["pid"])
     pgid = int(data.get("pgid", pid))
+    recorded = data.get("proc_start")
     if pid <= 1 or pgid <= 1 or pgid == os.getpgrp():
         return False
-    recorded = data.get("proc_start")
-    current = start_time(pid)
-    if recorded is not None and current is not None and abs(current - float(recorded)) > 0.5:
-        # The leader's pid now belongs to another process, so the original group is gone.
-        _remove_pid_file(pid_file, pid)
+    if recorded is None or _same(pid, float(recorded)) is False:
+        _remove_pid_file(pid_file, pid)  # unverifiable, or the pid was reused: not ours
         return False
-    acted = stop_process_group(pgid, grace_s)
+    acted = stop_process_group(pgid, grace_s, started=float(recorded))
     _remove_pid_file(pid_file, pid)
     return acted
 
@@ -325,18 +300,6 @@ class StartError(OSError):
     """The program could not be started (missing, not executable): the caller words it."""
 
 
-def _leader_exited(proc: subprocess.Popen[bytes]) -> bool:
-    """Has the child exited? Leaves it a zombie (not reaped) so its pid/pgid stay reserved
-    until the rest of its group has been dealt with."""
-    if hasattr(os, "waitid"):
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return info is not None
-    return proc.poll() is not None
-
-
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """While running, turn SIGTERM into SystemExit if nobody handles it (main thread only).
@@ -414,77 +377,89 @@ def run_supervised(
         out_fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(out_fd, header)
-            proc = subprocess.Popen(  # noqa: S603 - argument list, never a shell
-                argv,
-                executable=executable,
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
-                stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-                stdout=out_fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+            guard = Guard(argv, executable, cwd, env,
+                           subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+                           out_fd, grace_s)
         except OSError as err:
             if err.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
                 raise StartError(err.errno, err.strerror, argv[0]) from None
             raise
         finally:
             os.close(out_fd)
-
-        pgid = proc.pid
-        writer = None
-        if stdin_data is not None:
-            writer = threading.Thread(target=_feed_stdin, args=(proc.stdin, stdin_data),
-                                      name=f"stdin-{proc.pid}", daemon=True)
-        streamer: _OutputStreamer | None = None
-        finished = False
-        timed_out = cancelled = False
-        tracked: dict[int, psutil.Process] = {}  # the process tree, as seen so far
         try:
-            if writer is not None:
-                writer.start()
-            if pid_file is not None:
-                _write_pid_file(Path(pid_file), proc.pid, label)
-            if on_output is not None and redact is not None:
-                streamer = _OutputStreamer(output_path, redact, on_output, len(header))
-            delay = 0.01
-            while not _leader_exited(proc):
-                tracked.update(_tree(pgid, pgid))
-                if streamer is not None:
-                    streamer.pump()
-                elapsed = time.monotonic() - start
-                if elapsed >= timeout_s:
-                    timed_out = True
-                    break
-                if cancel_file is not None and Path(cancel_file).exists():
-                    cancelled = True
-                    break
-                time.sleep(max(0.0, min(delay, timeout_s - elapsed)))
-                delay = min(delay * 2, POLL_MAX_S)
-            # Timeout / cancel: stop it. Normal exit: stop what it left running.
-            _stop_all(pgid, tracked, grace_s)
-            returncode = proc.wait()
-            if returncode != 0 and cancel_file is not None and Path(cancel_file).exists():
-                cancelled = cancelled or not timed_out  # stopped from outside after a cancel
-            if streamer is not None:
-                s, streamer = streamer, None
-                s.finish()
-            finished = True
+            return _supervise(guard, argv, start, timeout_s, stdin_data, output_path, header,
+                              cancel_file, pid_file, label, grace_s, redact, on_output)
         finally:
-            if not finished:
-                try:
-                    _stop_all(pgid, tracked, grace_s)
-                except BaseException:
-                    _killpg(pgid, signal.SIGKILL)  # interrupted again: no more grace
-                    raise
-                finally:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=KILL_SETTLE_S)
-                    if streamer is not None:
-                        streamer.close()
-            if writer is not None:
-                writer.join(timeout=1.0)
-            if pid_file is not None:
-                _remove_pid_file(Path(pid_file), proc.pid)
+            guard.close()
+
+
+def _supervise(guard: Guard, argv: list[str], start: float, timeout_s: float,
+               stdin_data: bytes | None, output_path: Path, header: bytes,
+               cancel_file: Path | None, pid_file: Path | None, label: str, grace_s: float,
+               redact: Redactor | None, on_output: Callable[[str], None] | None) -> Finished:
+    """The guard has started: wait for the command, stop it when asked, collect its end."""
+    first = guard.line()
+    if not first.startswith("pid "):
+        guard.wait(KILL_SETTLE_S)
+        code = int(first.split()[1]) if first.startswith("error ") else errno.EIO
+        if code in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR):
+            raise StartError(code, os.strerror(code), argv[0])
+        raise OSError(code, f"the guard could not start {argv[0]}: {os.strerror(code)}")
+    pid = int(first.split()[1])
+    started = start_time(pid)
+    writer = None
+    if stdin_data is not None:
+        writer = threading.Thread(target=_feed_stdin, args=(guard.proc.stdin, stdin_data),
+                                  name=f"stdin-{pid}", daemon=True)
+    streamer: _OutputStreamer | None = None
+    finished = False
+    timed_out = cancelled = False
+    try:
+        if writer is not None:
+            writer.start()
+        if pid_file is not None:
+            _write_pid_file(Path(pid_file), pid, label, guard.proc.pid)
+        if on_output is not None and redact is not None:
+            streamer = _OutputStreamer(output_path, redact, on_output, len(header))
+        # with nothing to look at, sleep until the guard exits or the timeout
+        every = CHECK_S if streamer is not None or cancel_file is not None else timeout_s
+        while True:
+            left = start + timeout_s - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if guard.wait(min(every, left)):
+                break
+            if streamer is not None:
+                streamer.pump()
+            if cancel_file is not None and Path(cancel_file).exists():
+                cancelled = True
+                break
+        guard.stop()  # timeout / cancel: stops the tree; after an exit: returns at once
+        finished = True
+    finally:
+        if not finished:
+            try:
+                guard.stop()
+            except BaseException:
+                guard.proc.kill()  # interrupted again: no more grace
+                _killpg(pid, signal.SIGKILL)
+                raise
+            finally:
+                if streamer is not None:
+                    streamer.close()
+        if writer is not None:
+            writer.join(timeout=1.0)
+        if pid_file is not None:
+            _remove_pid_file(Path(pid_file), pid)
+    last = guard.line()
+    if last.startswith("rc "):
+        returncode = int(last.split()[1])
+    else:  # the guard itself was killed: stop the command's group from here
+        stop_process_group(pid, grace_s, started=started)
+        returncode = guard.proc.returncode
+    if returncode != 0 and cancel_file is not None and Path(cancel_file).exists():
+        cancelled = cancelled or not timed_out  # stopped from outside after a cancel
+    if streamer is not None:
+        streamer.finish()
     return Finished(returncode, timed_out, cancelled, time.monotonic() - start)

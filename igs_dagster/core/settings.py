@@ -82,6 +82,10 @@ class TranscriberSettings(_Group):
     vad_filter: bool = False
     language: str | None = None
     task: Literal["transcribe", "translate"] = "transcribe"
+    # where the transcript comes from: Whisper, or the creator's own subtitles when the video has
+    # them in the spoken language (`auto`: captions, else Whisper; `captions`: the same, and
+    # YouTube's automatic captions too when there are no creator captions)
+    source: Literal["whisper", "auto", "captions"] = "whisper"
     models_dir: Path | None = None  # where packaged models are joined; default <data_dir>/models
 
     @field_validator("language", mode="before")
@@ -146,6 +150,68 @@ class FeedSettings(_Group):
 
     interval_s: int = Field(900, ge=5, le=7 * 24 * 3600)
     newest: int = Field(3, ge=0, le=10000)
+    # at most this many entries queued per hour by polling, across all followed feeds (0: no
+    # cap); the rest stay unseen and are queued by later polls
+    max_per_hour: int = Field(20, ge=0, le=100000)
+
+
+class YtdlpSettings(_Group):
+    """What every yt-dlp call gets (video/ytdlp.py): the JavaScript runtime YouTube needs,
+    cookies for the bot wall and age/members-only videos, and polite pauses.
+
+    `js_runtime`: `deno` (bundled), `node`, `bun` or `quickjs`, optionally `NAME:PATH`.
+    `cookies_file`: a Netscape cookies.txt (read-only to us: yt-dlp gets a private copy).
+    `cookies_from_browser`: `firefox`, `chrome`, ... optionally `BROWSER:PROFILE`.
+    `sleep_requests_s`: between the requests of one extraction (playlists, channels, YouTube
+    pages); `sleep_s`..`max_sleep_s`: the least time between two download starts from one of
+    `polite_sites` (a random wait in that range, across all runs); `rate_limit_pause_s`: the first
+    pause of every download after an HTTP 429, doubled per further 429 (at most 1 h)."""
+
+    js_runtime: str = "deno"
+    cookies_file: Path | None = None
+    cookies_from_browser: str | None = None
+    sleep_requests_s: float = Field(0.75, ge=0, le=60)
+    sleep_s: float = Field(10, ge=0, le=3600)
+    max_sleep_s: float = Field(20, ge=0, le=3600)
+    polite_sites: list[str] = ["youtube"]
+    rate_limit_pause_s: float = Field(300, ge=1, le=24 * 3600)
+
+    @field_validator("js_runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        name = value.strip().split(":", 1)[0].lower()
+        if name not in ("deno", "node", "bun", "quickjs"):
+            raise ValueError("use deno, node, bun or quickjs, optionally NAME:PATH")
+        return value.strip()
+
+    @field_validator("cookies_from_browser", mode="before")
+    @classmethod
+    def _browser(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _sleeps(self) -> YtdlpSettings:
+        if self.max_sleep_s < self.sleep_s:
+            self.max_sleep_s = self.sleep_s
+        if self.cookies_file is not None:
+            self.cookies_file = self.cookies_file.expanduser().absolute()
+        return self
+
+
+class NetworkSettings(_Group):
+    """Downloads and feeds reach public addresses only (core/netguard: no loopback, private,
+    link-local, multicast...). `allow`: host names (whatever they resolve to) and addresses or
+    networks (`192.168.1.0/24`) that may be reached anyway: a NAS, a podcast server at home."""
+
+    allow: list[str] = []
+
+    @field_validator("allow")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        from igs_dagster.core.netguard import Policy
+
+        Policy.parse(value)  # ValueError names the bad entry
+        return value
 
 
 NotifyEvent = Literal["note.ready", "video.failed", "loop.story", "loop.finished"]
@@ -181,6 +247,9 @@ class Settings(BaseSettings):
     # that runs longer (0 = no limit). Default sized for a 4-hour video: transcription at 1.5x
     # real time (a large model on a CPU) is 6 h, plus 2 h for download, archive and notes.
     ingest_max_runtime_s: int = Field(8 * 3600, ge=0, le=7 * 24 * 3600)
+    # local media (`igs send FILE`, transcript.process files, file:// URLs) only from under
+    # these folders; none set: the home folder from the CLI, nothing over HTTP (core/pathguard)
+    media_roots: list[Path] = []
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
@@ -189,6 +258,8 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     feeds: FeedSettings = FeedSettings()
     notify: NotifySettings = NotifySettings()
+    ytdlp: YtdlpSettings = YtdlpSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("vault_dir", "data_dir", mode="before")
     @classmethod
@@ -200,6 +271,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _expand(self) -> Settings:
         self.vault_dir = self.vault_dir.expanduser().absolute()
+        self.media_roots = [Path(p).expanduser().absolute() for p in self.media_roots]
         self.data_dir = self.data_dir.expanduser().absolute()
         if self.archive.local_dir is not None:
             self.archive.local_dir = self.archive.local_dir.expanduser().absolute()
@@ -240,6 +312,14 @@ class Settings(BaseSettings):
     @property
     def notify_db(self) -> Path:
         return self.data_dir / "notify.sqlite3"
+
+    @property
+    def waiting_db(self) -> Path:
+        return self.data_dir / "waiting.sqlite3"
+
+    @property
+    def download_gate_dir(self) -> Path:
+        return self.data_dir / "download-gate"
 
     @property
     def media_dir(self) -> Path:

@@ -25,7 +25,9 @@ def first_line(value: object, limit: int | None = None) -> str:
 
 
 def table(rows: list[list[object]], header: list[str]) -> str:
-    """A plain-text table: a header, a rule, then one line per row (trailing blanks trimmed)."""
+    """A plain-text table: a header, a rule, then one line per row (trailing blanks trimmed);
+    a cell with line breaks (a story title) is shown on one line."""
+    rows = [[" ".join(str(c).split()) for c in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
 
     def line(cells: list[object]) -> str:

@@ -1,7 +1,6 @@
 """The webserver of `igs dev`, as a GraphQL client: for the CLI (standard library only, no
 Dagster import, so a question answered by the running webserver costs ~0.1 s, not the 2 s
-of `import dagster` and an instance) and for the loop run that queues its successor
-(`defs/loop/turns.py`).
+of `import dagster` and an instance).
 
 `igs dev` records where its webserver listens in `<data>/webserver.json` (written once it
 starts, removed on a clean stop). A stale file (a killed stack) costs one refused connect:

@@ -1,30 +1,44 @@
 """`igs_events`: the one sensor someone waits on, on every wake-up of the sensor daemon.
 
-Each tick, in this order:
+Each tick, two parts:
 1. the inbox: queued URLs, files, transcripts and loop starts -> partitions and runs
    (defs/video/sensors.py);
 2. finished runs -> the coding loop's next run or its end, system-log lines, notifications
-   (defs/outcomes.py);
-3. every WATCHDOG_INTERVAL_S, the run-worker watchdog: STARTED runs whose worker died are
-   failed so run retries take them up (defs/system/watchdog.py); and a step waiting beside a
-   free pool slot that it missed gets it (defs/system/pool_slots.py).
+   (defs/outcomes.py; a part of a run's handling that fails is tried again on later ticks).
+The run-worker watchdog and the stranded pool slots have a sensor of their own, `igs_watchdog`
+(defs/system/watchdog_sensor.py), every 30 s.
 
-Why one sensor and not three: whatever a tick does, the daemon pays for it in writes to its own
-storage (the tick row, the sensor's state, the purge of old skipped ticks), about 60 ms of CPU
-on SQLite. At rest, ticks were nearly all that an always-on `igs dev` cost (bench figure 10), and
-the inbox and the outcomes must both tick on every wake-up (`igs send` and the loop's chain
-wait on them). An idle tick reads the inbox's SQLite file and the event index's newest record
-id, nothing else.
+Each part runs on its own (`sensor_instance.Parts`): one that raises does not stop the other.
+Its failure is logged as an error in the tick's log and leads the tick's skip reason, both shown
+in the UI's tick history, and its cursor stays where it was, so the next tick tries it again.
 
-The cursor is one JSON object: the inbox's last event id, the outcomes' record ids per outcome,
-and when the watchdog last looked. A deployment that ran the separate sensors before carries on
-from their cursors (`video_inbox_sensor`, `run_outcomes`), so nothing is re-read or skipped.
+Why one sensor for the inbox and the outcomes and not one per concern (Dagster's
+`run_status_sensor` / `run_failure_sensor`, issue 25): whatever a tick does, the daemon pays for
+it in writes to its own storage (the tick row, the sensor's state, the purge of old skipped
+ticks), about 50 ms of CPU on SQLite, and a run-status sensor's code-server side re-creates the
+instance on every tick (~0.1 s). At rest, ticks are nearly all that an always-on `igs dev`
+costs (bench figure 10), and the inbox and the outcomes both tick on every wake-up (`igs send`
+and the loop's chain wait on them). Measured here, `igs dev` at rest, CPU-seconds of the process
+tree over 90 s after 60 s of warm-up (figure 10's method), all on one machine:
+- this sensor with the watchdog inside: 2.26 CPU-s (daemon 1.69, code server 0.41), 2.5 %;
+- this sensor plus `igs_watchdog` every 30 s (what runs now): 2.22 CPU-s (daemon 1.65, code
+  server 0.41), 2.5 %: the split costs nothing measurable and a failing watchdog shows as a
+  failed tick of its own;
+- seven run-status sensors (the loop's hand-off, failure and cancel every 4 s; system log and
+  notifications on success and failure every 30 s) plus the inbox and the watchdog: 7.1 CPU-s
+  (daemon 3.38, code server 3.57), 7.9 %, over the 3 % goal; all seven every 30 s (a loop's
+  fallback hand-off and every notification up to 30 s late): 3.73 CPU-s, 4.1 %.
+An idle tick reads the inbox's SQLite file and the event index's newest record id, nothing else.
+
+The cursor is one JSON object: the inbox's last event id and the outcomes' record ids per
+outcome (with the parts to try again). A deployment that ran the separate sensors before
+carries on from their cursors (`video_inbox_sensor`, `run_outcomes`), so nothing is re-read or
+skipped.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
@@ -32,9 +46,7 @@ from dagster._core.definitions.run_request import InstigatorType
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
 from igs_dagster.defs.resources import invalid_settings_skip
-from igs_dagster.defs.sensor_instance import LazyLog, sensor_instance
-from igs_dagster.defs.system.pool_slots import assign_stranded
-from igs_dagster.defs.system.watchdog import WATCHDOG_INTERVAL_S, watchdog_part
+from igs_dagster.defs.sensor_instance import LazyLog, Parts, sensor_instance
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.sensors import inbox_part
 
@@ -64,7 +76,7 @@ def read_cursor(raw: str | None, instance: dg.DagsterInstance) -> dict:
     legacy = _legacy_cursors(instance)
     inbox = int(legacy.get(LEGACY_INBOX) or 0)
     outcomes = json.loads(legacy[LEGACY_OUTCOMES]) if LEGACY_OUTCOMES in legacy else None
-    return {"inbox": inbox, "outcomes": outcomes, "watchdog": 0.0}
+    return {"inbox": inbox, "outcomes": outcomes}
 
 
 @dg.sensor(
@@ -73,8 +85,8 @@ def read_cursor(raw: str | None, instance: dg.DagsterInstance) -> dict:
     minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Queued URLs, files and loop starts → runs; finished runs → the loop's next run, "
-                "system-log lines, notifications; dead run workers → failed runs (every "
-                f"{WATCHDOG_INTERVAL_S} s).",
+                "system-log lines, notifications. A part that fails is logged and tried again "
+                "next tick; the other goes on.",
 )
 def igs_events(context: dg.SensorEvaluationContext):
     invalid = invalid_settings_skip()
@@ -82,18 +94,18 @@ def igs_events(context: dg.SensorEvaluationContext):
         return dg.SensorResult(skip_reason=invalid, cursor=context.cursor)
     instance = sensor_instance(context)  # opened once per code server, not per tick
     log = LazyLog(context)
+    parts = Parts(log)
     cursor = read_cursor(context.cursor, instance)
-    inbox = inbox_part(context, int(cursor.get("inbox") or 0))
-    outcome_requests, outcomes, outcome_note = outcomes_part(instance, cursor.get("outcomes"), log)
-    notes = [inbox.note, outcome_note]
-    watched = float(cursor.get("watchdog") or 0.0)
-    if time.time() - watched >= WATCHDOG_INTERVAL_S:
-        notes.append(watchdog_part(instance, log))
-        notes.append(assign_stranded(instance, log))
-        watched = time.time()
-    new_cursor = json.dumps({"inbox": inbox.cursor, "outcomes": outcomes, "watchdog": watched})
-    requests = inbox.run_requests + outcome_requests
-    if not requests and not inbox.partition_requests:
-        return dg.SensorResult(skip_reason="; ".join(notes), cursor=new_cursor)
-    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=inbox.partition_requests,
+    inbox_at = int(cursor.get("inbox") or 0)
+    inbox = parts.run("inbox", lambda: inbox_part(context, inbox_at), None)
+    outcomes = parts.run("outcomes", lambda: outcomes_part(
+        instance, cursor.get("outcomes"), log, context.repository_def), None)
+    requests = (inbox.run_requests if inbox else []) + (outcomes[0] if outcomes else [])
+    partitions = inbox.partition_requests if inbox else []
+    new_cursor = json.dumps({"inbox": inbox.cursor if inbox else inbox_at,
+                             "outcomes": outcomes[1] if outcomes else cursor.get("outcomes")})
+    if not requests and not partitions:
+        notes = [*parts.failed, inbox.note if inbox else "", outcomes[2] if outcomes else ""]
+        return dg.SensorResult(skip_reason="; ".join(n for n in notes if n), cursor=new_cursor)
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions,
                            cursor=new_cursor)

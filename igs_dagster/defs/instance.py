@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.fsutil import atomic_write_text, private_dir
 from igs_dagster.core.settings import Settings
 
 MANAGED_MARKER = "# managed by igs: rewritten at start-up from the project's dagster.yaml"
@@ -40,7 +40,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     hand-tuned file) and is left alone.
     """
     home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # 0700 (and the data folder above it, when it is made here)
     wanted = instance_yaml(settings)
     target = home / "dagster.yaml"
     current = target.read_text() if target.is_file() else None

@@ -1,4 +1,5 @@
-"""One DagsterInstance per code-server process for the sensors, instead of one per tick.
+"""One DagsterInstance per code-server process for the sensors, instead of one per tick; and
+the parts of a sensor's tick, each run on its own (`Parts`).
 
 In the code server, `context.instance` of a sensor (and any sensor with Dagster resources,
 which builds them with the instance) re-creates the instance on every tick: on SQLite that
@@ -12,8 +13,14 @@ and kept; its storages open a connection per query (SQLite) or hold a thread-saf
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import dagster as dg
+
+from igs_dagster.core.text import one_line
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _instances: dict[str, dg.DagsterInstance] = {}
@@ -41,3 +48,22 @@ class LazyLog:
 
     def __getattr__(self, name: str):
         return getattr(self._context.log, name)
+
+
+class Parts:
+    """The parts of one sensor tick, each on its own: a part that raises is logged as an error
+    (the tick's log, under the tick in the UI's history) and listed in `failed`; the others
+    carry on, so a broken watchdog never stops the inbox or the loop."""
+
+    def __init__(self, log):
+        self._log = log
+        self.failed: list[str] = []
+
+    def run(self, name: str, part: Callable[[], T], fallback: T) -> T:
+        try:
+            return part()
+        except Exception as err:  # noqa: BLE001 - one part failing must not stop the others
+            line = f"{name} FAILED: {type(err).__name__}: {one_line(str(err), 300)}"
+            self.failed.append(line)
+            self._log.error(f"{line} (the other parts went on; tried again next tick)")
+            return fallback

@@ -15,19 +15,36 @@ redirections need a script in the project (e.g. `"lint": "./scripts/lint.sh"`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.fsutil import atomic_write_json, read_regular_file
+from igs_dagster.core.fsutil import atomic_write_json, read_regular_file, windows_reserved
 
 STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHECK_NAMES = ("typecheck", "lint", "test")
 MAX_PRD_BYTES = 1024 * 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def valid_in_branch(story_id: str) -> bool:
+    """git's own ref rules, asked of git (`git check-ref-format`), for the id where it ends a
+    branch name: a skipped story's work is parked on `agent-loop/<loop>--skipped-<id>`
+    (`S1.lock` and `S1.` pass a file-name check but are no ref)."""
+    try:
+        proc = subprocess.run(
+            ["git", "check-ref-format", f"refs/heads/agent-loop/loop--skipped-{story_id}"],
+            capture_output=True, timeout=30, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ValueError(f"cannot check story id {story_id!r} with git: {err}") from None
+    return proc.returncode == 0
 
 
 class _Model(BaseModel):
@@ -49,6 +66,10 @@ class Story(_Model):
             raise ValueError(
                 f"{value!r} is not file-name safe (letters, digits, '.', '_', '-'; max 64)"
             )
+        if windows_reserved(value):
+            raise ValueError(f"{value!r} is a device name Windows reserves")
+        if not valid_in_branch(value):
+            raise ValueError(f"{value!r} is not valid in a git branch name (git check-ref-format)")
         return value
 
     @field_validator("acceptance_criteria")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from igs_dagster.core.fsutil import atomic_write_text
+from igs_dagster.core.inert import inert
 from igs_dagster.loop.planner import DEFAULT_TOOL, playbook_pick
 from igs_dagster.loop.playbook import Playbook, ToolKindStats, loop_stats
 from igs_dagster.loop.state import LoopState
@@ -67,7 +68,7 @@ def render_retro(state: LoopState, prd_title: str, playbook: Playbook) -> str:
     lines = [
         frontmatter(meta),
         f"# Retro: coding loop {state.loop_id}\n",
-        f"[[{state.loop_id}]] - {prd_title}. {tally['passed']} of {len(state.stories)} stories "
+        f"[[{state.loop_id}]] - {inert(prd_title, 'paragraph')}. {tally['passed']} of {len(state.stories)} stories "
         f"passed, {tally['skipped']} skipped, {tally['failed']} failed, {tally['pending']} not "
         f"started; {attempts} attempts ({state.iterations_used}/{state.max_iterations} "
         f"iterations), {seconds(total)} of agent and check time"
@@ -79,16 +80,16 @@ def render_retro(state: LoopState, prd_title: str, playbook: Playbook) -> str:
         tools = " -> ".join(f"{a.tool}:{a.verdict or '?'}" for a in record.attempts) or "not tried"
         how = " (passed at the final recheck)" if record.passed_by == "recheck" else ""
         lines.append(
-            f"- **{record.id}** {record.title} [{record.kind}]: {record.status}{how}; "
+            f"- **{record.id}** {inert(record.title, 'item')} [{record.kind}]: {record.status}{how}; "
             f"{len(record.attempts)} attempt(s): {tools}; {seconds(story_time(record))}"
         )
         last = record.attempts[-1] if record.attempts else None
         if record.status != "passed" and last is not None and last.error:
-            lines.append(f"  - last error: {last.error}")
+            lines.append(f"  - last error: {inert(last.error, 'item')}")
         if record.status != "passed" and last is not None:
             failing = [c.line() for c in last.checks if c.configured and not c.passed]
             if failing:
-                lines.append(f"  - last failing checks: {'; '.join(failing)}")
+                lines.append(f"  - last failing checks: {inert('; '.join(failing), 'item')}")
     lines += ["", "## Tools per story kind (this loop)\n", *_figures_table(stats), ""]
     best = best_per_kind(stats)
     if best:

@@ -21,6 +21,7 @@ finds its own commit by its message marker and does not run the agent or commit 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from igs_dagster.loop.state import (
     AgentRun,
     Attempt,
     LoopCancelled,
+    LoopRecordChanged,
     LoopState,
     StoryRecord,
     attempt_dir,
@@ -71,6 +73,7 @@ from igs_dagster.loop.state import (
     pid_path,
     request_cancel,
     save_loop,
+    update_loop,
     utc_now,
 )
 from igs_dagster.loop.summary import write_summary
@@ -119,17 +122,23 @@ def _reply(state: LoopState, **extra: Any) -> dict[str, Any]:
     return base
 
 
-def _mark_cancelled(env: LoopEnv, state: LoopState) -> None:
-    if state.status not in TERMINAL:
-        path = cancel_path(env.loops_dir, state.loop_id)
+def _mark_cancelled(env: LoopEnv, state: LoopState) -> LoopState:
+    """Mark the newest record cancelled (not `state`, which a role may have held for minutes)."""
+
+    def mark(current: LoopState) -> bool:
+        if current.status in TERMINAL:
+            return False
+        path = cancel_path(env.loops_dir, current.loop_id)
         flag = path.read_text(encoding="utf-8").strip() if path.exists() else ""
         # the flag is "<when> <reason>" (state.request_cancel); the reason alone is shown
         reason = flag.split(" ", 1)[1] if " " in flag else flag or "cancelled"
-        state.status = "cancelled"
-        state.stop_reason = reason  # "cancelled by user", "Dagster run ... was canceled"
-        state.next_step = None
-        state.finished_at = utc_now()
-        save_loop(env.loops_dir, state)
+        current.status = "cancelled"
+        current.stop_reason = reason  # "cancelled by user", "Dagster run ... was canceled"
+        current.next_step = None
+        current.finished_at = utc_now()
+        return True
+
+    return update_loop(env.loops_dir, state.loop_id, mark)
 
 
 def _enter(env: LoopEnv, loop_id: str, role: str) -> LoopState:
@@ -181,7 +190,8 @@ def _agent_turn(env: LoopEnv, turn: _Turn, role: str, tool: str, prompt: str,
     setattr(turn.attempt, role, _agent_run(result, prompt_path))
     turn.attempt.durations[role] = round(result.duration_s, 3)
     if result.cancelled:
-        save_loop(env.loops_dir, turn.state)
+        with contextlib.suppress(LoopCancelled, LoopRecordChanged):  # cancelled meanwhile
+            save_loop(env.loops_dir, turn.state)
         _mark_cancelled(env, turn.state)
         raise LoopCancelled(f"loop {turn.state.loop_id} cancelled while {tool} was {doing}")
     return result
@@ -776,8 +786,7 @@ def cancel(env: LoopEnv, loop_id: str, reason: str = "cancelled by user") -> dic
     """
     request_cancel(env.loops_dir, loop_id, reason)
     killed = kill_from_pid_file(pid_path(env.loops_dir, loop_id), env.grace_s)
-    state = load_loop(env.loops_dir, loop_id)
-    _mark_cancelled(env, state)
+    state = _mark_cancelled(env, load_loop(env.loops_dir, loop_id))
     return {"loop_id": loop_id, "status": state.status, "killed": killed}
 
 
@@ -785,13 +794,17 @@ def fail(env: LoopEnv, loop_id: str, error: str) -> dict[str, Any]:
     """Mark the loop failed (for the Dagster layer when a role raised PermanentError); stop a
     leftover agent. Returns `{"loop_id", "status", "error"}`."""
     kill_from_pid_file(pid_path(env.loops_dir, loop_id), env.grace_s)
-    state = load_loop(env.loops_dir, loop_id)
-    if state.status not in TERMINAL:
+
+    def mark(state: LoopState) -> bool:
+        if state.status in TERMINAL:
+            return False
         state.status = "failed"
         state.error = error
         state.next_step = None
         state.finished_at = utc_now()
-        save_loop(env.loops_dir, state)
+        return True
+
+    state = update_loop(env.loops_dir, loop_id, mark)
     return {"loop_id": loop_id, "status": state.status, "error": state.error}
 
 

@@ -3,22 +3,32 @@
 Folder layout of a loop::
 
     loops_dir/{loop_id}/loop.json      the record (this module)
+    loops_dir/{loop_id}/loop.json.lock the record's lock: every save holds it
     loops_dir/{loop_id}/prd.json       the loop's copy of the PRD (`passes` is marked here)
     loops_dir/{loop_id}/CANCEL         cancel flag: every role refuses to start once it exists
     loops_dir/{loop_id}/agent.pid      process group of the agent running now (for cancel)
     loops_dir/{loop_id}/worktree/      git worktree on branch agent-loop/{loop_id}
     loops_dir/{loop_id}/stories/{story_id}/attempt-{n}/   prompts, agent output, check logs,
                                                            judge feedback
+
+Several processes write one record: the role running in a loop run, `igs loop cancel`, the
+sensor that marks a loop failed, `igs loop resume`. A role holds its copy for minutes (agents,
+checks), so each save is a compare-and-swap on the record's `version` under the record's lock:
+a copy that is no longer the newest is refused (`LoopRecordChanged`; `LoopCancelled` when the
+record was cancelled meanwhile) instead of writing `running` over `cancelled`. Control writers
+that must win change the newest record under the lock (`update_loop`).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
 from igs_dagster.core.errors import PermanentError
@@ -35,6 +45,11 @@ BRANCH_PREFIX = "agent-loop/"
 
 class LoopCancelled(PermanentError):
     """The loop's cancel flag is set: the role did not start (or stopped its agent)."""
+
+
+class LoopRecordChanged(RuntimeError):
+    """Another writer saved the record since this copy was read (transient: a retried role
+    reads it again)."""
 
 
 def utc_now() -> str:
@@ -116,6 +131,7 @@ class Resume(BaseModel):
 
 class LoopState(BaseModel):
     loop_id: str
+    version: int = 0  # +1 per save: a save of an older copy is refused (module doc)
     status: LoopStatus = "queued"
     project: str
     worktree: str
@@ -266,10 +282,44 @@ def load_loop(loops_dir: Path, loop_id: str) -> LoopState:
         ) from None
 
 
-def save_loop(loops_dir: Path, state: LoopState) -> LoopState:
-    state.updated_at = utc_now()
-    atomic_write_json(state_path(loops_dir, state.loop_id), state.model_dump(mode="json"))
+def _record_lock(loops_dir: Path, loop_id: str) -> FileLock:
+    return FileLock(loop_dir(loops_dir, loop_id) / "loop.json.lock")
+
+
+def _save_newest(loops_dir: Path, state: LoopState) -> LoopState:
+    """Write `state` if it is the newest copy (call holding the record's lock)."""
+    path = state_path(loops_dir, state.loop_id)
+    on_disk = load_loop(loops_dir, state.loop_id) if path.exists() else None
+    if on_disk is not None and on_disk.version != state.version:
+        if on_disk.status == "cancelled":
+            raise LoopCancelled(f"loop {state.loop_id} was cancelled meanwhile: {on_disk.stop_reason}")
+        if on_disk.status == "failed":
+            raise PermanentError(f"loop {state.loop_id} was marked failed meanwhile: {on_disk.error}")
+        raise LoopRecordChanged(f"loop {state.loop_id}: its record changed since it was read "
+                                f"(version {state.version}, now {on_disk.version})")
+    updated = utc_now()
+    data = state.model_dump(mode="json") | {"version": state.version + 1, "updated_at": updated}
+    atomic_write_json(path, data)
+    state.version, state.updated_at = data["version"], updated
     return state
+
+
+def save_loop(loops_dir: Path, state: LoopState) -> LoopState:
+    """Save the record, unless another writer saved a newer one since `state` was read:
+    LoopCancelled (it was cancelled), PermanentError (marked failed), else LoopRecordChanged."""
+    with _record_lock(loops_dir, state.loop_id):
+        return _save_newest(loops_dir, state)
+
+
+def update_loop(loops_dir: Path, loop_id: str, change: Callable[[LoopState], bool | None]) -> LoopState:
+    """Read the newest record, `change` it, save it, all under the record's lock (for writers
+    that must not lose to a role's save: cancel, fail, resume). `change` returning False: no
+    save. Returns the record as it is now."""
+    with _record_lock(loops_dir, loop_id):
+        state = load_loop(loops_dir, loop_id)
+        if change(state) is not False:
+            _save_newest(loops_dir, state)
+        return state
 
 
 def list_loops(loops_dir: Path) -> list[LoopState]:

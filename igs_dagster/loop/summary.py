@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from igs_dagster.core.fsutil import atomic_write_text, inside, safe_name
+from igs_dagster.core.inert import inert
 from igs_dagster.loop.state import Attempt, LoopState, StoryRecord
 
 LOOPS_FOLDER = "Loops"
@@ -17,6 +18,9 @@ def note_path(vault_dir: Path, name: str) -> Path:
 
 
 def frontmatter(meta: dict) -> str:
+    """The YAML block; a free-text `title` (the PRD's) made inert for a frontmatter value."""
+    if isinstance(meta.get("title"), str):
+        meta = {**meta, "title": inert(meta["title"], "frontmatter")}
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
@@ -26,10 +30,6 @@ def short(sha: str | None) -> str:
 
 def seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
-
-
-def cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def story_commits(record: StoryRecord) -> list[str]:
@@ -51,7 +51,7 @@ def attempt_line(attempt: Attempt) -> str:
     if attempt.test_commit:
         commits.append(f"{short(attempt.test_commit)} (test)")
     verdict = attempt.verdict or "not judged"
-    extra = f"; error: {attempt.error}" if attempt.error else ""
+    extra = f"; error: {inert(attempt.error, 'item')}" if attempt.error else ""
     return (
         f"attempt {attempt.number}: {attempt.tool} ({attempt.tool_reason}) -> **{verdict}**; "
         f"reviewer {attempt.reviewer_tool or '-'}; {roles}; "
@@ -91,7 +91,7 @@ def render_summary(state: LoopState, prd_title: str) -> str:
     }
     lines = [
         frontmatter(meta),
-        f"# Coding loop {state.loop_id}: {prd_title}\n",
+        f"# Coding loop {state.loop_id}: {inert(prd_title, 'heading')}\n",
         f"Project `{state.project}`, branch `{state.branch}` (worktree `{state.worktree}`), "
         f"head `{short(state.head_sha)}`. Status **{state.status}**"
         + (f" ({state.stop_reason})" if state.stop_reason else "")
@@ -103,19 +103,19 @@ def render_summary(state: LoopState, prd_title: str) -> str:
     for record in state.stories.values():
         tools = ", ".join(dict.fromkeys(a.tool for a in record.attempts)) or "-"
         lines.append(
-            f"| {record.id} | {cell(record.title)} | {record.kind} | {record.status} | "
+            f"| {record.id} | {inert(record.title, 'cell')} | {record.kind} | {record.status} | "
             f"{len(record.attempts)} | {tools} | {seconds(story_time(record))} | "
             f"{', '.join(short(c) for c in story_commits(record)) or '-'} |"
         )
     lines.append("\n## Stories\n")
     for record in state.stories.values():
-        lines.append(f"### {record.id}: {record.title} ({record.status})\n")
+        lines.append(f"### {record.id}: {inert(record.title, 'heading')} ({record.status})\n")
         if record.note:
-            lines.append(f"{record.note}\n")
+            lines.append(f"{inert(record.note, 'paragraph')}\n")
         for attempt in record.attempts:
             lines.append(f"- {attempt_line(attempt)}")
             for check in attempt.checks:
-                lines.append(f"  - {check.line()}")
+                lines.append(f"  - {inert(check.line(), 'item')}")
             if attempt.feedback_path and attempt.verdict == "FAIL":
                 lines.append(f"  - judge feedback: `{attempt.feedback_path}`")
         if record.parked_branch:

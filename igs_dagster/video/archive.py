@@ -10,6 +10,12 @@ file under the final name. A later run resumes such a `.part` when its bytes mat
 the local file. A file already archived with the same size and sha256 is skipped; the sidecar
 (written after the rename) lets later runs compare without reading the file back.
 
+The sidecar's sha256 is that of the bytes actually sent, hashed while they are sent (and checked
+against the file's hash taken before: a file that changed meanwhile is not recorded), so
+`verify` (the `video_archive_check`) compares the size on the NAS and the sidecar with the local
+file, and reads a file back from the NAS only when it has no sidecar (archived by an older
+version). SFTP servers seldom offer a server-side hash (OpenSSH has no `check-file`).
+
 Host keys are always checked against a known_hosts file (paramiko `RejectPolicy`): an unknown
 or changed key is a `PermanentError`, and so is an authentication failure. An unreachable NAS
 (refused, timed out, reset, cut mid-transfer) raises `ArchiveUnavailable`, a `ConnectionError`,
@@ -78,6 +84,11 @@ class _Item:
 
 def sha256_file(path: Path, limit: int | None = None) -> str:
     """sha256 hex of `path` (of its first `limit` bytes when given)."""
+    return _hash_of(path, limit).hexdigest()
+
+
+def _hash_of(path: Path, limit: int | None = None):
+    """A sha256 object fed with `path` (its first `limit` bytes), to go on feeding."""
     digest = hashlib.sha256()
     remaining = limit
     with open(path, "rb") as handle:
@@ -89,7 +100,7 @@ def sha256_file(path: Path, limit: int | None = None) -> str:
             digest.update(block)
             if remaining is not None:
                 remaining -= len(block)
-    return digest.hexdigest()
+    return digest
 
 
 def _check_year(year: object) -> str:
@@ -130,6 +141,28 @@ def _parse_sidecar(text: str) -> str | None:
     first = text.strip().split(maxsplit=1)
     if first and _HEX64.match(first[0].lower()):
         return first[0].lower()
+    return None
+
+
+class FileChanged(RuntimeError):
+    """The local file changed while it was archived (transient: the retry archives it anew)."""
+
+
+def _sent_as_planned(item: _Item, digest) -> None:
+    if digest.hexdigest() != item.sha256:
+        raise FileChanged(f"{item.name} changed while it was archived; will retry")
+
+
+def _verify_problem(item: _Item, size: int | None, recorded: str | None,
+                    read_back: Callable[[], str], place: str, where: str) -> str | None:
+    """What is wrong with an archived copy (None: it matches): its size, then the sha256 of the
+    bytes sent (the sidecar); the copy is read back only when there is no sidecar."""
+    if size is None:
+        return f"{item.name}: missing from {place}"
+    if size != item.size:
+        return f"{item.name}: {size} bytes {where}, expected {item.size}"
+    if (recorded if recorded is not None else read_back()) != item.sha256:
+        return f"{item.name}: content {where} differs (SHA-256)"
     return None
 
 
@@ -188,7 +221,12 @@ class LocalArchive:
                 progress(item.size, force=True)
                 continue
             sidecar.unlink(missing_ok=True)
-            fsutil.atomic_copy(item.path, dest)
+            digest = hashlib.sha256()
+            with fsutil.atomic_writer(dest) as out, open(item.path, "rb") as inp:
+                while block := inp.read(CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                _sent_as_planned(item, digest)  # raising here leaves `dest` as it was
             fsutil.atomic_write_text(sidecar, _sidecar_text(item.sha256, item.name))
             result.uploaded += 1
             result.bytes_sent += item.size
@@ -196,18 +234,19 @@ class LocalArchive:
         return result
 
     def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
-        """Problems with the archived copies (size or SHA-256 read back differ); [] = all match."""
+        """Problems with the archived copies (size, or the SHA-256 recorded as they were
+        written); [] = all match."""
         year_s, slug, items = _plan(files, year, slug)
         folder = fsutil.inside(self.root, year_s, slug)
         problems = []
         for item in items:
-            dest = folder / item.name
-            if not dest.is_file():
-                problems.append(f"{item.name}: missing from the archive")
-            elif dest.stat().st_size != item.size:
-                problems.append(f"{item.name}: {dest.stat().st_size} bytes, expected {item.size}")
-            elif sha256_file(dest) != item.sha256:
-                problems.append(f"{item.name}: content differs (SHA-256)")
+            dest, sidecar = folder / item.name, folder / _sidecar_name(item.name)
+            recorded = _parse_sidecar(sidecar.read_text()) if sidecar.is_file() else None
+            problem = _verify_problem(item, dest.stat().st_size if dest.is_file() else None,
+                                      recorded, lambda dest=dest: sha256_file(dest), "the archive",
+                                      "in the archive")
+            if problem:
+                problems.append(problem)
         return problems
 
     @staticmethod
@@ -324,6 +363,10 @@ class SftpArchive:
             raise self._connect_error(err) from None
         return client
 
+    def probe(self) -> None:
+        """Connect (host key verified, login) and hang up: `igs doctor`'s archive check."""
+        self._connect().close()
+
     def _connect_error(self, err: BaseException) -> BaseException:
         if isinstance(err, _UnknownHostKey):
             return PermanentError(
@@ -409,7 +452,8 @@ class SftpArchive:
         return result
 
     def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
-        """Problems with the NAS copies (size, or SHA-256 of the bytes read back); [] = match."""
+        """Problems with the NAS copies (size on the NAS, the SHA-256 recorded as they were
+        sent); [] = match. Reads a copy back only when it has no sidecar."""
         year_s, slug, items = _plan(files, year, slug)
         folder = posixpath.join(self.remote_root, year_s, slug)
         problems = []
@@ -417,15 +461,22 @@ class SftpArchive:
             listing = set(sftp.listdir(folder)) if _exists(sftp, folder) else set()
             for item in items:
                 final = posixpath.join(folder, item.name)
-                if item.name not in listing:
-                    problems.append(f"{item.name}: missing from the NAS")
-                    continue
-                size = sftp.stat(final).st_size
-                if size != item.size:
-                    problems.append(f"{item.name}: {size} bytes on the NAS, expected {item.size}")
-                elif _remote_sha256(sftp, final, item.size) != item.sha256:
-                    problems.append(f"{item.name}: content on the NAS differs (SHA-256)")
+                size = sftp.stat(final).st_size if item.name in listing else None
+                problem = _verify_problem(
+                    item, size, self._recorded(sftp, folder, listing, item),
+                    lambda final=final, size=item.size: _remote_sha256(sftp, final, size), "the NAS",
+                    "on the NAS")
+                if problem:
+                    problems.append(problem)
         return problems
+
+    @staticmethod
+    def _recorded(sftp: paramiko.SFTPClient, folder: str, listing: set[str], item: _Item) -> str | None:
+        """The sha256 in the file's sidecar (None: no sidecar)."""
+        if _sidecar_name(item.name) not in listing:
+            return None
+        with sftp.open(posixpath.join(folder, _sidecar_name(item.name)), "r") as handle:
+            return _parse_sidecar(handle.read(4096).decode("utf-8", "replace"))
 
     def _same(self, sftp: paramiko.SFTPClient, folder: str, listing: set[str], item: _Item) -> bool:
         if item.name not in listing:
@@ -435,10 +486,7 @@ class SftpArchive:
         if not stat_mod.S_ISREG(attrs.st_mode or 0) or attrs.st_size != item.size:
             return False
         sidecar = posixpath.join(folder, _sidecar_name(item.name))
-        recorded = None
-        if _sidecar_name(item.name) in listing:
-            with sftp.open(sidecar, "r") as handle:
-                recorded = _parse_sidecar(handle.read(4096).decode("utf-8", "replace"))
+        recorded = self._recorded(sftp, folder, listing, item)
         if recorded is not None:
             return recorded == item.sha256
         if _remote_sha256(sftp, final, item.size) != item.sha256:
@@ -457,12 +505,12 @@ class SftpArchive:
         part = posixpath.join(folder, _part_name(item))
         final = posixpath.join(folder, item.name)
         offset = 0
+        digest = hashlib.sha256()  # of the bytes the NAS holds: a resumed prefix, then those sent
         if _part_name(item) in listing:
             have = sftp.stat(part).st_size or 0
-            if 0 < have <= item.size and _remote_sha256(sftp, part, have) == sha256_file(
-                item.path, have
-            ):
-                offset = have
+            prefix = _hash_of(item.path, have) if 0 < have <= item.size else None
+            if prefix is not None and _remote_sha256(sftp, part, have) == prefix.hexdigest():
+                offset, digest = have, prefix
         sent = 0
         if offset < item.size or offset == 0:
             with (
@@ -476,9 +524,13 @@ class SftpArchive:
                 done = offset
                 while block := local.read(CHUNK):
                     remote.write(block)
+                    digest.update(block)
                     done += len(block)
                     sent += len(block)
                     progress(done)
+        if digest.hexdigest() != item.sha256:
+            _remove_quietly(sftp, part)  # named after the hash planned: no use to a later run
+        _sent_as_planned(item, digest)
         size = sftp.stat(part).st_size
         if size != item.size:
             raise ArchiveUnavailable(

@@ -5,6 +5,10 @@ Everything lands in `dest_dir` under fixed names (`video.mp4`, `video.info.json`
 download is complete, so a retried or re-run step returns at once without the network.
 Failures that retrying cannot fix raise `PermanentError`; all other failures are transient
 (`TransientDownloadError`). Either way the attempt leaves nothing of its own behind (no `.part`).
+Known refusals (video/refusals.py) say what to do in the error's one line; a rate limit
+(`RateLimited`) pauses every download from that site (video/download_gate.py); a live stream or
+premiere that has not ended yet raises `NotYetAvailable` with the time to try again.
+yt-dlp is opened through video/ytdlp.py (runtime, cookies, polite pauses) like every other call.
 """
 
 from __future__ import annotations
@@ -14,35 +18,45 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
 import imageio_ffmpeg
-from yt_dlp import YoutubeDL
-from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
+from yt_dlp.utils import DownloadError, ExtractorError
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.errors import error_chain as _chain
 from igs_dagster.core.inert import clean_info
-from igs_dagster.core.text import first_line
+from igs_dagster.core.settings import YtdlpSettings
+from igs_dagster.video import ytdlp
+from igs_dagster.video.download_errors import (  # noqa: F401 - re-exported for callers
+    LIVE_STATES,
+    NotYetAvailable,
+    Politeness,
+    RateLimited,
+    TransientDownloadError,
+    first_reason,
+    is_permanent,
+    live_info,
+    not_live,
+    not_started,
+    refused,
+    waiting,
+)
+from igs_dagster.video.download_gate import site_of
+
+_first_line = first_reason
+_is_permanent = is_permanent  # tests classify with it
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "download.json"
 VIDEO_STEM = "video"
 THUMBNAIL_EXTS = ("jpg", "jpeg", "webp", "png")
-# HTTP statuses a retry cannot change; every other status (5xx, 429, 408, ...) is transient.
-PERMANENT_HTTP = {400, 401, 403, 404, 405, 410, 451}
-# yt-dlp extractor errors that retrying never changes (no network error underneath).
-PERMANENT_TYPES = (UnsupportedError, GeoRestrictedError)
-
-
-class TransientDownloadError(RuntimeError):
-    """A download failure that may succeed on retry (timeout, 5xx, network trouble)."""
 
 
 @dataclass
@@ -52,6 +66,9 @@ class DownloadProgress:
     total_bytes: int | None
     speed: float | None
     eta: float | None
+
+
+_PATH_FIELDS = ("video_path", "info_path", "thumbnail_path", "captions_path")
 
 
 @dataclass
@@ -70,10 +87,14 @@ class DownloadResult:
     description: str | None
     chapters: list[dict] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    language: str | None = None  # the spoken language, when the site says (YouTube does)
+    captions_path: Path | None = None  # the caption track chosen as transcript (captions.choose)
+    captions_language: str | None = None
+    captions_kind: str | None = None  # creator | automatic
 
     def to_json(self) -> dict:
         data = asdict(self)
-        for name in ("video_path", "info_path", "thumbnail_path"):
+        for name in _PATH_FIELDS:
             data[name] = None if data[name] is None else str(data[name])
         return data
 
@@ -81,7 +102,7 @@ class DownloadResult:
     def from_json(cls, data: dict, folder: Path) -> DownloadResult:
         """Rebuild a recorded result; files are found by name in `folder` (it may have moved)."""
         data = dict(data)
-        for name in ("video_path", "info_path", "thumbnail_path"):
+        for name in _PATH_FIELDS:
             if data.get(name) is not None:
                 data[name] = folder / Path(data[name]).name
         return cls(**data)
@@ -140,23 +161,6 @@ def _verify_media(path: Path) -> None:
             raise PermanentError(f"no decodable audio in {path.name}")
 
 
-class _Logger:
-    """Sends yt-dlp's messages to Python logging below WARNING, so nothing reaches stderr;
-    its errors surface as the exception this module raises."""
-
-    too_large = False  # yt-dlp skipped a file whose declared size is over `max_filesize`
-
-    def debug(self, msg: str) -> None:
-        if "larger than max-filesize" in str(msg):
-            self.too_large = True
-        log.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
-
-    info = error = debug
-
-
 class TooLarge(Exception):
     """Raised from the progress hook: a stream without a declared size grew past the cap."""
 
@@ -174,7 +178,7 @@ class _ProgressRelay:
     ) -> None:
         self.callback = callback
         self.max_bytes = max_bytes
-        self.logger = _Logger()
+        self.logger = ytdlp.YtdlpLogger()
         self.finished_bytes = 0
         self.best = 0.0
         self.last_percent = -100.0
@@ -213,12 +217,9 @@ def _mb(size: int) -> str:
 
 
 def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
+    """This call's own options, on top of ytdlp.base_options."""
     return {
         "max_filesize": relay.max_bytes,
-        "logger": relay.logger,
-        "quiet": True,
-        "noprogress": True,
-        "color": "no_color",
         "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
         "outtmpl": {"default": f"{VIDEO_STEM}.%(ext)s"},
         "format": "bv*+ba/b",
@@ -229,59 +230,13 @@ def _options(dest_dir: Path, max_height: int, relay: _ProgressRelay) -> dict:
         "ffmpeg_location": ffmpeg_location(),
         "writeinfojson": True,
         "writethumbnail": True,
-        "cachedir": False,
         "noplaylist": True,
         "playlist_items": "1",
         "allow_playlist_files": False,
-        "socket_timeout": 30,
         "progress_hooks": [relay],
+        # a live stream is not recorded while it runs: the video is taken once it has ended
+        "match_filter": not_live,
     }
-
-
-def _first_line(err: BaseException | str) -> str:
-    text = first_line(err).removeprefix("ERROR: ").split("; please report this issue")[0]
-    return re.sub(r"\s*\(caused by .*\)$", "", text)[:300]
-
-
-def _chain(err: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps (yt-dlp's exc_info/cause, Python's __cause__)."""
-    seen: set[int] = set()
-    todo: list[Any] = [err]
-    while todo:
-        exc = todo.pop()
-        if not isinstance(exc, BaseException) or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        yield exc
-        exc_info = getattr(exc, "exc_info", None)
-        todo += [
-            exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None,
-            getattr(exc, "cause", None),
-            exc.__cause__,
-            exc.__context__,
-        ]
-
-
-def _is_permanent(err: BaseException) -> bool:
-    """Decided by exception type and HTTP status, never by phrases in the message.
-
-    An HTTP status decides first (4xx in PERMANENT_HTTP: permanent; 5xx, 429: transient). Any
-    network error underneath (refused, reset, timeout, DNS failure: yt-dlp's TransportError or
-    an OSError) is transient. What yt-dlp marks as the expected, user-facing outcome of an
-    extraction (`ExtractorError(expected=True)`: private, removed, unsupported URL, no
-    formats) or an unsupported/geo-restricted page is permanent. Anything else is transient:
-    the step's retry policy bounds it.
-    """
-    chain = list(_chain(err))
-    for exc in chain:
-        if isinstance(exc, HTTPError):
-            return exc.status in PERMANENT_HTTP
-    if any(isinstance(exc, (TransportError, OSError)) for exc in chain):
-        return False
-    return any(
-        isinstance(exc, PERMANENT_TYPES) or (isinstance(exc, ExtractorError) and exc.expected)
-        for exc in chain
-    )
 
 
 def _iso_date(value: Any) -> str | None:
@@ -332,6 +287,7 @@ def _result(
     thumbnails = [dest_dir / f"{VIDEO_STEM}.{ext}" for ext in THUMBNAIL_EXTS]
     if info.get("extractor") == "generic" and info.get("direct"):
         info = _with_media_tags(info, video_path)
+    captions = _captions_file(info, dest_dir)
     info = clean_info(dict(info))  # titles, channels, descriptions come from strangers
     return DownloadResult(
         video_path=video_path,
@@ -348,7 +304,21 @@ def _result(
         description=info.get("description"),
         chapters=[dict(c) for c in info.get("chapters") or []],
         tags=[str(t) for t in info.get("tags") or []],
+        language=str(info["language"]) if info.get("language") else None,
+        captions_path=captions[0] if captions else None,
+        captions_language=captions[1] if captions else None,
+        captions_kind=captions[2] if captions else None,
     )
+
+
+def _captions_file(info: dict, dest_dir: Path) -> tuple[Path, str, str] | None:
+    """(file, language, creator|automatic) of the caption track yt-dlp wrote, if any."""
+    for lang, sub in (info.get("requested_subtitles") or {}).items():
+        path = Path(str((sub or {}).get("filepath") or dest_dir / "missing"))
+        if path.parent == dest_dir and path.is_file():
+            kind = "creator" if lang in (info.get("subtitles") or {}) else "automatic"
+            return path, str(lang), kind
+    return None
 
 
 def _with_media_tags(info: dict, video_path: Path) -> dict:
@@ -376,6 +346,25 @@ def _remove_ours(dest_dir: Path, created: bool) -> None:
         dest_dir.rmdir()
 
 
+def _extract(ydl: Any, url: str, captions_source: str, language: str | None) -> dict:
+    """yt-dlp's extract + download; with captions wanted, extract first, choose the caption
+    track (captions.choose), then download the media and that track together."""
+    if captions_source == "whisper":
+        return ydl.extract_info(url, download=True)
+    from igs_dagster.video import captions
+
+    info = ydl.extract_info(url, download=False, process=False)
+    if info.get("_type", "video") == "video":
+        choice = captions.choose(info, captions_source, language)
+        if choice is not None:
+            ydl.params.update({
+                "writesubtitles": choice.kind == "creator",
+                "writeautomaticsub": choice.kind == "automatic",
+                "subtitleslangs": [choice.language], "subtitlesformat": captions.FORMATS,
+            })
+    return ydl.process_ie_result(info, download=True)
+
+
 def download_video(
     url: str,
     dest_dir: Path,
@@ -383,35 +372,53 @@ def download_video(
     max_height: int = 1080,
     max_bytes: int | None = None,
     on_progress: Callable[[DownloadProgress], None] | None = None,
+    ytdlp_settings: YtdlpSettings | None = None,
+    key: str | None = None,
+    polite: Politeness | None = None,
+    captions_source: str = "whisper",
+    language: str | None = None,
 ) -> DownloadResult:
     """Download `url` into `dest_dir` once; a finished download is returned from its record.
 
     `max_bytes`: larger media is refused (declared sizes before, streamed bytes during, the
-    file after the download) with a PermanentError naming the limit.
+    file after the download) with a PermanentError naming the limit. `ytdlp_settings`: runtime,
+    cookies and pauses (default: the environment's). `key`: named in the fix of a refusal
+    (`igs retry KEY`). `polite`: waits for the site's pause and spacing first, and pauses the
+    site after a 429. `captions_source` `auto`/`captions`: the creator's captions in the spoken
+    language (`language` when yt-dlp does not say) are downloaded too (captions.choose).
 
-    Raises PermanentError for what a retry cannot fix, TransientDownloadError otherwise.
+    Raises PermanentError for what a retry cannot fix (NotYetAvailable: a live stream or
+    premiere to wait for), TransientDownloadError otherwise (RateLimited after a 429).
     """
     dest_dir = Path(dest_dir).absolute()
     done = _recorded(dest_dir)
     if done is not None:
         return done
+    site = site_of(url)
+    if polite is not None:
+        spacing = polite.spacing_s if site in polite.polite_sites else (0.0, 0.0)
+        polite.gate.wait_turn(site, spacing, on_wait=polite.on_wait)
     created = not dest_dir.exists()
     fsutil.sweep_temp_files(dest_dir)
     _remove_ours(dest_dir, created=False)  # unrecorded files may be stale: yt-dlp would keep them
     relay = _ProgressRelay(on_progress, max_bytes)
     try:
-        try:
-            with YoutubeDL(_options(dest_dir, max_height, relay)) as ydl:
-                info = ydl.extract_info(url, download=True)
-        except (DownloadError, TooLarge) as err:
-            if max_bytes is not None and any(isinstance(e, TooLarge) for e in _chain(err)):
-                raise PermanentError(
-                    f"download failed: the video is larger than the {_mb(max_bytes)} limit "
-                    "(IGS_MAX_DOWNLOAD_MB)"
-                ) from None
-            if _is_permanent(err):
-                raise PermanentError(f"download failed: {_first_line(err)}") from err
-            raise TransientDownloadError(f"download failed: {_first_line(err)}") from err
+        with ytdlp.open_ytdlp(ytdlp_settings, _options(dest_dir, max_height, relay),
+                              logger=relay.logger) as ydl:
+            try:
+                info = _extract(ydl, url, captions_source, language)
+            except (DownloadError, ExtractorError, TooLarge) as err:  # process_ie_result: raw
+                if max_bytes is not None and any(isinstance(e, TooLarge) for e in _chain(err)):
+                    raise PermanentError(
+                        f"download failed: the video is larger than the {_mb(max_bytes)} limit "
+                        "(IGS_MAX_DOWNLOAD_MB)"
+                    ) from None
+                live = live_info(ydl, url) if not_started(err, key, site) else None
+                if live is not None and live.get("live_status") in LIVE_STATES:
+                    raise waiting(live) from None
+                raise refused(err, key, site, polite) from err
+        if not_live(_single(info)):
+            raise waiting(_single(info))
         result = _result(info, dest_dir, url, max_bytes, relay.logger.too_large)
     except BaseException:
         # nothing is resumed (the next attempt starts clean), so a failed attempt leaves nothing
@@ -419,5 +426,13 @@ def download_video(
         _remove_ours(dest_dir, created)
         raise
     fsutil.atomic_write_json(dest_dir / MANIFEST, result.to_json())
+    if polite is not None:
+        polite.gate.succeeded(site)
     relay.finish(result.size)
     return result
+
+
+def _single(info: dict) -> dict:
+    if info.get("_type") == "playlist":
+        return next((e for e in info.get("entries") or [] if e), {})
+    return info

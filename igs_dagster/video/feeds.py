@@ -24,9 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.redact import redact
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import is_partition_key, parse_source, youtube_id
@@ -43,6 +45,8 @@ _TAG = re.compile(r"<[^>]+>")
 
 class FeedError(PermanentError):
     """A feed could not be read or parsed (one line, no traceback)."""
+
+    status: int | None = None  # the HTTP status that refused it, if one did
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,13 @@ def resolve_follow(url: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- feeds
 
 
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                 urllib.request.HTTPRedirectHandler(), urllib.request.HTTPDefaultErrorHandler(),
+                 urllib.request.HTTPErrorProcessor()):
+    _OPENER.add_handler(_handler)
+
+
 def fetch(url: str, etag: str | None = None, modified: str | None = None,
           timeout: float = FETCH_TIMEOUT_S) -> tuple[int, bytes, str | None, str | None]:
     """GET with conditional headers: (status, body, etag, last-modified); 304 -> empty body."""
@@ -149,7 +160,8 @@ def fetch(url: str, etag: str | None = None, modified: str | None = None,
         headers["If-Modified-Since"] = modified
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked at follow
+        # public addresses only, redirects included (core/netguard); no proxy, no ftp/file
+        with netguard.fence(), _OPENER.open(request, timeout=timeout) as response:
             body = response.read(MAX_FEED_BYTES + 1)
             if len(body) > MAX_FEED_BYTES:
                 raise FeedError(f"feed {url} is larger than {MAX_FEED_BYTES // 2**20} MiB")
@@ -158,7 +170,9 @@ def fetch(url: str, etag: str | None = None, modified: str | None = None,
     except urllib.error.HTTPError as err:
         if err.code == 304:
             return 304, b"", etag, modified
-        raise FeedError(f"feed {url}: HTTP {err.code} {one_line(err.reason, 80)}") from None
+        error = FeedError(f"feed {url}: HTTP {err.code} {one_line(err.reason, 80)}")
+        error.status = err.code
+        raise error from None
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         raise FeedError(f"feed {url}: {one_line(reason, 120)}") from None
@@ -250,23 +264,26 @@ def newest(entries: list[Entry], count: int | None) -> list[Entry]:
 
 
 def _ytdlp_info(url: str, limit: int | None = None) -> dict:
+    """A playlist or channel, flat, through yt-dlp with the project's base options (cookies,
+    JS runtime, the pause between requests: video/ytdlp.py)."""
     import yt_dlp
 
-    from igs_dagster.video.download import _Logger  # yt-dlp's messages to logging, not stderr
+    from igs_dagster.video import refusals, ytdlp
 
     options = {
-        "logger": _Logger(),
-        "extract_flat": "in_playlist", "quiet": True, "no_warnings": True, "noprogress": True,
+        "extract_flat": "in_playlist", "no_warnings": True,
         "skip_download": True, "lazy_playlist": False, "socket_timeout": FETCH_TIMEOUT_S,
     }
     if limit:
         options["playlistend"] = limit
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with ytdlp.open_ytdlp(None, options) as ydl:
             info = ydl.extract_info(url, download=False)
+            return ydl.sanitize_info(info) or {}
     except yt_dlp.utils.DownloadError as err:
-        raise FeedError(f"cannot read playlist {url}: {one_line(str(err).removeprefix('ERROR: '), 160)}") from None
-    return ydl.sanitize_info(info) or {}
+        known = refusals.classify(err)
+        reason = known.message() if known else refusals.clean_reason(err)
+        raise FeedError(f"cannot read playlist {url}: {one_line(redact(reason), 300)}") from None
 
 
 def read_playlist(url: str, limit: int | None = None) -> FeedPage:
@@ -279,7 +296,8 @@ def read_playlist(url: str, limit: int | None = None) -> FeedPage:
             page = read_feed(url)
             return FeedPage(page.title, page.entries[:limit] if limit else page.entries)
         except FeedError as err:
-            if "not an RSS/Atom feed" not in str(err):
+            # not a feed, or a page behind a login: yt-dlp reads it (with the cookies setting)
+            if "not an RSS/Atom feed" not in str(err) and err.status not in (401, 403):
                 raise
     from yt_dlp.utils import unsmuggle_url  # 0.2-2 s of imports: only when yt-dlp is needed
 

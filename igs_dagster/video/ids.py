@@ -11,13 +11,16 @@ import hashlib
 import ipaddress
 import os
 import re
+import stat
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.fsutil import unreserved
 
 MAX_INPUT = 4096
 MEDIA_EXTENSIONS = frozenset(
@@ -77,13 +80,13 @@ def is_partition_key(key: str) -> bool:
 
 def slugify(title: str, max_len: int = 80) -> str:
     """Lowercase ASCII words joined by '-', cut to `max_len` at a word boundary where possible;
-    'untitled' when nothing is left."""
+    'untitled' when nothing is left; `_` added to a device name Windows reserves (`con_`)."""
     ascii_text = unicodedata.normalize("NFKD", str(title)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > max_len:
         cut = slug[: max(1, max_len)]
         slug = cut.rsplit("-", 1)[0] if "-" in cut else cut
-    return slug.strip("-") or "untitled"
+    return unreserved(slug.strip("-") or "untitled")
 
 
 def text_key(title: str, text: str) -> str:
@@ -175,30 +178,59 @@ def _web_source(text: str) -> SourceRef:
     return SourceRef("url", key, url, "web")
 
 
-def _file_source(text: str) -> SourceRef:
+def _file_source(text: str, fence: Callable[[Path], Path] | None = None) -> SourceRef:
+    """A local media file. With `fence` (intake: the media folders, core/pathguard) the path is
+    checked there first, so a path outside gets one refusal whatever exists at it; only inside
+    are missing, unreadable and odd files told apart."""
     path = Path(os.path.expanduser(text))
-    if ".." in path.parts:
+    if fence is None and ".." in path.parts:  # a fence resolves `..` before it compares
         raise _refuse(text, "path must not contain '..'")
-    hint = _scheme_hint(text)
+    hint = _scheme_hint(text)  # from the text alone, never from the disk
     if not hint and re.fullmatch(r"[A-Za-z0-9_-]+", text):
         hint = " (a YouTube video ID has exactly 11 characters)"
-    if not path.exists():
-        raise _refuse(text, f"no such file{hint}")
-    resolved = path.resolve()
-    if not resolved.is_file():
+    if fence is not None:
+        try:
+            fence(path)
+        except PermanentError as err:
+            raise _refuse(text, f"{err}{hint}") from None
+    try:
+        if not path.exists():
+            raise _refuse(text, f"no such file{hint}")
+        resolved = path.resolve()  # symlinks and `..` folded: one key per file
+        info = resolved.stat()
+    except OSError as err:  # a folder on the way we may not enter, a link loop
+        raise _refuse(text, f"cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
         raise _refuse(text, "not a regular file")
     if resolved.suffix.lower().lstrip(".") not in MEDIA_EXTENSIONS:
         raise _refuse(text, f"not an audio/video file extension ({resolved.suffix or 'none'})")
     if not os.access(resolved, os.R_OK):
         raise _refuse(text, "file is not readable")
-    if resolved.stat().st_size == 0:
+    if info.st_size == 0:
         raise _refuse(text, "file is empty")
+    if info.st_nlink != 1:
+        raise _refuse(text, f"the file has {info.st_nlink} hard links: a file with more than one "
+                            "link is refused (copy it instead)")
     key = f"file-{slugify(resolved.stem, 40)}-{_sha(str(resolved))}"
     return SourceRef("file", key, str(resolved), "file")
 
 
-def parse_source(text: str) -> SourceRef:
-    """Classify and validate user input; raise PermanentError (one line) when it is unusable."""
+def _file_url_path(text: str) -> str:
+    """The local path of a `file://` URL (`file:///x`, `file://localhost/x`)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError as err:
+        raise _refuse(text, f"malformed URL ({err})") from None
+    if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+        raise _refuse(text, "a file:// URL names a path on this machine only")
+    return unquote(parts.path)
+
+
+def parse_source(text: str, fence: Callable[[Path], Path] | None = None) -> SourceRef:
+    """Classify and validate user input; raise PermanentError (one line) when it is unusable.
+
+    Local files (a path or a `file://` URL) must pass `fence` (intake: the media folders)
+    before anything about them is looked at."""
     if not isinstance(text, str):
         raise PermanentError(f"invalid source: expected text, got {type(text).__name__}")
     raw, text = text, text.strip()
@@ -210,6 +242,8 @@ def parse_source(text: str) -> SourceRef:
         raise _refuse(text, "contains control characters")
     scheme_match = _SCHEME.match(text)
     scheme = scheme_match.group(0)[:-1].lower() if scheme_match else None
+    if scheme == "file":  # the same rule as a path: under the media folders only
+        return _file_source(_file_url_path(text), fence)
     if scheme is not None and scheme not in ("http", "https"):
         hint = _scheme_hint(text) or " (use http or https)"  # `localhost:8000/x` reads as a scheme
         raise _refuse(text, f"unsupported scheme {scheme!r}{hint}")
@@ -224,7 +258,7 @@ def parse_source(text: str) -> SourceRef:
         raise _refuse(text, "no valid YouTube video ID (channel, playlist or malformed URL)")
     if scheme is not None:
         return _web_source(text)
-    return _file_source(text)
+    return _file_source(text, fence)
 
 
 def timestamp_url(source: SourceRef | str, seconds: int) -> str | None:

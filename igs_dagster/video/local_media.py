@@ -6,10 +6,14 @@ sources alike.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.fsutil import atomic_copy, sweep_temp_files
+from igs_dagster.core.fsutil import atomic_writer, sweep_temp_files
+from igs_dagster.core.pathguard import open_media
+from igs_dagster.core.settings import Settings
 from igs_dagster.video.download import media_duration
 from igs_dagster.video.media_tags import read_tags
 
@@ -24,15 +28,20 @@ def _describe(key: str, title: str, **fields: object) -> dict:
     return base
 
 
-def import_media_file(src: Path, dest_dir: Path, *, key: str, title: str | None) -> dict:
-    """Copy `src` into the partition folder (atomically, once) and describe it."""
+def import_media_file(src: Path, dest_dir: Path, *, key: str, title: str | None,
+                      settings: Settings) -> dict:
+    """Copy `src` into the partition folder (atomically, once) and describe it. The worker
+    checks the media folders itself (core/pathguard), whatever intake let through: the file
+    is opened inside them, without following links, and must have a single link."""
     src = Path(src)
-    if not src.is_file():
-        raise PermanentError(f"local file {src} no longer exists")
-    sweep_temp_files(dest_dir)
-    dest = dest_dir / f"media{src.suffix.lower()}"
-    if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
-        atomic_copy(src, dest)
+    fd = open_media(src, settings)
+    with os.fdopen(fd, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        sweep_temp_files(dest_dir)
+        dest = dest_dir / f"media{src.suffix.lower()}"
+        if not dest.is_file() or dest.stat().st_size != size:
+            with atomic_writer(dest) as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
     duration = media_duration(dest)
     tags = read_tags(dest)  # a file's modification time is no publication date
     return _describe(

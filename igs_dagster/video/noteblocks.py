@@ -2,8 +2,9 @@
 
 Related notes and screenshots are kept outside the enrichment's sections: each lives in its own
 block just above the transcript marker, replaced as a whole by the step that owns it, so
-updating one never rewrites the summary, the other blocks or the transcript. An enricher that
-replaces the whole region drops the blocks; their steps run after it and put them back.
+updating one never rewrites the summary, the other blocks or the transcript. The enrichers
+rewrite the region around them and put every block back as it was (`keep_blocks`), so a
+re-summary (`igs summarize` runs the enricher alone) never loses what other steps wrote.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from filelock import FileLock
-
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.video import notes
+from igs_dagster.video.notelock import note_lock
 
 ORDER = ("screenshots", "related")  # top to bottom, above the transcript marker
 
@@ -69,15 +69,20 @@ def set_block(text: str, name: str, body: str | None) -> str:
     return before + rendered + head[insert:] + tail
 
 
-def _lock(path: Path) -> FileLock:
-    """The same per-file lock (in the temp folder) that guards daily-note edits."""
-    return notes._daily_lock(path)
+def keep_blocks(old: str, new: str) -> str:
+    """`new` with every block of `old` present once, as it was in `old` (an enricher rewrote
+    the region they live in): the steps that own them are not re-run by a re-summary."""
+    for name in ORDER:
+        body = get_block(old, name)
+        if body is not None and get_block(new, name) != body:
+            new = set_block(new, name, body)
+    return new
 
 
 def update_note_block(path: Path, name: str, body: str | None) -> bool:
     """Read-modify-write one block of a note atomically; False when nothing changed."""
     path = Path(path)
-    with _lock(path):
+    with note_lock(path):
         text = path.read_text(encoding="utf-8")
         new = set_block(text, name, body)
         if new == text:

@@ -13,6 +13,7 @@ The note format is a contract shared with the enricher:
     duration: "0:11"               # null when unknown (0)
     duration_seconds: 11           # null when unknown (0)
     language: en                   # the spoken language Whisper found (or was told); or null
+    transcript_source: captions    # only when the creator's captions are the transcript
     archive_path: "..."            # or null
     transcribed: 2026-11-24
     enriched_by: null              # set by the enricher: builtin | pi | claude | codex
@@ -29,6 +30,10 @@ The note format is a contract shared with the enricher:
     _Pending enrichment._
 
     <!-- igs:transcript -->
+    ## Chapters                     # only when the video has chapters
+
+    - [0:00](https://www.youtube.com/watch?v=ID&t=0s) Intro
+
     ## Transcript
 
     > [!note]- Transcript ({duration})
@@ -45,22 +50,20 @@ Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
 
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.inert import clean, clean_line, md_inline
+from igs_dagster.core.inert import clean, clean_line, inert, link_target
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.video.ids import slugify
+from igs_dagster.video.notelock import note_lock
 
 VIDEOS_DIR = ("Resources", "videos")
 DAILY_DIR = "Daily"
@@ -81,13 +84,14 @@ _KEYS = (
     "duration",
     "duration_seconds",
     "language",
+    "transcript_source",
     "archive_path",
     "transcribed",
     "enriched_by",
     "tags",
 )
 OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "language",
-                   "archive_path"}
+                   "transcript_source", "archive_path"}
 ALWAYS_KEYS = tuple(k for k in _KEYS if k not in OMIT_IF_UNKNOWN)  # every note has these
 _QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
 
@@ -107,6 +111,8 @@ class NoteInput:
     timestamp_url: Callable[[int], str | None]
     description: str | None = None  # a podcast episode's description (plain text)
     language: str | None = None  # the transcript's spoken language (en, es, ...)
+    transcript_source: str | None = None  # "captions" when the creator's captions are the transcript
+    chapters: list[dict] = field(default_factory=list)  # yt-dlp's chapters: start_time, title
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -261,36 +267,18 @@ def transcript_block(text: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _md_escape(text: str) -> str:
-    """Keep transcript text from opening HTML comments/tags, wikilinks, embeds or `%%`
-    comments (it may be pasted by anyone)."""
-    return re.sub(r"([<\[\]%])", r"\\\1", clean_line(text))
-
-
-def _link_text(text: str) -> str:
-    return md_inline(text)
-
-
-def _md_url(url: str) -> str:
-    """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
-    url = clean_line(url).replace(" ", "%20")
-    if any(ch in url for ch in "()<>"):
-        return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
-    return url
-
-
 def _archive_url(location: str) -> str:
     """A link to the archived copy: `sftp://…` as is, a local path as a `file://` URL."""
     location = clean_line(location)
     if location.startswith("/"):
-        return _md_url(Path(location).as_uri())
-    return _md_url(location)
+        return link_target(Path(location).as_uri())
+    return link_target(location)
 
 
 def _stamp(seconds: int, timestamp_url: Callable[[int], str | None]) -> str:
     label = format_duration(seconds)
     url = timestamp_url(seconds)
-    return f"**[{label}]({_md_url(url)})**" if url else f"**{label}**"
+    return f"**[{label}]({link_target(url)})**" if url else f"**{label}**"
 
 
 def _transcript_paragraphs(
@@ -302,7 +290,7 @@ def _transcript_paragraphs(
     parts: list[str] = []
     marker: float | None = None
     for seg in segments:
-        text = _md_escape(clean_line(seg.get("text")))
+        text = inert(seg.get("text"), "transcript")  # spoken or pasted by anyone
         start = seg.get("start")
         if not isinstance(start, int | float):
             if parts:
@@ -325,6 +313,27 @@ def _transcript_paragraphs(
         yield " ".join(parts)
 
 
+MAX_CHAPTERS = 200
+
+
+def _chapter_lines(chapters: list[dict], timestamp_url: Callable[[int], str | None]) -> list[str]:
+    """`## Chapters` with one linked timestamp per chapter, in time order ([] without any)."""
+    found = sorted(
+        (float(c["start_time"]), clean_line(c.get("title")))
+        for c in chapters or []
+        if isinstance(c, dict) and isinstance(c.get("start_time"), int | float)
+        and c["start_time"] >= 0 and clean_line(c.get("title"))
+    )[:MAX_CHAPTERS]
+    if not found:
+        return []
+    lines = ["## Chapters", ""]
+    for start, title in found:
+        label, url = format_duration(start), timestamp_url(int(start))
+        stamp = f"[{label}]({link_target(url)})" if url else f"**{label}**"
+        lines.append(f"- {stamp} {inert(title, 'item')}")
+    return [*lines, ""]
+
+
 def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     tags: list[str] = []
     for tag in [*inp.tags, *((old or {}).get("tags") or [])]:
@@ -337,15 +346,16 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
     known = inp.duration is not None and inp.duration > 0
     meta: dict[str, Any] = {
         "type": "video",
-        "title": clean(inp.title),  # no control characters; one line
+        "title": inert(inp.title, "frontmatter"),
         "source": inp.source_label,
         "source_url": clean(inp.source_url) or None,
         "video_id": inp.video_id,
-        "channel": clean(inp.channel) or None,
+        "channel": inert(inp.channel, "frontmatter") or None,
         "published": published or None,
         "duration": format_duration(inp.duration) if known else None,
         "duration_seconds": int(round(inp.duration)) if known else None,
         "language": inp.language or None,
+        "transcript_source": inp.transcript_source or None,
         "archive_path": inp.archive_path or None,
         "transcribed": _check_day(inp.transcribed, "transcribed date"),
         "enriched_by": (old or {}).get("enriched_by"),
@@ -383,20 +393,23 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
         region = kept
 
     meta = _frontmatter_for(inp, old_meta)
-    title = md_inline(clean_line(inp.title) or inp.video_id)
+    title = inert(clean_line(inp.title) or inp.video_id, "heading")
     duration = meta.get("duration")
 
     source_parts = [
-        f"[{_link_text(inp.title)}]({_md_url(inp.source_url)})" if inp.source_url else title
+        f"[{inert(inp.title, 'link_label')}]({link_target(inp.source_url)})" if inp.source_url
+        else inert(clean_line(inp.title) or inp.video_id, "callout")
     ]
-    source_parts += [md_inline(x) for x in (inp.channel, meta.get("published"), duration) if clean_line(x)]
+    source_parts += [inert(x, "callout") for x in (inp.channel, meta.get("published"), duration)
+                     if clean_line(x)]
     lines = [
         f"# {title}",
         "",
         "> [!info] Source",
         "> " + " · ".join(source_parts),
-        *[f"> {_md_escape(line)}" for line in (inp.description or "").splitlines() if line.strip()],
-        *([f"> Archived copy: [{_link_text(inp.archive_path)}]({_archive_url(inp.archive_path)})"]
+        *[f"> {inert(line, 'callout')}" for line in (inp.description or "").splitlines()
+          if clean_line(line)],
+        *([f"> Archived copy: [{inert(inp.archive_path, 'link_label')}]({_archive_url(inp.archive_path)})"]
           if inp.archive_path else []),
         "",
     ]
@@ -404,7 +417,8 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
 
     paragraphs = list(_transcript_paragraphs(transcript.get("segments") or [], inp.timestamp_url))
     callout = f"> [!note]- Transcript ({duration})" if duration else "> [!note]- Transcript"
-    body_lines = [TRANSCRIPT_MARKER, "## Transcript", "", callout]
+    body_lines = [TRANSCRIPT_MARKER, *_chapter_lines(inp.chapters, inp.timestamp_url),
+                  "## Transcript", "", callout]
     if paragraphs:
         for index, paragraph in enumerate(paragraphs):
             if index:
@@ -463,27 +477,21 @@ def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path
     Idempotent: the same inputs give the same bytes, and an unchanged note is not rewritten.
     """
     path = _note_path(vault, slug)
-    existing = path.read_text(encoding="utf-8") if path.exists() else None
-    text = render_note(inp, transcript, existing)
-    if text != existing:
-        fsutil.atomic_write_text(path, text)
+    with note_lock(path):  # the enrichers and the block steps write this file too
+        existing = path.read_text(encoding="utf-8") if path.exists() else None
+        text = render_note(inp, transcript, existing)
+        if text != existing:
+            fsutil.atomic_write_text(path, text)
     return path
 
-
-
-def _daily_lock(path: Path) -> FileLock:
-    """Serialize read-modify-write of one daily note across threads and processes
-    (the lock file lives in the temp folder, not in the vault)."""
-    digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:16]
-    return FileLock(Path(tempfile.gettempdir()) / f"igs-daily-{digest}.lock")
 
 
 def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
     # the note's name already says the title when the title is just the slug again
     same = not clean_line(title) or clean_line(title) == slug
-    line = f"- [[{slug}]]" + ("" if same else f" — {md_inline(title)}")
+    line = f"- [[{slug}]]" + ("" if same else f" — {inert(title, 'item')}")
     if channel and clean_line(channel):
-        line += f" by {md_inline(channel)}"
+        line += f" by {inert(channel, 'item')}"
     if duration and duration > 0:
         line += f" · {format_duration(duration)}"
     return line
@@ -501,7 +509,7 @@ def link_daily(
     fsutil.safe_name(slug, "note slug")
     path = _daily_path(vault, day)
     line = _daily_line(slug, title, channel, duration)
-    with _daily_lock(path):
+    with note_lock(path):
         if not path.exists():
             fsutil.atomic_write_text(path, f"# {day}\n\n## Videos\n\n{line}\n")
             return True

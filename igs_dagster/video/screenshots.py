@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from igs_dagster.core import fsutil
+from igs_dagster.core.inert import inert, link_target, plain
 
 SPACING_S = 120.0
 WIDTH = 480
@@ -173,8 +174,8 @@ def render_block(shots: list[Shot], vault: Path, timestamp_url=None) -> str | No
     for shot in shots:
         label = format_duration(shot.seconds)
         url = timestamp_url(shot.seconds) if timestamp_url else None
-        stamp = f"**[{label}]({url})**" if url else f"**{label}**"
-        caption = shot.caption.replace("<", "\\<") or "_scene change_"
+        stamp = f"**[{label}]({link_target(url)})**" if url else f"**{label}**"
+        caption = inert(plain(shot.caption), "item") or "_scene change_"
         rel = shot.path.relative_to(vault).as_posix()
         lines += [f"- {stamp} {caption}", f"  ![[{rel}|{WIDTH}]]"]
     return "\n".join(lines) + "\n"

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS seen (
     uid TEXT NOT NULL,
     PRIMARY KEY (feed_id, uid)
 );
+CREATE TABLE IF NOT EXISTS queued (at REAL NOT NULL);  -- one row per entry polling queued
 """
+HOUR_S = 3600
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class PollResult:
     status: str  # new | unchanged | not-modified | error
     queued: list[str] = field(default_factory=list)  # keys queued this time
     error: str | None = None
+    deferred: int = 0  # new entries left for a later poll by the per-hour cap
 
 
 class Subscriptions:
@@ -158,8 +161,19 @@ class Subscriptions:
         with self._connect() as conn:
             return {r[0] for r in conn.execute("SELECT uid FROM seen WHERE feed_id = ?", (feed_id,))}
 
-    def record(self, updates: list[tuple[Feed, feeds.FeedPage | None, str | None]], now: float) -> None:
-        """After a poll cycle, in one transaction: validators, next poll time, errors, seen."""
+    def queued_since(self, since: float) -> int:
+        """How many entries polling queued after `since` (the per-hour cap's count)."""
+        if not self.path.exists():
+            return 0
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM queued WHERE at > ?", (since,)).fetchone()[0])
+
+    def record(self, updates: list[tuple[Feed, feeds.FeedPage | None, str | None]], now: float,
+               deferred: dict[int, set[str]] | None = None, queued: int = 0) -> None:
+        """After a poll cycle, in one transaction: validators, next poll time, errors, seen.
+        Entries `deferred` by the per-hour cap stay unseen, and their feed's validators are
+        dropped so the next poll reads it in full; `queued` entries count toward the cap."""
+        deferred = deferred or {}
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -173,13 +187,17 @@ class Subscriptions:
                         )
                         continue
                     assert page is not None
+                    later = deferred.get(feed.id, set())
                     conn.execute(
                         "UPDATE feeds SET last_poll=?, next_poll=?, last_error=NULL, failures=0, "
                         "etag=?, modified=?, title=COALESCE(title, ?) WHERE id=?",
-                        (now, now + feed.interval_s, page.etag, page.modified, page.title, feed.id),
+                        (now, now + feed.interval_s, None if later else page.etag,
+                         None if later else page.modified, page.title, feed.id),
                     )
                     conn.executemany("INSERT OR IGNORE INTO seen (feed_id, uid) VALUES (?, ?)",
-                                     [(feed.id, e.uid) for e in page.entries])
+                                     [(feed.id, e.uid) for e in page.entries if e.uid not in later])
+                conn.executemany("INSERT INTO queued (at) VALUES (?)", [(now,)] * queued)
+                conn.execute("DELETE FROM queued WHERE at <= ?", (now - HOUR_S,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -198,9 +216,12 @@ def read(feed: Feed | None, url: str, kind: str, timeout: float = feeds.FETCH_TI
 
 
 def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: float | None = None,
-             workers: int = POLL_WORKERS, timeout: float = feeds.FETCH_TIMEOUT_S) -> list[PollResult]:
+             workers: int = POLL_WORKERS, timeout: float = feeds.FETCH_TIMEOUT_S,
+             max_per_hour: int = 0) -> list[PollResult]:
     """One poll cycle: every due feed read (concurrently), unseen entries queued oldest first,
-    then recorded as seen. A feed that fails (HTTP error, garbage) backs off and is retried."""
+    then recorded as seen. A feed that fails (HTTP error, garbage) backs off and is retried.
+    `max_per_hour` (0: none) caps the entries polling queues in any hour, across all feeds:
+    the rest stay unseen and are queued by later polls."""
     now = time.time() if now is None else now
     due = store.due(now)
     if not due:
@@ -215,7 +236,10 @@ def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: fl
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
         fetched = list(pool.map(one, due))
 
+    allowance = max_per_hour - store.queued_since(now - HOUR_S) if max_per_hour else None
     results: list[PollResult] = []
+    deferred: dict[int, set[str]] = {}
+    total = 0
     for feed, page, error in fetched:
         if error is not None:
             results.append(PollResult(feed, "error", error=error))
@@ -224,12 +248,37 @@ def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: fl
         else:
             assert page is not None
             known = store.seen(feed.id)
-            fresh = [e for e in page.entries if e.uid not in known]
-            queued = feeds.queue_entries(feeds.newest(fresh, None), queue, data_dir)
+            fresh = feeds.newest([e for e in page.entries if e.uid not in known], None)
+            if allowance is not None:
+                taken, later = _within(fresh, max(0, allowance - total), queue)
+                fresh = taken
+                if later:
+                    deferred[feed.id] = {e.uid for e in later}
+            queued = feeds.queue_entries(fresh, queue, data_dir)
             keys = [q.key for q in queued if q.event_id is not None]
-            results.append(PollResult(feed, "new" if keys else "unchanged", keys))
-    store.record(fetched, now)
+            total += len(keys)
+            results.append(PollResult(feed, "new" if keys else "unchanged", keys,
+                                      deferred=len(deferred.get(feed.id, ()))))
+    store.record(fetched, now, deferred, total)
     return results
+
+
+def _within(entries: list[feeds.Entry], room: int,
+            queue: EventQueue) -> tuple[list[feeds.Entry], list[feeds.Entry]]:
+    """(entries to queue now, entries for later): `room` new ones, oldest first; entries whose
+    key is known already cost nothing and go now (they are only marked seen)."""
+    plan = feeds.plan_entries(entries, queue)
+    new = {id(q.entry) for q in plan if q.event_id is not None}
+    now, later = [], []
+    for entry in entries:
+        if id(entry) not in new:
+            now.append(entry)
+        elif room > 0:
+            now.append(entry)
+            room -= 1
+        else:
+            later.append(entry)
+    return now, later
 
 
 def follow(store: Subscriptions, queue: EventQueue, data_dir: Path, url: str, *,

@@ -642,27 +642,27 @@ def text_to_transcript(text: str, out_json: Path, *, source: str) -> TranscriptI
     """
     if not isinstance(text, str) or not text.strip():
         raise PermanentError("transcript text is empty")
+    started = time.perf_counter()
+    segments = [{"start": None, "end": None, "text": p} for p in _paragraphs(text)]
+    return write_segments(segments, out_json, backend="text", model="none", language=None,
+                          source=source, duration=0.0, elapsed_s=time.perf_counter() - started)
+
+
+def write_segments(segments: Iterable[dict], out_json: Path, *, backend: str, model: str,
+                   language: str | None, source: str, duration: float,
+                   elapsed_s: float) -> TranscriptInfo:
+    """Transcript JSON from segments made without Whisper (pasted text, captions), written
+    the same way as a transcription's (temp file, then an atomic rename)."""
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     _sweep_own_temps(out_json)
-    started = time.perf_counter()
     stream = out_json.parent / _stream_name(out_json)
     try:
         with open(stream, "w", encoding="utf-8") as handle:
-            for paragraph in _paragraphs(text):
-                seg = {"start": None, "end": None, "text": paragraph}
+            for seg in segments:
                 handle.write(json.dumps(seg, ensure_ascii=False) + "\n")
-        return _finish(
-            stream,
-            out_json,
-            backend="text",
-            model="none",
-            language=None,
-            source=source,
-            duration=0.0,
-            elapsed_s=time.perf_counter() - started,
-            rtf=None,
-        )
+        return _finish(stream, out_json, backend=backend, model=model, language=language,
+                       source=source, duration=duration, elapsed_s=elapsed_s, rtf=None)
     except BaseException:
         stream.unlink(missing_ok=True)
         raise

@@ -18,6 +18,7 @@ from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
 from igs_dagster.video.enrich import SECTIONS, agent_enrich
+from igs_dagster.video.enrich.agent import workspace_note
 from igs_dagster_tests.agents import model_server as ms
 
 pytestmark = pytest.mark.slow
@@ -69,11 +70,8 @@ def note(tmp_path: Path) -> Path:
 
 def research_turns(tool: str, server: ms.ModelServer) -> list[ms.Turn]:
     """The CLI's own web tools, called the way a model would."""
-    if tool == "claude":  # deferred tools: loaded through ToolSearch, then called
-        return [
-            ms.call("ToolSearch", {"query": "select:WebSearch,WebFetch", "max_results": 5}),
-            ms.call("WebFetch", {"url": f"{server.url}/speaker", "prompt": "Who is this?"}),
-        ]
+    if tool == "claude":  # named in --tools (issue 23), so offered at once, not deferred
+        return [ms.call("WebFetch", {"url": f"{server.url}/speaker", "prompt": "Who is this?"})]
     if tool == "pi":  # the user's web-search extension (pi_extensions/web-search.ts)
         return [ms.call("web_search", {"query": "John F. Kennedy"})]
     return []  # codex's web_search runs on OpenAI's side: offered, not callable here
@@ -95,11 +93,12 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
     server.pages["/speaker"] = "<html><body><h1>John F. Kennedy</h1></body></html>"
     server.pages["/search?q=John%20F.%20Kennedy"] = f"John F. Kennedy - {speaker}"
     before = note.read_text(encoding="utf-8")
-    turns = [ms.read(str(note))]
+    copy = str(workspace_note(work, note))  # the agent edits a copy in its workspace (issue 23)
+    turns = [] if tool == "codex" else [ms.read(copy)]  # codex has no reader: the note is inline
     if tool == "pi":
         turns.append(ms.read(str(style_skill(work))))
     turns += research_turns(tool, server)
-    turns += [ms.edit(str(note), PLACEHOLDER.strip("\n"), region(speaker).strip("\n")),
+    turns += [ms.edit(copy, PLACEHOLDER.strip("\n"), region(speaker).strip("\n")),
               ms.text(f"enriched {note.name}")]
     server.play(turns)
 
@@ -116,7 +115,7 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
     assert len(calls) == len(turns)
     first = calls[0]
     # The whole prompt arrived (stdin): note path, six sections, the research instructions.
-    assert str(note.resolve()) in first.json_text()
+    assert str(Path(copy).resolve()) in first.json_text()
     assert "Research on the web" in first.json_text()
     assert all(f"## {name}" in first.json_text() for name in SECTIONS)
     # The style reached the model: inline, or (pi) as a skill the model then read.
@@ -125,17 +124,20 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
         assert STYLE in calls[2].json_text()  # the read of SKILL.md came back to the model
     else:
         assert STYLE in first.json_text()
-    # The edit tools and the web tools were offered.
+    if tool == "codex":  # no file reader: the note came in the prompt, fenced as data
+        assert "<<<UNTRUSTED NOTE" in first.json_text() and "ask not what" in first.json_text()
+    # The edit tools and the web tools were offered, and nothing that runs commands (issue 23).
     offered = set(first.tool_names())
     expected = {
-        "pi": {"read", "edit", "write", "bash", "web_search"},
-        "claude": {"Read", "Edit", "Write", "Bash", "ToolSearch"},
-        "codex": {"exec_command", "apply_patch", "web_search"},
+        "pi": {"read", "edit", "write", "web_search"},
+        "claude": {"Read", "Edit", "Write"},
+        "codex": {"apply_patch", "web_search"},
     }[tool]
     assert expected <= offered, offered
-    if tool == "claude":  # deferred: named in the prompt, loaded by ToolSearch
-        assert {"WebSearch", "WebFetch"} <= set(calls[2].tool_names())
-        fetched = str(calls[3].body["messages"][-1]["content"])
+    assert not offered & {"bash", "Bash", "exec_command", "shell", "write_stdin"}, offered
+    if tool == "claude":
+        assert {"WebSearch", "WebFetch"} <= offered
+        fetched = str(calls[2].body["messages"][-1]["content"])
         assert "haven't granted" not in fetched  # --allowedTools let it run in print mode
     if tool == "codex":
         web = next(t for t in first.body["tools"] if t.get("type") == "web_search")
@@ -162,8 +164,8 @@ def test_research_off_takes_the_web_tools_away(
         assert "WebSearch" not in first.json_text() and "WebFetch" not in first.json_text()
     if tool == "codex":
         assert not [t for t in first.body["tools"] if t.get("type") == "web_search"]
-    if tool == "pi":  # pi's web tool is the user's extension: research off does not touch it
-        assert "web_search" in first.tool_names()
+    if tool == "pi":  # the user's web extension too: pi_fence.ts leaves only the file tools
+        assert first.tool_names() == ["read", "edit", "write"]
 
 
 def test_pi_without_extension_discovery_has_no_web_search(
@@ -197,7 +199,7 @@ def test_a_breaking_edit_is_restored_byte_for_byte(
     old, new, reason = BREAKS[tool]
     if new == "misquote":
         new = region(f"{server.url}/speaker").replace("Ask not", "Never ask").strip("\n")
-    server.play([ms.edit(str(note), old, new), ms.text("done")])
+    server.play([ms.edit(str(workspace_note(tmp_path / "w", note)), old, new), ms.text("done")])
     with pytest.raises(PermanentError, match=reason):
         agent_enrich(note, tool, AgentSettings(tool=tool, timeout_s=60), work_dir=tmp_path / "w")
     assert server.errors == []
@@ -210,6 +212,17 @@ _CMDLINES: dict[int, str] = {}
 
 def _cmdline(pid: int, seen: dict[int, float | None]) -> str:
     return _CMDLINES.get(pid, "")
+
+
+def _tree(pid: int) -> list[int]:
+    """The agent and every descendant (its group and whatever left it: pi's setsid bash)."""
+    import psutil
+
+    try:
+        leader = psutil.Process(pid)
+        return [pid, *(p.pid for p in leader.children(recursive=True))]
+    except psutil.Error:
+        return []
 
 
 def _alive(pid: int, start: float | None) -> bool:
@@ -243,7 +256,7 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
         while not done.is_set():
             data = processes.read_pid_file(pid_file)
             if data:
-                for pid in processes._tree(int(data["pgid"]), int(data["pid"])):
+                for pid in _tree(int(data["pid"])):
                     if pid not in seen:
                         seen[pid] = processes.start_time(pid)
                         with contextlib.suppress(OSError):
@@ -253,15 +266,12 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    try:
-        with pytest.raises(RuntimeError, match=rf"agent {tool} timed out after 6s"):
-            agent_enrich(
-                note,
-                tool,
-                AgentSettings(tool=tool, timeout_s=6),
-                work_dir=tmp_path / "w",
-                pid_file=pid_file,
-            )
+    try:  # the loop's command lines (an enrichment has no shell to spawn with: issue 23)
+        result = agent_runner.run_agent(
+            tool, "go", note.parent, tmp_path / "w" / "out.log", timeout_s=6,
+            argv=agent_runner.agent_command(tool), pid_file=pid_file,
+        )
+        assert result.timed_out
     finally:
         done.set()
         watcher.join()
@@ -272,6 +282,18 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
     assert not [pid for pid, start in seen.items() if _alive(pid, start)]
     assert note.read_bytes() == original
     assert not pid_file.exists()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_hanging_enrichment_times_out_and_leaves_the_note(
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+) -> None:
+    cli_env(tool)
+    original = note.read_bytes()
+    server.play([ms.hang()], default=ms.hang())
+    with pytest.raises(RuntimeError, match=rf"agent {tool} timed out after 6s.*note restored"):
+        agent_enrich(note, tool, AgentSettings(tool=tool, timeout_s=6), work_dir=tmp_path / "w")
+    assert note.read_bytes() == original
 
 
 @pytest.mark.parametrize("tool", TOOLS)

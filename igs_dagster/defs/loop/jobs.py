@@ -6,8 +6,8 @@
   "complete"; should it open a story after all, complete and retro pass it on)
 
 Each run is one turn; the run's last op leaves the loop record saying what comes next and
-queues the matching job through `igs dev`'s webserver, or the `igs_events` sensor requests it
-when the run ends (`defs/loop/turns.py`). The in-process executor runs all steps of a
+queues the matching job, or the `igs_events` sensor queues it when the run ends; both under the
+turn's own run id, so a turn runs once (`defs/loop/turns.py`). The in-process executor runs all steps of a
 run in its run worker (one process per run); runs of one project queue behind each other
 through the `igs/project` run-tag limit in dagster.yaml.
 """

@@ -11,7 +11,8 @@ runs: bench figure 10):
 - `chain_next` (the `igs_events` sensor, a loop run's SUCCESS): the run `turns.next_request`
   names, unless the run that ended pushed it already (`turns.submit_next`, with `igs dev`'s
   webserver up). Run key and `igs/turn` tag `loop:{id}:{n}`, n the number of judged attempts
-  (+1 for the finish), so a tick evaluated twice launches nothing twice.
+  (+1 for the finish); both paths give it the run id `turns.turn_run_id(key)`, so the turn is
+  queued once however the two paths interleave (`turns.submit_turn`).
 - `fail_loop` (FAILURE): unless Dagster's run retries will re-run it (`dagster/will_retry`),
   `roles.fail` marks the loop failed with the step's error.
 - `cancel_loop` (CANCELED, e.g. from the UI or by run monitoring): the loop is cancelled too,
@@ -32,11 +33,12 @@ from igs_dagster.defs.loop.resources import (
     LoopSettings,
     loop_run_request,
 )
-from igs_dagster.defs.loop.turns import next_request, turn_run_id
+from igs_dagster.defs.loop.turns import next_request, submit_turn, turn_run
 from igs_dagster.loop import roles
-from igs_dagster.loop.state import TERMINAL, LoopState, is_cancelled, load_loop
+from igs_dagster.loop.state import TERMINAL, LoopState, is_cancelled, load_loop, state_path
 
 START_EVENTS = ("loop.start",)
+SENSOR_TAGS = {"dagster/sensor_name": "igs_events"}  # what the sensor's own runs carry
 WILL_RETRY_TAG = "dagster/will_retry"
 
 
@@ -74,6 +76,18 @@ def _loop_id(run: dg.DagsterRun) -> str | None:
     return ops.get(BEGIN_OP, {}).get("config", {}).get("loop_id")
 
 
+def _exists(loops_dir, loop_id: str, run: dg.DagsterRun, log) -> bool:
+    """Is the run's loop still there? (A loop removed from disk has nothing left to carry on;
+    any other failure to read its record raises, and the outcome part tries again.)"""
+    try:
+        if state_path(loops_dir, loop_id).exists():
+            return True
+    except PermanentError:  # not a valid loop id
+        pass
+    log.warning(f"run {run.run_id}: loop {loop_id} no longer exists in {loops_dir}")
+    return False
+
+
 def before_last_resume(run: dg.DagsterRun, state: LoopState) -> bool:
     """A run from before the loop's last `igs loop resume` (its outcome may reach the sensor
     after the resume): it must not fail, cancel or chain the resumed loop."""
@@ -84,17 +98,16 @@ def before_last_resume(run: dg.DagsterRun, state: LoopState) -> bool:
 
 
 def chain_next(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_loop: LoopSettings,
-               log) -> dg.RunRequest | None:
-    """A loop run succeeded: the run its loop record says comes next (None: nothing to do, or
-    the run that ended pushed it already: `turns.submit_next`)."""
+               log, repository: dg.RepositoryDefinition | None = None) -> dg.RunRequest | None:
+    """A loop run succeeded: queue the run its loop record says comes next under the turn's
+    run id (`turns.submit_turn`); None when that is done or nothing is next, else the
+    RunRequest to make (no run origin to launch from here)."""
     loop_id = _loop_id(run)
     if loop_id is None:
         return None  # not a loop run
-    try:
-        state = load_loop(settings.loops_dir, loop_id)
-    except PermanentError as err:
-        log.warning(f"run {run.run_id}: {err}")
+    if not _exists(settings.loops_dir, loop_id, run, log):
         return None
+    state = load_loop(settings.loops_dir, loop_id)  # unreadable: raises, tried again next tick
     if before_last_resume(run, state):
         log.info(f"run {run.run_id} ran before loop {loop_id} was resumed: no next run from it")
         return None
@@ -105,9 +118,15 @@ def chain_next(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_l
     if request is None:
         log.info(f"loop {loop_id} is {state.status} (next: {state.next_step}): done")
         return None
-    pushed = turn_run_id(instance, request)
-    if pushed is not None:
-        log.info(f"loop {loop_id}: next {state.next_step} already queued as run {pushed}")
+    made = turn_run(instance, request)
+    if made is not None and made.status != dg.DagsterRunStatus.NOT_STARTED:
+        log.info(f"loop {loop_id}: next {state.next_step} already queued as run {made.run_id}")
+        return None
+    submitted = submit_turn(instance, repository, request, run, SENSOR_TAGS)
+    if submitted is not None:
+        run_id, queued = submitted
+        log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}, run {run_id} "
+                 + ("queued" if queued else "already queued"))
         return None
     log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}")
     return request
@@ -131,15 +150,13 @@ def fail_loop(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_lo
         log.info(f"run {run.run_id} will be retried: loop {loop_id} stays as it is")
         return
     env = igs_loop.env(settings)
-    error = f"run {run.run_id[:8]} ({run.job_name}) failed: {_failure_reason(instance, run)}"
-    try:
-        if before_last_resume(run, load_loop(env.loops_dir, loop_id)):
-            log.info(f"run {run.run_id} failed before loop {loop_id} was resumed: loop left as it is")
-            return
-        result = roles.fail(env, loop_id, error)
-    except PermanentError as err:
-        log.warning(str(err))
+    if not _exists(env.loops_dir, loop_id, run, log):
         return
+    error = f"run {run.run_id[:8]} ({run.job_name}) failed: {_failure_reason(instance, run)}"
+    if before_last_resume(run, load_loop(env.loops_dir, loop_id)):
+        log.info(f"run {run.run_id} failed before loop {loop_id} was resumed: loop left as it is")
+        return
+    result = roles.fail(env, loop_id, error)
     log.info(f"loop {loop_id}: {result['status']} ({error})")
 
 
@@ -149,12 +166,11 @@ def cancel_loop(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> No
     if loop_id is None:
         return
     env = igs_loop.env(settings)
-    try:
-        state = load_loop(env.loops_dir, loop_id)
-        if before_last_resume(run, state):
-            log.info(f"run {run.run_id} was canceled before loop {loop_id} was resumed: loop left as it is")
-        elif state.status not in TERMINAL:
-            roles.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
-            log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")
-    except PermanentError as err:
-        log.warning(str(err))
+    if not _exists(env.loops_dir, loop_id, run, log):
+        return
+    state = load_loop(env.loops_dir, loop_id)
+    if before_last_resume(run, state):
+        log.info(f"run {run.run_id} was canceled before loop {loop_id} was resumed: loop left as it is")
+    elif state.status not in TERMINAL:
+        roles.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
+        log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")

@@ -1,27 +1,36 @@
-"""Which run carries a coding loop on, and the run that ends a turn submitting it itself.
+"""Which run carries a coding loop on, and the two paths that queue it: one run per turn.
 
 `next_request` reads the loop record: next=plan -> `loop_story`, next=implement -> `loop_attempt`,
 nothing left to plan / next=complete -> `loop_finish`, done/cancelled/failed -> nothing. Its run
 key `loop:{id}:{n}` (n: judged attempts, +1 for the finish) is also the run's `igs/turn` tag.
 
-Two paths submit that run, and the turn tag keeps them to one run:
-- push (`submit_next`, the last op of a `loop_story`/`loop_attempt` run): with `igs dev`'s
-  webserver recorded in `<data>/webserver.json`, GraphQL `launchRun` queues the next run
-  before this one ends; the run queue starts it as soon as this run frees its project's slot.
-  The sensor would only see this run end at its next tick (every 5 s: 1.5 s a story on
-  average, bench figure 7).
-- sensor (`chain_next` in `sensors.py`, on this run's SUCCESS): the durable path, for a
-  webserver that is down, not recorded (Docker, plain `dagster-daemon`) or refused; it requests
-  the run unless one with the same turn tag exists.
+Two paths queue that run, and both go through `submit_turn`:
+- push (`submit_next`, the last op of a `loop_story`/`loop_attempt` run): the run that ends a
+  turn queues the next one before it ends; the run queue starts it as soon as this run frees
+  its project's slot. The sensor would only see this run end at its next tick (every 5 s:
+  1.5 s a story on average, bench figure 7).
+- sensor (`chain_next` in `sensors.py`, on this run's SUCCESS): the durable path, for a push
+  that failed or a worker that died before it.
+
+`submit_turn` creates the run under the turn's own run id, `turn_run_id(key)` (a UUID derived
+from the turn's key), and the run storage refuses a second run with an id it already holds: the
+turn is queued once by construction, however the two paths interleave (checking the turn tag
+first only saves work). The run is created from the job of this code location and launched
+from the code location of the run that ended (its origins), then submitted to the instance's
+QueuedRunCoordinator. Neither a sensor's RunRequest nor GraphQL `launchRun` (the push's former
+path, through `igs dev`'s webserver) can name a run's id: with them a push that timed out on
+the client while the webserver still made the run, and the sensor's request for the same turn,
+gave two runs of one turn. Where `submit_turn` is impossible (a run without origins, a run
+coordinator that launches at once) nothing is pushed and the sensor returns a RunRequest with
+the turn's run key, deduplicated by Dagster as before.
 """
 
 from __future__ import annotations
 
-import os
+import uuid
 
 import dagster as dg
 
-from igs_dagster.core import webserver
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
 from igs_dagster.defs.loop.resources import TURN_TAG, LoopSettings, loop_run_request
@@ -38,17 +47,8 @@ JOB_FOR_NEXT = {
     "complete": "loop_finish",
     "retro": "loop_finish",
 }
-PUSH_TIMEOUT_S = 10.0  # a timeout that fires after the run was made is harmless: the sensor sees its turn tag
-LAUNCH_RUN = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on Error { message }
-  }
-}
-"""
+TURN_IDS = uuid.UUID("0f6c4a3e-2b7d-5c1e-9a84-3d5e7b1c2a90")  # namespace of the turns' run ids
+RUN_KEY_TAG = "dagster/run_key"
 
 
 def _judged(state: LoopState) -> int:
@@ -78,56 +78,86 @@ def next_request(state: LoopState, settings: Settings, igs_loop: LoopSettings,
     return loop_run_request(state, job, number, settings, igs_loop, trigger)
 
 
-def turn_run_id(instance: dg.DagsterInstance, request: dg.RunRequest) -> str | None:
-    """The run already made for this turn (pushed, or requested by an earlier tick), if any."""
-    found = instance.get_run_ids(dg.RunsFilter(tags={TURN_TAG: request.tags[TURN_TAG]}), limit=1)
-    return found[0] if found else None
+def turn_run_id(key: str) -> str:
+    """The run id of turn `key` (`loop:{id}:{n}`), the same on every path that submits it."""
+    return str(uuid.uuid5(TURN_IDS, key))
 
 
-def launch(url: str, origin, request: dg.RunRequest, timeout: float = PUSH_TIMEOUT_S) -> str:
-    """Queue `request` through the webserver at `url` (GraphQL `launchRun`): the new run's id.
-    `origin`: this run's RemoteJobOrigin (the code location and repository to launch from).
-    WebserverError when the webserver refuses; OSError when nothing answers."""
-    params = {
-        "selector": {
-            "repositoryLocationName": origin.location_name,
-            "repositoryName": origin.repository_origin.repository_name,
-            "jobName": request.job_name,
-        },
-        "runConfigData": request.run_config,
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in request.tags.items()]},
-    }
-    data = webserver.query(url, LAUNCH_RUN, {"executionParams": params}, timeout=timeout)
-    if data is None:
-        raise OSError(f"webserver {url} did not answer")
-    result = data.get("launchRun") or {}
-    if result.get("__typename") == "RunConfigValidationInvalid":
-        errors = "; ".join(str(e.get("message")) for e in result.get("errors") or [])
-        raise webserver.WebserverError(f"run config refused: {errors}")
-    return webserver.require(result, "LaunchRunSuccess")["run"]["runId"]
+def turn_run(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun | None:
+    """The run already made for this turn, if any: by its run id, or by its turn tag (runs
+    requested through a RunRequest, or made before turns had their own run ids)."""
+    key = request.tags[TURN_TAG]
+    run = instance.get_run_by_id(turn_run_id(key))
+    if run is not None:
+        return run
+    found = instance.get_run_ids(dg.RunsFilter(tags={TURN_TAG: key}), limit=1)
+    return instance.get_run_by_id(found[0]) if found else None
+
+
+def submit_turn(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition | None,
+                request: dg.RunRequest, ended: dg.DagsterRun, tags: dict[str, str]
+                ) -> tuple[str, bool] | None:
+    """Create the turn's run under its run id and queue it, launched from the code location of
+    `ended` (the run that ended the previous turn); `tags` are added to the request's.
+    Returns (run id, whether this call queued it), or None when that is impossible here (no
+    repository or run origin, a run coordinator that launches at once): make a RunRequest."""
+    from dagster._core.errors import DagsterRunAlreadyExists
+
+    origin, code = ended.remote_job_origin, ended.job_code_origin
+    if (repository is None or origin is None or code is None
+            or not isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)):
+        return None
+    run = turn_run(instance, request)
+    if run is None:
+        job = repository.get_job(request.job_name)
+        key = request.tags[TURN_TAG]
+        try:
+            run = instance.create_run_for_job(
+                job, run_id=turn_run_id(key), run_config=request.run_config,
+                tags={**job.run_tags, **request.tags, RUN_KEY_TAG: key, **tags},
+                status=dg.DagsterRunStatus.NOT_STARTED,
+                remote_job_origin=type(origin)(repository_origin=origin.repository_origin, job_name=job.name),
+                job_code_origin=type(code)(job.name, code.repository_origin),
+            )
+        except DagsterRunAlreadyExists:  # the other path made it meanwhile
+            run = instance.get_run_by_id(turn_run_id(key))
+    if run is None or run.status != dg.DagsterRunStatus.NOT_STARTED:
+        return (run.run_id, False) if run is not None else None
+    # created and not yet queued (by us now, or by a path that died in between): queue it
+    instance.submit_run(run.run_id, workspace=None)  # the queued coordinator needs no workspace
+    return run.run_id, True
 
 
 def submit_next(context: dg.OpExecutionContext, settings: Settings, igs_loop: LoopSettings,
                 loop_id: str) -> str | None:
-    """Push the loop's next run from the run ending this turn; the run's id, or None (nothing
-    next, no webserver, already submitted, refused: the sensor then chains as before).
-    Never raises: this run's work is done and recorded whatever happens here."""
+    """Queue the loop's next run from the run ending this turn (`push_next`)."""
     try:
-        origin = context.dagster_run.remote_job_origin
-        home = os.environ.get("DAGSTER_HOME") or context.instance.root_directory
-        url = webserver.find(settings.data_dir, home)
-        if origin is None or url is None or is_cancelled(settings.loops_dir, loop_id):
+        repository = context.repository_def
+    except Exception:  # noqa: BLE001 - an ad-hoc execution without one: the sensor chains
+        repository = None
+    return push_next(context.instance, repository, context.dagster_run, settings, igs_loop,
+                     loop_id, context.log)
+
+
+def push_next(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition | None,
+              ending: dg.DagsterRun, settings: Settings, igs_loop: LoopSettings, loop_id: str,
+              log) -> str | None:
+    """Queue the loop's next run while `ending` still runs; the run's id, or None (nothing
+    next, cancelled, impossible here, failed: the sensor then chains as before). Never raises:
+    the ending run's work is done and recorded whatever happens here."""
+    try:
+        if is_cancelled(settings.loops_dir, loop_id):
             return None
         state = load_loop(settings.loops_dir, loop_id)
         request = next_request(state, settings, igs_loop, trigger="loop.push")
-        if request is None or turn_run_id(context.instance, request):
-            return None
-        run_id = launch(url, origin, request)
+        submitted = submit_turn(instance, repository, request, ending, {}) if request else None
     except Exception as err:  # noqa: BLE001 - the sensor is the fallback for every failure
-        context.log.warning(f"next run of loop {loop_id} not pushed ({type(err).__name__}: "
-                            f"{err}); the igs_events sensor will request it")
+        log.warning(f"next run of loop {loop_id} not queued ({type(err).__name__}: {err}); "
+                    "the igs_events sensor will request it")
         return None
-    context.log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}, "
-                     f"run {run_id} queued through the webserver")
+    if submitted is None:
+        return None
+    run_id, queued = submitted
+    log.info(f"loop {loop_id}: next {state.next_step} -> {request.job_name}, run {run_id} "
+             + ("queued" if queued else "already queued"))
     return run_id
-

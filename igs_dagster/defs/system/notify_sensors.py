@@ -88,6 +88,12 @@ def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Set
     name = one_line((source.title if source else None) or key, 200)
     where = f" ({source.location})" if source else ""
     stage = step.split("[")[0]
+    from igs_dagster.video.waiting import WaitingVideos
+
+    waiting = WaitingVideos(settings.waiting_db).get(key)
+    if waiting is not None:  # a live stream or premiere: not a failure, queued again when due
+        return Message("video.failed", f"Video waiting: {name}",
+                       f"{one_line(waiting.reason, 300)}{where}", "info")
     return Message("video.failed", f"Video failed: {name}",
                    f"{stage}: {one_line(reason, 1000)}{where}\nretry: {retry_command(key)}", "failure")
 

@@ -8,7 +8,7 @@ the slot is freed. A step that starts waiting in that same moment can miss the h
 It then waits until some other step frees a slot, which never happens when it was the last
 transcription. Durability drill 2 caught one: a video's transcript waited 14 minutes, until the
 next drill's run came along. On every watchdog pass (`WATCHDOG_INTERVAL_S`, from the
-`igs_events` sensor), each pool's free slots go to its waiting steps, oldest first, as
+`igs_watchdog` sensor), each pool's free slots go to its waiting steps, oldest first, as
 Dagster's free path would have done. The slot rows themselves are the semaphore
 (`claim_concurrency_slot`), so a step assigned twice over still never runs beside another.
 """

@@ -182,7 +182,7 @@ def inspect_run(instance: dg.DagsterInstance, run: dg.DagsterRun, here: Host) ->
     message = (
         f"Run worker process {pid} on {socket.gethostname()} is gone ({why}) while its run was "
         "still STARTED: it was killed (SIGKILL, out of memory) or crashed without reporting. "
-        "Marked failed by the run_worker_watchdog (sensor igs_events), so run retries can re-execute it "
+        "Marked failed by the run_worker_watchdog (sensor igs_watchdog), so run retries can re-execute it "
         "from the failed step and its pool slots are freed."
     )
     instance.report_run_failed(
@@ -214,7 +214,7 @@ def check_started_runs(instance: dg.DagsterInstance, limit: int = 500) -> list[V
 
 
 def watchdog_part(instance: dg.DagsterInstance, log) -> str:
-    """One look at every STARTED run (every WATCHDOG_INTERVAL_S, from the `igs_events` sensor)."""
+    """One look at every STARTED run (every WATCHDOG_INTERVAL_S, from the `igs_watchdog` sensor)."""
     launcher = type(instance.run_launcher).__name__
     if not isinstance(instance.run_launcher, dg.DefaultRunLauncher):
         return f"{launcher} checks its own run workers"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import Source
 from igs_dagster.core.inert import clean_info
@@ -20,11 +21,15 @@ from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_fa
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
 from igs_dagster.defs.video.vault_guard import checked_vault
-from igs_dagster.video import archive, download, enrich, feeds, notes, transcribe
+from igs_dagster.video import archive, captions, download, enrich, feeds, notes, transcribe
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
+from igs_dagster.video.waiting import WaitingVideos
 
 COMMON = dict(partitions_def=video_partitions, group_name="video")
+# a rate-limited download is retried after the site's pause (5, 10, 20, 40, 60, 60 min by
+# default): these retries are asked by the step (dg.RetryRequested), not the RetryPolicy's
+RATE_LIMIT_RETRIES = 6
 
 
 def _source(key: str, igs: IgsSettings) -> Source:
@@ -55,14 +60,10 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         source = _source(key, igs)
         folder = _folder(settings, key)
         if source.kind in ("youtube", "url"):
-            progress = ProgressLog(context.log, "download")
-            result = download.download_video(
-                source.location, folder, max_height=settings.max_height,
-                max_bytes=settings.max_download_mb * 1024 * 1024,
-                on_progress=lambda p: progress(p.percent, _speed(p.speed)),
-            ).to_json()
+            result = _download(context, settings, source.location, folder).to_json()
         elif source.kind == "file":
-            result = import_media_file(Path(source.location), folder, key=key, title=source.title)
+            result = import_media_file(Path(source.location), folder, key=key, title=source.title,
+                                       settings=settings)
         else:
             result = describe_text(Path(source.location), key=key, title=source.title)
         if source.title:  # a title given at intake wins over one guessed from a file name
@@ -87,6 +88,46 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         "folder": dg.MetadataValue.path(str(_folder(settings, key))),
         **({"media": dg.MetadataValue.path(result["video_path"])} if result.get("video_path") else {}),
     })
+    return result
+
+
+def _download(context: dg.AssetExecutionContext, settings: Settings, url: str,
+              folder: Path) -> download.DownloadResult:
+    """yt-dlp with the project's settings. A rate limit pauses the site and asks Dagster to
+    retry the step after the pause; a live stream or premiere that has not ended fails the
+    run as *waiting*: the `waiting_videos` sensor queues it again when it is due."""
+    key = context.partition_key
+    progress = ProgressLog(context.log, "download")
+    waiting = WaitingVideos(settings.waiting_db)
+    polite = download.Politeness.from_settings(
+        settings.ytdlp, settings.download_gate_dir,
+        on_wait=lambda seconds, why: context.log.info(f"download waits {seconds:.0f} s: {why}"),
+    )
+    try:
+        # public addresses only, on every hop (core/netguard; IGS_NETWORK__ALLOW)
+        with netguard.fence(netguard.policy_from_settings(settings)):
+            result = download.download_video(
+                url, folder, max_height=settings.max_height,
+                max_bytes=settings.max_download_mb * 1024 * 1024,
+                on_progress=lambda p: progress(p.percent, _speed(p.speed)),
+                ytdlp_settings=settings.ytdlp, key=key, polite=polite,
+                captions_source=settings.transcriber.source,
+                language=settings.transcriber.language,
+            )
+    except download.RateLimited as err:
+        context.log.warning(str(err))
+        raise dg.RetryRequested(max_retries=RATE_LIMIT_RETRIES,
+                                seconds_to_wait=max(1.0, err.pause_s)) from err
+    except download.NotYetAvailable as err:
+        waiting.put(key, err.until, str(err))
+        raise dg.Failure(description=str(err), allow_retries=False, metadata={
+            "waiting_until": dg.MetadataValue.timestamp(err.until),
+            "live_status": err.live_status or "",
+        }) from None
+    except BaseException:
+        waiting.remove(key)
+        raise
+    waiting.remove(key)
     return result
 
 
@@ -133,7 +174,10 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
     settings = igs.get()
     out = _folder(settings, context.partition_key) / "transcript.json"
     with permanent_failures():
-        if video_download.get("text_path"):
+        from_captions = _captions_transcript(context, settings, video_download, out)
+        if from_captions is not None:
+            info = from_captions
+        elif video_download.get("text_path"):
             text = Path(video_download["text_path"]).read_text(encoding="utf-8")
             info = transcribe.text_to_transcript(text, out, source=video_download["source_label"])
         else:
@@ -151,12 +195,34 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
     context.add_output_metadata({
         "transcript": dg.MetadataValue.path(str(out)),
         "backend": result["backend"],
-        "model": model_name(str(result["model"]), settings.transcriber.model),
+        "model": f"{result['model']} captions" if result["backend"] == "captions"
+        else model_name(str(result["model"]), settings.transcriber.model),
         "language": result.get("language") or "", "duration_s": float(result["duration"]),
         "real_time_factor": float(result["rtf"] or 0), "segments": int(result["segments"]),
         "words": int(result["words"]), "elapsed_s": float(result["elapsed_s"]),
     })
     return result
+
+
+def _captions_transcript(context: dg.AssetExecutionContext, settings: Settings,
+                         video_download: dict, out: Path) -> transcribe.TranscriptInfo | None:
+    """The creator's captions as the transcript (IGS_TRANSCRIBER__SOURCE=auto|captions), when
+    the download brought a track; None: Whisper transcribes (also when the track is unusable)."""
+    path = video_download.get("captions_path")
+    if settings.transcriber.source == "whisper" or not path:
+        return None
+    try:
+        info = captions.to_transcript(
+            Path(path), out, language=video_download.get("language")
+            or captions.base_language(video_download.get("captions_language")) or None,
+            kind=video_download.get("captions_kind") or "creator",
+            duration=float(video_download.get("duration") or 0),
+        )
+    except PermanentError as err:
+        context.log.warning(f"{err}: transcribing with Whisper instead")
+        return None
+    context.log.info(f"transcript from the {info.model} captions ({info.language}), not Whisper")
+    return info
 
 
 def _timestamp_link(video_download: dict):
@@ -192,6 +258,8 @@ def vault_note(
             tags=["video", label], timestamp_url=_timestamp_link(video_download),
             description=video_download.get("feed_description"),
             language=data.get("language"),
+            transcript_source="captions" if data.get("backend") == "captions" else None,
+            chapters=video_download.get("chapters") or [],
         )
         path = notes.write_note(vault, slug, inp, data)
         linked = notes.link_daily(

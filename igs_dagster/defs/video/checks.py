@@ -60,7 +60,8 @@ def transcript_check(context: dg.AssetCheckExecutionContext,
 
 @dg.asset_check(asset="video_archive", partitions_def=video_partitions,
                 additional_ins={"video_download": dg.AssetIn("video_download")},
-                description="Each archived file's size and SHA-256 (read back) match the local one.")
+                description="Each archived file's size and the SHA-256 recorded as it was sent "
+                            "match the local file (read back only without that record).")
 def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
                         video_archive: dict, video_download: dict) -> dg.AssetCheckResult:
     files = [Path(p) for p in (

@@ -33,7 +33,8 @@ def feed_sensor(context: dg.SensorEvaluationContext):
     igs = IgsSettings()
     settings = igs.get()
     store = Subscriptions(settings.feeds_db)
-    results = poll_due(store, igs.queue(), settings.data_dir)
+    results = poll_due(store, igs.queue(), settings.data_dir,
+                       max_per_hour=settings.feeds.max_per_hour)
     if not results:
         return dg.SkipReason("no followed feed is due")
     queued = sum(len(r.queued) for r in results)
@@ -42,6 +43,9 @@ def feed_sensor(context: dg.SensorEvaluationContext):
             context.log.warning(f"feed {r.feed.url}: {r.error}")
         elif r.queued:
             context.log.info(f"feed {r.feed.title or r.feed.url}: queued {', '.join(r.queued)}")
+        if r.deferred:
+            context.log.info(f"feed {r.feed.title or r.feed.url}: {r.deferred} entries wait for "
+                             f"the hourly cap (IGS_FEEDS__MAX_PER_HOUR={settings.feeds.max_per_hour})")
     counts = {s: sum(1 for r in results if r.status == s) for s in ("new", "unchanged", "not-modified", "error")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     return dg.SkipReason(f"polled {len(results)} feeds ({summary}): {queued} entries queued")

@@ -1,8 +1,8 @@
 """Search index and related notes, one partition (video) at a time.
 
 Claim check: the index is a SQLite file in the data folder (video/search/index.py); Dagster
-keeps the counts. `related_notes` runs after enrichment (an enricher that rewrites the summary
-region drops generated blocks), writes this note's `## Related in the vault` block, and
+keeps the counts. `related_notes` runs after enrichment (the enrichers keep its block as it
+is: video/noteblocks.py), writes this note's `## Related in the vault` block, and
 refreshes the block of each older note it relates to, touching nothing else in them.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.core.fsutil import private_file
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
@@ -55,7 +56,8 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
         vault = checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
         doc = note_doc(context.partition_key, video_download, vault_note)
-        with SearchIndex(index_path(settings.data_dir)) as index:
+        # 0600 before SQLite opens it (its WAL and SHM follow), whatever this worker's umask
+        with SearchIndex(private_file(index_path(settings.data_dir))) as index:
             pruned = index.prune_missing(vault)
             result = index_note(index, doc, data.get("segments") or [], semantic=semantic)
             stats = index.stats()

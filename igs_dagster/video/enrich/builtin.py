@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from igs_dagster.core import fsutil
-from igs_dagster.video import notes
+from igs_dagster.core.inert import inert
+from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich.keyphrases import keyphrase_tags
 from igs_dagster.video.enrich.metadata import meta_value, related_links, speaker_context
 from igs_dagster.video.enrich.noteedit import (
@@ -23,7 +24,6 @@ from igs_dagster.video.enrich.noteedit import (
     present_sections,
     read_note,
     region_bounds,
-    safe_md,
     set_frontmatter,
     stamp_md,
 )
@@ -38,6 +38,7 @@ from igs_dagster.video.enrich.text import (
     textrank,
 )
 from igs_dagster.video.enrich.verify import transcript_text
+from igs_dagster.video.notelock import holding_note_lock
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
 # Left out when the summary already is the whole transcript (a short clip): they could only
@@ -62,38 +63,51 @@ def _summary(ranked: list[Sentence]) -> tuple[list[str], list[Sentence]]:
     groups = 1 if len(chosen) <= 2 else 2 if len(chosen) <= 4 else 3
     size = math.ceil(len(chosen) / groups)
     paragraphs = [
-        " ".join(safe_md(clean(s.text)) for s in chosen[k : k + size])
+        " ".join(inert(clean(s.text), "paragraph") for s in chosen[k : k + size])
         for k in range(0, len(chosen), size)
     ]
     return paragraphs, chosen
 
 
-def _windows(sentences: list[Sentence], meta: dict) -> list[list[Sentence]]:
-    """Parts of the talk for key points: its chapters (2-8 of them) when sentence times are
-    known, else up to 8 equal runs of sentences."""
-    chapters = [
-        c["start_time"]
+def _chapters(meta: dict) -> list[tuple[float, str]]:
+    """(start, title) of the video's chapters, in time order (yt-dlp's `chapters`)."""
+    found = [
+        (float(c["start_time"]), str(c.get("title") or ""))
         for c in meta.get("chapters") or []
         if isinstance(c, dict) and isinstance(c.get("start_time"), int | float)
     ]
+    return sorted(found)
+
+
+def _windows(sentences: list[Sentence], meta: dict) -> list[tuple[tuple[float, str] | None, list[Sentence]]]:
+    """Parts of the talk for key points, each with its chapter: the chapters (2-8 of them) when
+    sentence times are known, else up to 8 equal runs of sentences (no chapter)."""
+    chapters = _chapters(meta)
     timed = all(s.start is not None for s in sentences)
     if timed and 2 <= len(chapters) <= 8:
-        bounds = sorted(chapters)[1:]
+        bounds = [start for start, _ in chapters][1:]
         parts: list[list[Sentence]] = [[] for _ in range(len(bounds) + 1)]
         for s in sentences:
             parts[bisect.bisect_right(bounds, s.start)].append(s)
-        return [p for p in parts if p]
+        return [(chapter, part) for chapter, part in zip(chapters, parts, strict=True) if part]
     count = min(8, max(2, len(sentences) // 10), len(sentences))
     if count == 0:
         return []
     size = len(sentences) / count
-    return [sentences[round(k * size) : round((k + 1) * size)] for k in range(count)]
+    return [(None, sentences[round(k * size) : round((k + 1) * size)]) for k in range(count)]
 
 
 def _point_line(text: str, start: float | None, timestamp_url: Callable[[int], str | None]) -> str:
     stamp = stamp_md(start, timestamp_url)
-    text = safe_md(clean(shorten(text, 30)))
+    text = inert(clean(shorten(text, 30)), "item")
     return f"- **{stamp}** {text}" if stamp else f"- {text}"
+
+
+def _chapter_line(chapter: tuple[float, str], timestamp_url: Callable[[int], str | None]) -> str:
+    """A chapter's title above its key points (a section break, not a bullet)."""
+    stamp = stamp_md(chapter[0], timestamp_url)
+    title = inert(clean(chapter[1]), "item") or "Chapter"
+    return f"**{title}** · {stamp}" if stamp else f"**{title}**"
 
 
 def _key_points(
@@ -103,17 +117,26 @@ def _key_points(
     meta: dict,
     timestamp_url: Callable[[int], str | None],
 ) -> tuple[list[str], list[Sentence]]:
-    """The best sentence of each part of the talk; never one the summary already says."""
+    """The best sentence of each part of the talk; never one the summary already says. With
+    chapters, each chapter's title opens its points."""
     chosen: list[Sentence] = []
     windows = _windows(sentences, meta)
     per_window = max(1, 8 // len(windows)) if windows else 1
-    for window in windows:
+    lines: list[str] = []
+    for chapter, window in windows:
         ranked = sorted(window, key=lambda s: (-scores[s.index], s.index))
+        picked: list[Sentence] = []
         for _ in range(per_window):
-            pick = pick_sentences(ranked, 1, avoid=chosen + summary) or pick_sentences(
-                ranked, 1, min_words=3, avoid=chosen + summary
+            pick = pick_sentences(ranked, 1, avoid=chosen + picked + summary) or pick_sentences(
+                ranked, 1, min_words=3, avoid=chosen + picked + summary
             )
-            chosen += pick
+            picked += pick
+        picked.sort(key=lambda s: s.index)
+        chosen += picked
+        if chapter is not None and picked:
+            lines += ["", _chapter_line(chapter, timestamp_url)] if lines else [
+                _chapter_line(chapter, timestamp_url)]
+        lines += [_point_line(s.text, s.start, timestamp_url) for s in picked]
     if not chosen:
         chosen = pick_sentences(
             sorted(sentences, key=lambda s: (-scores[s.index], s.index)),
@@ -122,8 +145,8 @@ def _key_points(
             min_terms=0,
             avoid=summary,
         )
+        lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
     chosen.sort(key=lambda s: s.index)
-    lines = [_point_line(s.text, s.start, timestamp_url) for s in chosen]
     return lines or ["- _No key points: the transcript is empty._"], chosen
 
 
@@ -143,7 +166,7 @@ def _quotes(
     chosen.sort(key=lambda s: s.index)
     lines = []
     for s in chosen:
-        quote = safe_md(s.text).replace('"', "'")
+        quote = inert(s.text.replace('"', "'"), "callout")
         stamp = stamp_md(s.start, timestamp_url)
         lines.append(f'> "{quote}" — {stamp}' if stamp else f'> "{quote}"')
     # A blank line between quotes: consecutive '>' lines would merge into one blockquote.
@@ -176,6 +199,7 @@ def allowed_omissions(note: str) -> tuple[str, ...]:
     return _omissions(summary, note) if summary else ()
 
 
+@holding_note_lock
 def builtin_enrich(
     note_path: Path,
     transcript: dict,
@@ -183,7 +207,8 @@ def builtin_enrich(
     *,
     timestamp_url: Callable[[int], str | None],
 ) -> EnrichResult:
-    """Fill the enrichment region offline; deterministic (same inputs, same bytes)."""
+    """Fill the enrichment region offline; deterministic (same inputs, same bytes). Holds the
+    note's lock (video/notelock.py) from reading the note to writing it."""
     started = time.monotonic()
     note_path = Path(note_path)
     text = read_note(note_path)
@@ -213,7 +238,7 @@ def builtin_enrich(
         parts.append(f"\n## {name}\n\n" + "\n".join(blocks[name]) + "\n")
     region = "".join(parts) + "\n"
 
-    new_text = text[:region_start] + region + text[region_end:]
+    new_text = noteblocks.keep_blocks(text, text[:region_start] + region + text[region_end:])
     tags = list(dict.fromkeys(_frontmatter_tags(fm) + keywords))
     new_text = set_frontmatter(new_text, {"enriched_by": "builtin", "tags": tags})
     if notes.transcript_block(new_text) != notes.transcript_block(text):  # invariant

@@ -9,7 +9,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from igs_dagster.video.enrich.noteedit import safe_md, stamp_md
+from igs_dagster.core.inert import inert
+from igs_dagster.video.enrich.noteedit import stamp_md
 from igs_dagster.video.enrich.text import Sentence, shorten
 
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
@@ -44,40 +45,33 @@ def speaker_context(
     channel_url = _http_url(meta.get("channel_url") or meta.get("uploader_url"))
     if channel:
         lines.append(
-            f"- **Channel:** [{safe_md(channel)}]({channel_url})"
+            f"- **Channel:** [{inert(channel, 'link_label')}]({channel_url})"
             if channel_url
-            else f"- **Channel:** {safe_md(channel)}"
+            else f"- **Channel:** {inert(channel, 'item')}"
         )
     if uploader and uploader != channel:
-        lines.append(f"- **Uploader:** {safe_md(uploader)}")
+        lines.append(f"- **Uploader:** {inert(uploader, 'item')}")
     published = _published(meta, fm)
     if published:
-        lines.append(f"- **Published:** {published}")
+        lines.append(f"- **Published:** {inert(published, 'item')}")
     platform = meta_value(meta, fm, "extractor", "source")
     if platform:
-        lines.append(f"- **Platform:** {_PLATFORMS.get(platform.lower(), platform)}")
+        lines.append(f"- **Platform:** {inert(_PLATFORMS.get(platform.lower(), platform), 'item')}")
     duration = meta_value({}, fm, "duration")
     if duration:
-        lines.append(f"- **Duration:** {duration}")
+        lines.append(f"- **Duration:** {inert(duration, 'item')}")
     description = str(meta.get("description") or "").strip()
     if description:
         first = _URL.sub("", re.split(r"\n\s*\n", description)[0])
-        first = shorten(safe_md(first), 80)
+        first = inert(shorten(first, 80), "callout")
         if first:
             lines += ["", "From the description:", "", f"> {first}"]
-    chapters = [c for c in meta.get("chapters") or [] if isinstance(c, dict) and c.get("title")]
-    if chapters:
-        lines += ["", "Chapters:", ""]
-        for chapter in chapters[:30]:
-            start = chapter.get("start_time")
-            stamp = stamp_md(start if isinstance(start, int | float) else None, timestamp_url)
-            title = safe_md(str(chapter["title"]))
-            lines.append(f"- **{stamp}** {title}" if stamp else f"- {title}")
+    # chapters are the note's own list above the transcript (notes.render_note)
     named = next((s for s in sentences if re.search(r"\bmy name is\b", s.text, re.I)), None)
     if named:
         stamp = stamp_md(named.start, timestamp_url)
         where = f" at {stamp}" if stamp else ""
-        lines += ["", f'The speaker introduces themselves{where}: "{safe_md(named.text)}"']
+        lines += ["", f'The speaker introduces themselves{where}: "{inert(named.text, "paragraph")}"']
     elif lines:
         lines += [
             "",
@@ -112,16 +106,12 @@ def related_links(meta: dict, fm: dict, title: str) -> list[str]:
     source_url = _http_url(
         meta.get("source_url") or meta.get("webpage_url") or fm.get("source_url")
     )
-    add(f"Source: {_link_label(title)}", source_url)
+    add(f"Source: {inert(title, 'link_label')}", source_url)
     channel = meta_value(meta, fm, "channel")
-    add(f"Channel: {_link_label(channel or 'channel')}", _http_url(meta.get("channel_url")))
+    add(f"Channel: {inert(channel or 'channel', 'link_label')}", _http_url(meta.get("channel_url")))
     for match in _URL.findall(str(meta.get("description") or "")):
         url = match.rstrip(".,;:!?")
-        add(url, url)
+        add(inert(url, "link_label"), url)
         if len(links) >= 20:
             break
     return links or ["_No links are known for this source._"]
-
-
-def _link_label(text: str) -> str:
-    return safe_md(text).replace("[", "(").replace("]", ")")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.inert import link_target
 from igs_dagster.video import notes
 
 SECTIONS = (
@@ -127,22 +128,9 @@ def note_preview(text: str) -> str:
     return preview
 
 
-def safe_md(text: str) -> str:
-    """One line, `<` escaped like notes.py does (no HTML comments, no second marker)."""
-    return " ".join(text.replace("<", "\\<").split())
-
-
-def _md_url(url: str) -> str:
-    """A link destination; URLs with spaces, parentheses or angle brackets get `<...>`."""
-    url = "".join(url.split())
-    if any(ch in url for ch in "()<>"):
-        return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
-    return url
-
-
 def stamp_md(start: float | None, timestamp_url: Callable[[int], str | None]) -> str | None:
     if start is None:
         return None
     label = notes.format_duration(int(start))
     url = timestamp_url(int(start))
-    return f"[{label}]({_md_url(url)})" if url else label
+    return f"[{label}]({link_target(url)})" if url else label

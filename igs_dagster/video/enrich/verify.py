@@ -33,7 +33,9 @@ def normalise(text: str) -> str:
 def transcript_text(note: str) -> str:
     """The spoken words of the note's transcript block (no marker, heading, stamps)."""
     lines = []
-    for line in notes.transcript_block(note).splitlines():
+    block = notes.transcript_block(note)
+    heading = re.search(r"^## Transcript[ \t]*$", block, re.M)  # after the chapter list, if any
+    for line in (block[heading.end():] if heading else block).splitlines():
         line = line.strip()
         if line.startswith(notes.TRANSCRIPT_MARKER) or line.startswith("#"):
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from igs_dagster.core.inert import inert, link_target
 from igs_dagster.video.notes import format_duration
 from igs_dagster.video.search.embed import one_blas_thread
 from igs_dagster.video.search.index import NoteDoc, SearchIndex
@@ -90,8 +91,9 @@ def related_notes(index: SearchIndex, video_id: str, *, threshold: float = THRES
 
 
 def _short(text: str, words: int = 30) -> str:
-    parts = " ".join(text.replace("<", "\\<").split()).split()
-    return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
+    """The passage's first `words` words, inert (it is transcript text: anyone's words)."""
+    parts = text.split()
+    return inert(" ".join(parts[:words]) + ("…" if len(parts) > words else ""), "item")
 
 
 def render_block(items: list[Related], timestamp_url=None) -> str | None:
@@ -100,15 +102,14 @@ def render_block(items: list[Related], timestamp_url=None) -> str | None:
         return None
     lines = ["## Related in the vault", ""]
     for r in items:
-        title = " ".join(r.note.title.replace("[", "(").replace("]", ")").replace("|", "-").split())
         why = f"shared: {', '.join(r.shared)}; " if r.shared else ""
         at = ""
         if r.start is not None:
             label = format_duration(int(r.start))
             url = timestamp_url(r.note, int(r.start)) if timestamp_url else None
-            at = f" at [{label}]({url})" if url else f" at {label}"
-        lines.append(f"- [[{r.note.slug}|{title}]] ({r.score:.2f}) — {why}they say{at}: "
-                     f"“{_short(r.passage)}”")
+            at = f" at [{label}]({link_target(url)})" if url else f" at {label}"
+        lines.append(f"- [[{r.note.slug}]] {inert(r.note.title, 'item')} ({r.score:.2f}) — "
+                     f"{why}they say{at}: “{_short(r.passage)}”")
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +120,7 @@ def prompt_context(items: list[Related]) -> str:
     lines = ["## Related notes already in the vault", "",
              "For context only (do not edit those notes). Where one clearly connects, you may "
              "mention it in **Related** as an Obsidian wikilink, written exactly as given:", ""]
-    for r in items:
-        lines.append(f"- [[{r.note.slug}]] “{' '.join(r.note.title.split())}” "
+    for r in items:  # titles and passages are other people's words: inert, fenced by the caller
+        lines.append(f"- [[{r.note.slug}]] “{inert(r.note.title, 'item')}” "
                      f"(similarity {r.score:.2f}): “{_short(r.passage, 45)}”")
     return "\n".join(lines) + "\n"
