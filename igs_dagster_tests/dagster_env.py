@@ -216,6 +216,8 @@ class InProcess:
         monkeypatch.setenv("IGS_DATA_DIR", str(root / "data"))
         monkeypatch.setenv("IGS_VAULT_DIR", str(root / "vault"))
         monkeypatch.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))
+        monkeypatch.setenv("IGS_MEDIA_ROOTS", json.dumps(MEDIA_ROOTS))  # as the session (issue 23)
+        monkeypatch.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))  # media on 127.0.0.1
         settings = load_settings()
         return cls(root, settings, open_instance(settings), defs.resolve_job_def("video_ingest"))
 

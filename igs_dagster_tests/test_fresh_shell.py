@@ -76,6 +76,9 @@ def fresh(tmp_path_factory: pytest.TempPathFactory):
     (home / ".local" / "bin" / "uv").symlink_to(uv)  # where the set-up's `pip --user` puts it
     # a user who uses git has a name for their commits (the loop's merge hint makes one)
     (home / ".gitconfig").write_text("[user]\n\tname = New User\n\temail = new@example.com\n")
+    # the test's media servers are on loopback, which downloads may not reach by default (issue 23)
+    (home / ".config" / "igs").mkdir(parents=True)
+    (home / ".config" / "igs" / "config.toml").write_text('[network]\nallow = ["127.0.0.0/8"]\n')
     # uv's package cache stays the machine's: offline, it holds what a rebuild of the project
     # itself would need (hatchling)
     cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()

@@ -166,6 +166,7 @@ def test_both_sensors_skip_with_one_line_while_the_settings_are_invalid(igs_env,
 
     from igs_dagster.defs.events import igs_events
     from igs_dagster.defs.video.feeds import feed_sensor
+    from igs_dagster.defs.video.waiting import waiting_videos
 
     monkeypatch.setenv("IGS_TRANSCRIBER__BACKEND", "gpu")
     want = f"settings invalid, nothing done this tick: invalid setting IGS_TRANSCRIBER__BACKEND: {BACKEND_ERROR}"
@@ -174,3 +175,4 @@ def test_both_sensors_skip_with_one_line_while_the_settings_are_invalid(igs_env,
         result = igs_events(dg.build_sensor_context(instance=instance, cursor=cursor))
         assert result.skip_reason.skip_message == want and result.cursor == cursor  # nothing lost
         assert feed_sensor(dg.build_sensor_context(instance=instance)).skip_message == want
+        assert waiting_videos(dg.build_sensor_context(instance=instance)).skip_message == want

@@ -77,5 +77,6 @@ def retry_line(event: dg.DagsterEvent, attempt: int, allowed: int | None) -> str
     `attempt` is the number of the attempt that comes next."""
     data = event.step_retry_data
     wait = data.seconds_to_wait if data is not None else None
-    return (f"attempt {attempt}" + (f" of {allowed}" if allowed else "")
+    # a step's own RetryRequested (a rate limit's pause) may allow more than its policy
+    return (f"attempt {attempt}" + (f" of {allowed}" if allowed and attempt <= allowed else "")
             + (f" in {wait:.0f} s" if wait is not None else "") + f": {retry_cause(event, 300)}")
