@@ -24,6 +24,7 @@ class LoopbackOnlyNetwork:
         deadline = time.monotonic() + 30
         while "UP" not in self.links():
             if self.holder.poll() is not None or time.monotonic() > deadline:
+                self.close()
                 unavailable("could not create a network namespace with loopback up")
             time.sleep(0.1)
 

@@ -31,12 +31,14 @@ DNS_CAUSE = re.compile(r"resolv|name or service not known|name resolution|getadd
 @pytest.fixture(scope="module")
 def isolated(tmp_path_factory: pytest.TempPathFactory):
     net = LoopbackOnlyNetwork()
-    dep = DagsterEnv.create(tmp_path_factory.mktemp("failure-cause"))
-    dep.start_daemon(prefix=net.prefix)
+    dep = None
     try:
+        dep = DagsterEnv.create(tmp_path_factory.mktemp("failure-cause"))
+        dep.start_daemon(prefix=net.prefix)
         yield dep, net
     finally:
-        dep.stop_daemon()
+        if dep is not None:
+            dep.stop_daemon()
         net.close()
 
 

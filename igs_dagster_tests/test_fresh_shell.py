@@ -83,25 +83,27 @@ def fresh(tmp_path_factory: pytest.TempPathFactory):
     # itself would need (hatchling)
     cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
     net = LoopbackOnlyNetwork()
-    # the README's set-up command, in a login shell of the new account
-    setup = subprocess.run(
-        [*net.prefix, "env", "-i", f"HOME={home}", "UV_OFFLINE=1", f"UV_CACHE_DIR={cache}", "bash", "-lc",
-         f"cd {shlex.quote(str(REPO))} && bash scripts/demo"],
-        capture_output=True, text=True, timeout=900)
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
-    note = Path(setup.stdout.strip().splitlines()[-1])
-    assert note.is_file() and note.is_relative_to(home / "igs-vault")
-    hint = setup.stderr.rstrip().splitlines()
-    print("$ bash scripts/demo   # last lines\n" + "\n".join([str(note), *hint[-4:]]))
-    assert hint[-3].startswith("igs and uv are in ~/.local/bin, which is not on your PATH")
-    path_line = hint[-1].strip()
-    assert path_line == 'export PATH="$HOME/.local/bin:$PATH"'
-    assert "Bytecode compiled" not in setup.stderr  # compiled once, quietly
-    yield Fresh(home, net, path_line)
-    service = _service_pid(home)
-    if service:
-        subprocess.run(["kill", "-TERM", str(service)], check=False)
-    net.close()
+    try:
+        # the README's set-up command, in a login shell of the new account
+        setup = subprocess.run(
+            [*net.prefix, "env", "-i", f"HOME={home}", "UV_OFFLINE=1", f"UV_CACHE_DIR={cache}", "bash", "-lc",
+             f"cd {shlex.quote(str(REPO))} && bash scripts/demo"],
+            capture_output=True, text=True, timeout=900)
+        assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+        note = Path(setup.stdout.strip().splitlines()[-1])
+        assert note.is_file() and note.is_relative_to(home / "igs-vault")
+        hint = setup.stderr.rstrip().splitlines()
+        print("$ bash scripts/demo   # last lines\n" + "\n".join([str(note), *hint[-4:]]))
+        assert hint[-3].startswith("igs and uv are in ~/.local/bin, which is not on your PATH")
+        path_line = hint[-1].strip()
+        assert path_line == 'export PATH="$HOME/.local/bin:$PATH"'
+        assert "Bytecode compiled" not in setup.stderr  # compiled once, quietly
+        yield Fresh(home, net, path_line)
+    finally:  # also when the set-up failed: no namespace holder left behind
+        service = _service_pid(home)
+        if service:
+            subprocess.run(["kill", "-TERM", str(service)], check=False)
+        net.close()
 
 
 def _service_pid(home: Path) -> int | None:
