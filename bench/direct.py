@@ -78,6 +78,9 @@ def main(url: str, key: str) -> dict:
         archive_path=archived.get("location"), transcribed=day, tags=["video", "web"],
         timestamp_url=lambda seconds: timestamp_url(url, seconds),
     )
+    from igs_dagster.core.vault import require_vault
+
+    require_vault(settings.vault_dir, settings.data_dir)  # as the vault_note asset does
     note = notes.write_note(settings.vault_dir, result["slug"], inp, data)
     notes.link_daily(settings.vault_dir, day, result["slug"], inp.title, inp.channel, inp.duration)
     lap("note")
@@ -96,7 +99,7 @@ def main(url: str, key: str) -> dict:
     doc = NoteDoc(video_id=key, slug=result["slug"], title=result["title"], note_path=str(note),
                   channel=result.get("channel") or None, day=day, source_url=url)
     with SearchIndex(index_path(settings.data_dir)) as index:
-        index.prune_missing()
+        index.prune_missing(settings.vault_dir)
         index_note(index, doc, segs, semantic=semantic_available())
         mine = related.related_notes(index, key)
         noteblocks.update_note_block(note, "related", related.render_block(mine))

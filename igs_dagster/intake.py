@@ -27,6 +27,7 @@ from igs_dagster.core.fsutil import atomic_write_text
 from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.core.pathguard import Origin
 from igs_dagster.core.settings import Settings
+from igs_dagster.core.vault import require_vault
 from igs_dagster.video.ids import is_partition_key, parse_source, text_key, youtube_id
 
 MAX_NOTE_BYTES = 10 * 1024 * 1024
@@ -259,6 +260,7 @@ def accept_loop_resume(loop_id: str, settings: Settings, queue: EventQueue | Non
     message = (f"resumed loop {loop_id} (resume {n}, was {last.was}): from {where}; "
                f"{passed} of {len(state.stories)} stories passed and kept "
                f"(branch {state.branch})")
+    require_vault(settings.vault_dir, settings.data_dir)
     system_log.write_entry(
         settings.system_log, "loop.resume", "loop", message, reason=last.reason,
         dedupe_key=f"loop:{loop_id}:resume-{n}",
@@ -275,6 +277,7 @@ def accept(
     queue = queue or EventQueue(settings.queue_db)
     if isinstance(event, SystemLog):
         d = event.data
+        require_vault(settings.vault_dir, settings.data_dir)  # the log lives in the vault
         system_log.write_entry(settings.system_log, d.action, d.tool, d.detail, reason=d.reason)
         return Accepted(None, event.name, None, "logged")
     if isinstance(event, ContentSummarize):

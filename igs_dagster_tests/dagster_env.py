@@ -117,11 +117,12 @@ class DagsterEnv:
         return self.run(PYTHON, "-m", "dagster", *args, **kw)
 
     # ---- daemon --------------------------------------------------------------------------
-    def start_daemon(self) -> None:
+    def start_daemon(self, prefix: tuple[str, ...] = ()) -> None:
+        """`prefix`: argv the daemon runs under (e.g. nsenter into a network namespace)."""
         assert self.daemon is None or self.daemon.poll() is not None
         log = open(self.root / "daemon.log", "ab")  # noqa: SIM115 - closed with the process
         self.daemon = subprocess.Popen(
-            [PYTHON, "-m", "dagster._daemon", "run", "-m", "igs_dagster.definitions"],
+            [*prefix, PYTHON, "-m", "dagster._daemon", "run", "-m", "igs_dagster.definitions"],
             env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -192,3 +193,41 @@ def stray_temp_files(*roots: Path) -> list[Path]:
                 if path.is_file() and (path.name.startswith(".igs-tmp-") or path.suffix in (".part", ".ytdl")):
                     found.append(path)
     return found
+
+
+@dataclass
+class InProcess:
+    """This test process as a deployment: IGS_* folders and DAGSTER_HOME under `root`, the
+    prepared instance, and the ingest job, run in this process as the sensor would run it."""
+
+    root: Path
+    settings: object
+    instance: dg.DagsterInstance
+    job: object
+
+    @classmethod
+    def create(cls, root: Path, monkeypatch) -> InProcess:
+        from igs_dagster.core.settings import load_settings
+        from igs_dagster.definitions import defs
+        from igs_dagster.defs.instance import open_instance
+
+        for name in [n for n in os.environ if n.startswith("IGS_") or n == "DAGSTER_HOME"]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("IGS_DATA_DIR", str(root / "data"))
+        monkeypatch.setenv("IGS_VAULT_DIR", str(root / "vault"))
+        monkeypatch.setenv("DAGSTER_HOME", str(root / "data" / "dagster_home"))
+        monkeypatch.setenv("IGS_MEDIA_ROOTS", json.dumps(MEDIA_ROOTS))  # as the session (issue 23)
+        monkeypatch.setenv("IGS_NETWORK__ALLOW", json.dumps(LOOPBACK))  # media on 127.0.0.1
+        settings = load_settings()
+        return cls(root, settings, open_instance(settings), defs.resolve_job_def("video_ingest"))
+
+    def ingest(self, url: str):
+        """`igs send URL`, then the run the sensor would start for it: (key, result)."""
+        from igs_dagster.core.events import VideoDownload, VideoDownloadData
+        from igs_dagster.intake import accept
+
+        event = VideoDownload(name="video.download", data=VideoDownloadData(url=url))
+        key = accept(event, self.settings).key
+        self.instance.add_dynamic_partitions("videos", [key])
+        return key, self.job.execute_in_process(instance=self.instance, partition_key=key,
+                                                raise_on_error=False)

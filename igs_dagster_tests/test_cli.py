@@ -124,11 +124,11 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("videos-bad-flag", ["videos", "--bogus"], {}),
     ("loop-clean-bad-flag", ["loop", "clean", "--bogus"], {}),
     ("loop-resume-unknown", ["loop", "resume", "no-such-loop"], {}),
-    ("notify-timeout", ["status"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
-    ("loop-prd-cap", ["status"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
-    ("feeds-interval", ["status"], {"IGS_FEEDS__INTERVAL_S": "1"}),
+    ("notify-timeout", ["runs"], {"IGS_NOTIFY__TIMEOUT_S": "abc"}),
+    ("loop-prd-cap", ["runs"], {"IGS_LOOP__MAX_PRD_BYTES": "abc"}),
+    ("feeds-interval", ["runs"], {"IGS_FEEDS__INTERVAL_S": "1"}),
     # issue 23: the address fence's allow list, private addresses, media outside the folders
-    ("network-allow", ["status"], {"IGS_NETWORK__ALLOW": '["not a/host"]'}),
+    ("network-allow", ["runs"], {"IGS_NETWORK__ALLOW": '["not a/host"]'}),
     ("private-address", ["send", "http://10.1.2.3/v.mp4"], {}),
     ("loopback-integer", ["send", "http://2130706433/v.mp4"], {"IGS_NETWORK__ALLOW": "[]"}),
     ("localhost-name", ["send", "http://localhost:3000/graphql"], {"IGS_NETWORK__ALLOW": "[]"}),
@@ -235,8 +235,8 @@ BAD_INPUTS: list[tuple[str, list[str], dict[str, str]]] = [
     ("set-unknown-nested", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_API__TOKENN": "x"}),
     ("set-group-not-json", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_ARCHIVE": "nas"}),
     ("set-agent-tool", ["log", "tail"], {"IGS_AGENT__TOOL": "gpt"}),
-    ("set-api-port", ["status"], {"IGS_API__PORT": "0"}),
-    ("set-postgres-port", ["status"], {"IGS_POSTGRES__PORT": "70000"}),
+    ("set-api-port", ["runs"], {"IGS_API__PORT": "0"}),
+    ("set-postgres-port", ["runs"], {"IGS_POSTGRES__PORT": "70000"}),
     ("set-ytdlp-runtime", ["doctor"], {"IGS_YTDLP__JS_RUNTIME": "rhino"}),
     ("set-ytdlp-sleep", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_YTDLP__SLEEP_S": "-1"}),
     ("set-ingest-max-runtime", ["send", f"https://youtu.be/{VIDEO_ID}"], {"IGS_INGEST_MAX_RUNTIME_S": "-1"}),
@@ -317,7 +317,7 @@ def test_bad_input_one_line_exit_2_nothing_changed(world, capsys, monkeypatch, a
     (["send", "ftp://example.com/v.mp4"], {}),
     (["transcript", "--file", "{in}/clip.mp4", "--title", ""], {}),
     (["log", "tail", "-n", "abc"], {}),
-    (["status"], {"IGS_MAX_HEIGHT": "abc"}),
+    (["runs"], {"IGS_MAX_HEIGHT": "abc"}),
 ], ids=["bad-url", "empty-title", "argparse", "bad-setting"])
 def test_installed_script_prints_one_line(world, argv, env):
     """The console script `igs` (pyproject [project.scripts]) in a fresh process."""

@@ -55,9 +55,10 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     last = proc.stdout.splitlines()[-1]
     assert last.startswith(f"{bad}: failed: video_download: download failed") and "404" in last
     assert last.endswith(f"retry with `igs retry {bad}`")
-    proc = deployment.igs("send", late, check=True)  # the truth, not "queued (already known)"
-    print(f"$ igs send {late}\n{proc.stdout}")
+    proc = deployment.igs("send", late)  # the truth, not "queued (already known)"
+    print(f"$ igs send {late}   # exit {proc.returncode}\n{proc.stdout}")
     assert proc.stdout.startswith(f"failed: {bad}: video_download:") and "igs retry" in proc.stdout
+    assert proc.returncode == 1  # a failure, as with --wait (issue 26)
 
     # 4. the host is back: retry by URL through the inbox and sensor, to the note
     media_server.add(SAMPLE_MP4, "daily-late.mp4")
@@ -181,7 +182,7 @@ def test_ui_metadata_shows_real_files_model_name_and_obsidian_link(igs_env, medi
 
 
 def test_wait_names_check_steps_by_their_asset():
-    from igs_dagster.cli.videos import step_label
+    from igs_dagster.cli.wait import step_label
 
     assert step_label("vault_note_vault_note_check") == "vault_note check"
     assert step_label("transcript") == "transcript"

@@ -425,7 +425,9 @@ def test_cancel_during_the_implementor_stops_agent_and_run(deployment: DagsterEn
     assert f"run {run.run_id[:8]} loop_story (was STARTED): " in out
     assert f"now {run.status.value}" in out
     state = _state(deployment, loop_id)
-    assert state.status == "cancelled" and state.stop_reason.endswith(" cancelled by user)")
+    assert state.status == "cancelled" and state.stop_reason == "cancelled by user"
+    detail = deployment.igs("loop", "status", loop_id, check=True).stdout
+    assert detail.startswith(f"loop {loop_id}: cancelled by user\n")
     assert len(_runs(instance, loop_id)) == 1
     status = deployment.igs("loop", "status", check=True).stdout
     assert re.search(rf"^{loop_id}\s+project-C\s+cancelled\s", status, re.M)

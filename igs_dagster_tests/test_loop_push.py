@@ -27,8 +27,13 @@ def test_each_turn_queues_the_next_run(tmp_path) -> None:
         state = wait_done(dep, loop_id)
         instance = dep.instance()
         runs = [r.dagster_run for r in _runs(instance, loop_id)]
+        status = dep.igs("loop", "status", loop_id, check=True).stdout
     finally:
         stop_stack(stack)
+    # `igs loop status` shows each run's key, pushed runs too (they have no Dagster run key)
+    rows = {line.split()[0]: line.split()[3] for line in status.splitlines()
+            if line.split() and line.split()[0] in {r.run_id[:8] for r in runs}}
+    assert rows == {r.run_id[:8]: r.tags["igs/turn"] for r in runs}, status
     assert [r.job_name for r in runs] == ["loop_story", "loop_story", "loop_attempt", "loop_finish"]
     assert [len(s.attempts) for s in state.stories.values()] == [1, 2]
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)

@@ -135,7 +135,7 @@ def test_sensors_send_note_ready_and_video_failed_once(receiver, igs_env, monkey
         failed = receiver.messages[1]
         assert failed["title"] == "Video failed: jfk"
         assert "video_download: HTTP Error 404: Not Found" in failed["message"]
-        assert "retry: dagster job backfill" in failed["message"] and "--partitions jfk" in failed["message"]
+        assert failed["message"].endswith("\nretry: igs retry jfk")  # what the CLI says too (issue 26)
 
 
 def test_loop_story_and_loop_finished_once(receiver, igs_env, monkeypatch, tmp_path):

@@ -18,7 +18,8 @@ def test_loading_the_definitions_warns_about_nothing():
         importlib.reload(igs_dagster.definitions)
         defs = igs_dagster.definitions.defs
         defs.resolve_job_def("video_ingest")
-        assert {s.name for s in defs.get_repository_def().sensor_defs} == {"igs_events", "feed_sensor", "igs_watchdog"}
+        assert {s.name for s in defs.get_repository_def().sensor_defs} == {"igs_events", "feed_sensor", "igs_watchdog",
+                                                                           "waiting_videos"}
     dagster_warnings = [str(w.message) for w in caught if "dagster" in w.filename]
     assert not dagster_warnings, dagster_warnings
 

@@ -70,6 +70,25 @@ def _describe_unexpected(err: BaseException) -> tuple[int, str]:
                f"(a bug? rerun with {DEBUG_ENV}=1 for the traceback)")
 
 
+def _settings(args: argparse.Namespace):
+    """The validated settings, after a warning for each misspelt IGS_* variable. A command
+    that diagnoses (`igs status`: `lenient_settings`) still runs on invalid settings, with the
+    bad values left out and the error line in `args.settings_error`."""
+    from igs_dagster.core.errors import SettingsError
+    from igs_dagster.core.settings_sources import lenient_settings, misspelt_variables
+
+    try:
+        settings = load_settings()
+    except SettingsError as err:
+        if not getattr(args, "lenient_settings", False):
+            raise
+        args.settings_error = str(err)
+        return lenient_settings()
+    for warning in misspelt_variables():  # a name inside a known group fails the load instead
+        print(f"igs: warning: {warning}", file=sys.stderr)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; everything it prints passes `inert.PrintableWriter` (no terminal
     escapes from titles, log lines or PRDs reach the user's terminal)."""
@@ -94,7 +113,7 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         debug = debug or args.debug
-        settings = load_settings()
+        settings = _settings(args)
         tighten_dir(settings.data_dir)  # 0700, also when an older version made it 0755
         return int(args.func(args, settings) or 0)
     except IgsError as err:

@@ -21,9 +21,20 @@ def print_json(obj: object) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: `igs: error: <what> (see 'igs send --help')`."""
+    """argparse with a one-line error: `igs: error: <what> (see 'igs send --help')`; a
+    mistyped command or choice gets the closest one (`did you mean 'send'?`)."""
 
     def error(self, message: str):  # type: ignore[override]
+        import difflib
+        import re
+
+        typo = re.match(r"argument .+?: invalid choice: '(.+?)' \(choose from (.+)\)$", message)
+        if typo:
+            choices = re.findall(r"'([^']*)'", typo[2])
+            close = difflib.get_close_matches(typo[1], choices, n=1, cutoff=0.6)
+            what = f"unknown {'command' if self._subparsers is not None else 'choice'} '{typo[1]}'"
+            hint = f": did you mean '{close[0]}'?" if close else f" (one of: {', '.join(choices)})"
+            message = f"{what}{hint}"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 

@@ -40,7 +40,7 @@ def send_playlists(args: argparse.Namespace, settings: Settings) -> int:
             line, outcome = videos.send_url(event, source.key, settings, args.force,
                                             instance_box)
             print(line)
-            code = max(code, int(args.wait and outcome == "failed"))
+            code = max(code, int(outcome == "failed"))  # as `igs send URL` of a failed video
             follow += [source.key] if outcome == "run" else []
             continue
         planned = accept_entries(item.entries, settings, dry_run=args.dry_run)

@@ -251,7 +251,7 @@ def _loop_runs(settings: Settings, loop_id: str) -> list[dict]:
     import dagster as dg
 
     from igs_dagster.defs.instance import open_instance
-    from igs_dagster.defs.loop.resources import LOOP_TAG
+    from igs_dagster.defs.loop.resources import LOOP_TAG, TURN_TAG
 
     instance = open_instance(settings)
     runs = []
@@ -267,7 +267,8 @@ def _loop_runs(settings: Settings, loop_id: str) -> list[dict]:
             "run_id": run.run_id,
             "job": run.job_name,
             "status": run.status.value,
-            "run_key": run.tags.get("dagster/run_key"),
+            # a run pushed through the webserver has no Dagster run key: its turn tag is the same
+            "run_key": run.tags.get("dagster/run_key") or run.tags.get(TURN_TAG),
             "started": record.start_time,
             "duration_s": round(record.end_time - record.start_time, 2)
             if record.start_time and record.end_time else None,
@@ -296,11 +297,20 @@ def loop_detail(settings: Settings, loop_id: str, with_runs: bool = True) -> dic
     return detail
 
 
+def _outcome_line(outcome: str, error: str | None) -> str:
+    """`cancelled by user`, `failed (run 1a2b3c4d failed: ...)`: the reason once, not
+    `cancelled (cancelled (cancelled by user))`."""
+    if not error:
+        return outcome
+    while error.startswith(f"{outcome} (") and error.endswith(")"):  # older loop records
+        error = error[len(outcome) + 2:-1]
+    return error if error.startswith(outcome) else f"{outcome} ({error})"
+
+
 def format_loop(detail: dict) -> str:
     summary = detail["summary"]
     lines = [
-        f"loop {detail['loop_id']}: {detail['outcome']}"
-        + (f" ({summary['error']})" if summary["error"] else ""),
+        f"loop {detail['loop_id']}: {_outcome_line(detail['outcome'], summary['error'])}",
         f"project  {detail['project']}",
         f"branch   {detail['branch']} (head {(detail['head_sha'] or '-')[:8]})",
         f"prd      {detail['prd_source']}",

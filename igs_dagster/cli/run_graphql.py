@@ -13,21 +13,25 @@ from igs_dagster.cli.run_format import (
     FAILURES_LIMIT,
     INBOX_SENSOR,
     MAX_ERROR_CHARS,
+    PARTITION_TAG,
     inbox_cursor,
     run_summary,
     status_view,
     step_summary,
+    tick_problem,
 )
 from igs_dagster.cli.stack import LOCATION
 from igs_dagster.core import webserver
-from igs_dagster.core.text import failure_reason, first_line
+from igs_dagster.core.text import failure_reason, first_line, with_attempts
 from igs_dagster.video.check_names import BLOCKING, CHECKS
 
 REPOSITORY = "__repository__"  # the one repository of a Definitions object
 RUN = "runId jobName status tags { key value } creationTime startTime endTime"
 STEPS = "stepStats { stepKey status startTime endTime attempts { startTime } }"
 FAILURE_EVENTS = """eventConnection { events { __typename
-  ... on ExecutionStepFailureEvent { stepKey error { message className } failureMetadata { description } }
+  ... on ExecutionStepFailureEvent { stepKey error { message className causes { message className } }
+    failureMetadata { description } }
+  ... on ExecutionStepUpForRetryEvent { stepKey }
   ... on RunFailureEvent { message } } }"""
 
 
@@ -49,15 +53,20 @@ def _summary(run: dict) -> dict:
 def _reasons(events: list[dict]) -> dict[str, str]:
     """step key -> reason of its failure; "(run)" -> the run's failure (as failures.py)."""
     reasons: dict[str, str] = {}
+    retried: dict[str, int] = {}
     for event in events:
-        if event["__typename"] == "ExecutionStepFailureEvent":
+        if event["__typename"] == "ExecutionStepUpForRetryEvent":
+            step = event.get("stepKey") or "?"
+            retried[step] = retried.get(step, 0) + 1
+        elif event["__typename"] == "ExecutionStepFailureEvent":
             error, meta = event.get("error") or {}, event.get("failureMetadata") or {}
+            chain = [error, *(error.get("causes") or [])] if error else []
             reasons[event.get("stepKey") or "?"] = failure_reason(
-                meta.get("description"), error.get("message") if error else None,
-                error.get("className") if error else None, MAX_ERROR_CHARS)
+                meta.get("description"), [(e.get("message"), e.get("className")) for e in chain],
+                MAX_ERROR_CHARS)
         elif event["__typename"] == "RunFailureEvent":
             reasons.setdefault("(run)", first_line(event.get("message"), MAX_ERROR_CHARS) or "run failed")
-    return reasons
+    return {step: with_attempts(reason, retried.get(step, 0) + 1) for step, reason in reasons.items()}
 
 
 def _errors(url: str, run_ids: list[str]) -> dict[str, dict[str, str]] | None:
@@ -102,10 +111,10 @@ def _status_parts(url: str) -> dict | None:
       instance {{ daemonHealth {{ allDaemonStatuses {{ lastHeartbeatTime }} }} }}
       sensorOrError(sensorSelector: $sensor) {{ __typename ... on Sensor {{ sensorState {{
         typeSpecificData {{ ... on SensorData {{ lastCursor lastTickTimestamp }} }}
-        ticks(limit: 1) {{ timestamp }} }} }} }}
+        ticks(limit: 1) {{ timestamp status skipReason error {{ message }} }} }} }} }}
       active: runsOrError(filter: $active, limit: {ACTIVE_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
-      failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
+      failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT * 2}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
       {checks}
     }}"""
@@ -115,17 +124,22 @@ def _status_parts(url: str) -> dict | None:
     })
 
 
-def _cursor_and_tick(sensor: dict) -> tuple[int | None, float | None]:
-    """(handled event id, last tick time); (None, None) when the sensor never ticked (no
-    stored state: run_report finds none either)."""
+def _cursor_and_tick(sensor: dict) -> tuple[int | None, float | None, str | None]:
+    """(handled event id, last tick time, why that tick did no work); all None when the sensor
+    never ticked (no stored state: run_report finds none either)."""
     if sensor.get("__typename") != "Sensor":
-        return None, None
+        return None, None, None
     state = sensor["sensorState"]
     data = state.get("typeSpecificData") or {}
     ticks = state.get("ticks") or []
     if data.get("lastTickTimestamp") is None and not data.get("lastCursor") and not ticks:
-        return None, None
-    return inbox_cursor(data.get("lastCursor")), ticks[0]["timestamp"] if ticks else None
+        return None, None, None
+    if not ticks:
+        return inbox_cursor(data.get("lastCursor")), None, None
+    tick = ticks[0]
+    problem = tick_problem(tick.get("status"), tick.get("skipReason"),
+                           (tick.get("error") or {}).get("message"))
+    return inbox_cursor(data.get("lastCursor")), tick["timestamp"], problem
 
 
 def _failed_checks(data: dict) -> list[dict]:
@@ -145,6 +159,27 @@ def _failed_checks(data: dict) -> list[dict]:
     return out
 
 
+def _not_fixed(url: str, failed: list[dict]) -> list[dict] | None:
+    """As run_report._not_fixed: failed runs no later successful run of the same job and
+    partition fixed, the newest FAILURES_LIMIT (one request for all of them)."""
+    def partition(run: dict) -> str | None:
+        return next((t["value"] for t in run["tags"] if t["key"] == PARTITION_TAG), None)
+
+    asks = [(i, run) for i, run in enumerate(failed) if partition(run)]
+    if not asks:
+        return failed[:FAILURES_LIMIT]
+    parts = [f"f{i}: runsOrError(filter: {{pipelineName: {json.dumps(run['jobName'])}, "
+             f"tags: [{{key: {json.dumps(PARTITION_TAG)}, value: {json.dumps(partition(run))}}}], "
+             f"statuses: [SUCCESS], createdAfter: {json.dumps(run['creationTime'])}}}, limit: 1) "
+             "{ __typename ... on Runs { results { runId } } ... on PythonError { message } }"
+             for i, run in asks]
+    data = webserver.query(url, "query Fixed { " + " ".join(parts) + " }")
+    if data is None:
+        return None
+    fixed = {i for i, _ in asks if webserver.require(data[f"f{i}"], "Runs")["results"]}
+    return [run for i, run in enumerate(failed) if i not in fixed][:FAILURES_LIMIT]
+
+
 def status(url: str, queue, settings) -> dict | None:
     """As run_report.status, through the webserver (None: it did not answer)."""
     from igs_dagster.cli.daemon_probe import local_daemon_pids
@@ -153,16 +188,18 @@ def status(url: str, queue, settings) -> dict | None:
     if data is None:
         return None
     active = webserver.require(data["active"], "Runs")["results"]
-    failed = webserver.require(data["failed"], "Runs")["results"]
+    failed = _not_fixed(url, webserver.require(data["failed"], "Runs")["results"])
+    if failed is None:
+        return None
     errors = _errors(url, [r["runId"] for r in failed])
     if errors is None:
         return None
-    cursor, tick = _cursor_and_tick(data["sensorOrError"])
+    cursor, tick, problem = _cursor_and_tick(data["sensorOrError"])
     beats = [d["lastHeartbeatTime"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
              if d.get("lastHeartbeatTime")]
     return status_view(
         settings, queue,
-        pids=local_daemon_pids(settings.dagster_home), last_tick=tick,
+        pids=local_daemon_pids(settings.dagster_home), last_tick=tick, sensor_problem=problem,
         last_heartbeat=max(beats, default=None), cursor=cursor,
         active=[_summary(r) for r in active],
         failures=[{**_summary(r), "errors": errors[r["runId"]]} for r in failed],

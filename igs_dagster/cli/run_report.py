@@ -16,6 +16,7 @@ from igs_dagster.cli.run_format import (
     FAILURES_LIMIT,
     INBOX_SENSOR,
     MAX_ERROR_CHARS,
+    PARTITION_TAG,
     TICK_FRESH_S,
     format_run,
     format_runs,
@@ -24,6 +25,7 @@ from igs_dagster.cli.run_format import (
     run_summary,
     status_view,
     step_summary,
+    tick_problem,
 )
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.failures import run_failure_reasons
@@ -86,12 +88,33 @@ def _sensor_cursor(instance: dg.DagsterInstance, name: str) -> int | None:
     return None
 
 
-def _last_tick(instance: dg.DagsterInstance, name: str) -> float | None:
+def last_tick(instance: dg.DagsterInstance, name: str) -> tuple[float | None, str | None]:
+    """(when the sensor last ticked, why that tick did no work if it failed or was skipped for
+    invalid settings: run_format.tick_problem)."""
     for state in instance.all_instigator_state():
         if state.name == name:
             ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
-            return ticks[0].timestamp if ticks else None
-    return None
+            if not ticks:
+                return None, None
+            tick = ticks[0]
+            error = tick.error.message if tick.error is not None else None
+            return tick.timestamp, tick_problem(tick.status.value, tick.skip_reason, error)
+    return None, None
+
+
+def _not_fixed(instance: dg.DagsterInstance, failed: list) -> list:
+    """The failed runs no later run of the same job and partition has fixed (a retry that
+    succeeded), the newest FAILURES_LIMIT of them."""
+    out = []
+    for record in failed:
+        run = record.dagster_run
+        partition = run.tags.get(PARTITION_TAG)
+        if partition and instance.get_run_records(filters=dg.RunsFilter(
+                job_name=run.job_name, tags={PARTITION_TAG: partition},
+                statuses=[dg.DagsterRunStatus.SUCCESS], created_after=record.create_timestamp), limit=1):
+            continue
+        out.append(record)
+    return out[:FAILURES_LIMIT]
 
 
 def status(instance: dg.DagsterInstance, queue, settings) -> dict:
@@ -101,14 +124,15 @@ def status(instance: dg.DagsterInstance, queue, settings) -> dict:
 
     statuses = [dg.DagsterRunStatus(s) for s in ACTIVE]
     active = instance.get_run_records(filters=dg.RunsFilter(statuses=statuses), limit=ACTIVE_LIMIT)
-    failed = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILURES_LIMIT
-    )
+    failed = _not_fixed(instance, instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILURES_LIMIT * 2
+    ))
     beats = instance.get_daemon_heartbeats()
+    tick, problem = last_tick(instance, INBOX_SENSOR)
     return status_view(
         settings, queue,
         pids=local_daemon_pids(settings.dagster_home),
-        last_tick=_last_tick(instance, INBOX_SENSOR),
+        last_tick=tick, sensor_problem=problem,
         last_heartbeat=max((b.timestamp for b in beats.values()), default=None),
         cursor=_sensor_cursor(instance, INBOX_SENSOR),
         active=[_run_summary(r) for r in active],

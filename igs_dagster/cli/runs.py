@@ -70,6 +70,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         from igs_dagster.defs.instance import open_instance
 
         status = run_report.status(open_instance(settings), queue, settings)
+    if getattr(args, "settings_error", None):
+        status = {"settings_error": args.settings_error, **status}
     from igs_dagster.cli.doctor import status_summary
 
     checks = status_summary(settings)  # the last `igs doctor` (quick checks when over an hour old)
@@ -84,7 +86,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="queue, daemon, runs in progress, recent failures")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=cmd_status, lenient_settings=True)  # it says what is wrong, and runs
     p = sub.add_parser("runs", help="recent runs with their steps")
     p.add_argument("--limit", type=count(1), default=20)
     p.add_argument("--json", action="store_true")

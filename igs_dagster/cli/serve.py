@@ -21,18 +21,46 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refuse_a_second_service(settings: Settings) -> None:
+    """One service per data folder: `igs dev` (its lock) or any Dagster daemon on this
+    DAGSTER_HOME (`dagster dev`, `dg dev`, a hand-started daemon) is refused with one line."""
+    from igs_dagster.cli.daemon_probe import local_daemon_pids
+    from igs_dagster.core import service_lock
+
+    running = service_lock.holder(settings.data_dir)
+    if running is not None:
+        raise service_lock.ServiceRunning(service_lock.describe(running, settings.data_dir))
+    pids = local_daemon_pids(settings.dagster_home)
+    if pids:
+        raise service_lock.ServiceRunning(
+            f"a Dagster daemon already runs on {settings.dagster_home} (pid "
+            f"{', '.join(map(str, pids))}): stop it first (or give this one another IGS_DATA_DIR)")
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.defs.instance import open_instance
 
+    _refuse_a_second_service(settings)
     open_instance(settings)  # persistent DAGSTER_HOME + pool limits before anything starts
     os.chdir(settings.dagster_home)  # Dagster reads its dagster.yaml from there, not from here
+    lock = None
     if args.reload:
+        from igs_dagster.core import webserver
+        from igs_dagster.core.service_lock import ServiceLock
+
+        # `dagster dev` is exec'd in this process: the lock's descriptor goes with it
+        lock = ServiceLock(settings.data_dir)
+        lock.acquire(webserver.base_url(args.host, args.port), inheritable=True)
         argv = [sys.executable, "-m", "dagster", "dev", "-m", "igs_dagster.definitions",
                 "-h", args.host, "-p", str(args.port)]
     else:  # code server + webserver + daemon under a supervisor that imports no Dagster
         argv = [sys.executable, "-m", "igs_dagster.cli.stack", "--host", args.host,
                 "--port", str(args.port), "--data-dir", str(settings.data_dir)]
-    os.execv(sys.executable, argv)
+    try:
+        os.execv(sys.executable, argv)
+    finally:  # reached only when the exec failed
+        if lock is not None:
+            lock.release()
     return 0  # pragma: no cover
 
 

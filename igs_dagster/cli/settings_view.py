@@ -41,7 +41,10 @@ def _describe(settings: Settings, env: Mapping[str, str]) -> dict:
             commands[tool] = redact(" ".join(agent_command(tool, settings.agent)))
         except Exception as err:  # noqa: BLE001 - a bad setting is shown, not raised
             commands[tool] = f"invalid: {err}"
+    from igs_dagster.core.settings_sources import misspelt_variables
+
     return {
+        "warnings": misspelt_variables(env),  # IGS_* names there that are no setting
         "config_file": str(config) if config else None,
         "vault_dir": str(settings.vault_dir),
         "data_dir": str(settings.data_dir),
@@ -54,8 +57,9 @@ def _describe(settings: Settings, env: Mapping[str, str]) -> dict:
     }
 
 
-def runs_settings(settings: Settings, pids: list[int]) -> dict:
-    """{"source": "daemon pid N" | "this shell", ...settings} (errors as one line)."""
+def runs_settings(settings: Settings, pids: list[int], elsewhere: bool = False) -> dict:
+    """{"source": "daemon pid N" | "this shell", ...settings} (errors as one line).
+    `elsewhere`: the daemon runs, but not on this machine (its environment is out of reach)."""
     from igs_dagster.core.settings import load_settings
 
     for pid in pids:
@@ -69,7 +73,9 @@ def runs_settings(settings: Settings, pids: list[int]) -> dict:
         except Exception as err:  # noqa: BLE001
             return {"source": f"daemon pid {pid}", "error": str(err)}
         return {"source": f"daemon pid {pid}", **_describe(theirs, env)}
-    return {"source": "this shell, no daemon running here", **_describe(settings, dict(os.environ))}
+    source = ("this shell; the daemon runs elsewhere and its environment can't be read from here"
+              if elsewhere else "this shell, no daemon running here")
+    return {"source": source, **_describe(settings, dict(os.environ))}
 
 
 def format_settings(view: dict) -> list[str]:
@@ -80,6 +86,7 @@ def format_settings(view: dict) -> list[str]:
         lines.append(f"  {name:<13}{view[name] or '-'}")
     for tool, command in view["agent_commands"].items():
         lines.append(f"  {tool + ' cmd':<13}{command}")
+    lines += [f"  warning      {w}" for w in view.get("warnings") or []]
     return lines
 
 

@@ -12,7 +12,9 @@ and daemon at it through a workspace file: bench figure 10. `igs dev --reload` r
 
 When any of the three exits, the others are stopped and this process exits with status 1, so
 the service manager (systemd/launchd, `igs service install`) restarts the whole stack; SIGTERM
-or SIGINT stops all three and exits 0.
+or SIGINT stops all three and exits 0. With `--data-dir` it holds that folder's service lock
+(core/service_lock.py) from before the first process starts to after the last one stopped: a
+second stack on the same data is refused with one line (exit 2) and starts nothing.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class Stack:
         if self.data_dir is not None:
             from igs_dagster.core import webserver
 
-            webserver.forget(self.data_dir)
+            webserver.forget(self.data_dir)  # only our own record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         print("igs dev: DAGSTER_HOME is not set (start through `igs dev`)", file=sys.stderr)
         return 2
+    lock = None
+    if args.data_dir is not None:
+        from igs_dagster.core import webserver
+        from igs_dagster.core.service_lock import ServiceLock, ServiceRunning
+
+        lock = ServiceLock(args.data_dir)
+        try:
+            lock.acquire(url=webserver.base_url(args.host, args.port))
+        except ServiceRunning as err:
+            print(f"igs: error: {err}", file=sys.stderr)
+            return 2
     stack = Stack(args.host, args.port, args.log_level, args.data_dir)
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -147,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return stack.wait()
     finally:
         stack.stop()
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":

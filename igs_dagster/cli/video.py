@@ -34,7 +34,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     for event, source in zip(events, sources, strict=True):
         line, outcome = videos.send_url(event, source.key, settings, args.force, instance_box)
         print(line)
-        code = max(code, int(args.wait and outcome == "failed"))
+        code = max(code, int(outcome == "failed"))  # with or without --wait: it failed
         if outcome == "run":
             follow.append(source.key)
     return max(code, videos.finish_send(follow, settings, args.wait, args.timeout))
@@ -62,13 +62,40 @@ def cmd_transcript(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+NOTES_FOLDER = Path("Resources") / "videos"
+
+
+def find_note(text: str, settings: Settings) -> Path:
+    """The note `igs summarize` means: a path (absolute, from here, or in the vault), or a bare
+    file name or slug found in the vault (`some-talk.md`, `some-talk`). A note that is nowhere
+    is one line that says where it looked."""
+    note = Path(text).expanduser()
+    if note.is_absolute():
+        return note
+    if (Path.cwd() / note).exists():
+        return Path.cwd() / note  # relative to where the user is
+    vault = settings.vault_dir
+    if (vault / note).exists():
+        return note  # relative to the vault (intake resolves it)
+    if len(note.parts) == 1:
+        names = {note.name, f"{note.name}.md"}
+        found = sorted({p for name in names for p in (vault / NOTES_FOLDER).glob(name)}
+                       | {p for name in names for p in vault.rglob(name) if p.is_file()})
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise PermanentError(f"{text} names {len(found)} notes in the vault: give one path "
+                                 f"({', '.join(str(p.relative_to(vault)) for p in found[:5])})")
+    raise PermanentError(f"no note {text} here or in the vault {vault} (looked for {vault / note}"
+                         + (f" and {vault / NOTES_FOLDER / note.name}(.md)" if len(note.parts) == 1 else "")
+                         + "): `igs videos` lists the notes")
+
+
 def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.core.events import ContentSummarize, ContentSummarizeData
     from igs_dagster.intake import accept
 
-    note = Path(args.note).expanduser()
-    if not note.is_absolute() and (Path.cwd() / note).exists():
-        note = Path.cwd() / note  # relative to where the user is; otherwise to the vault
+    note = find_note(args.note, settings)
     event = ContentSummarize(name="content.summarize", data=ContentSummarizeData(note=note))
     print(accept(event, settings).message)
     return 0

@@ -16,7 +16,7 @@ ACTIVE = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
           dg.DagsterRunStatus.CANCELING}
 SUMMARIZE = "content.summarize"
-MAX_REASON = 300
+MAX_REASON = 1000  # a reason may end with the command that fixes it: not clipped short
 
 
 @dataclass

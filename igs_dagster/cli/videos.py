@@ -1,13 +1,11 @@
 """`igs videos|retry` and what `igs send` says after queueing: the truth about each video
 (done with its note, in progress, failed with the reason and the retry command), a retry that
-goes through the same inbox and sensor as a first send, and `--wait` with live progress."""
+goes through the same inbox and sensor as a first send, and `--wait` (cli/wait.py)."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import time
 
 from igs_dagster.cli.common import count, print_json
 from igs_dagster.core.errors import PermanentError
@@ -15,8 +13,6 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import table
 
 INGEST_EVENTS = ("video.download", "transcript.process")
-PROGRESS_PREFIXES = ("download ", "archive ", "transcribe ")
-POLL_S = 1.0
 
 
 def _instance(settings: Settings):
@@ -54,8 +50,10 @@ def retry(key: str, settings: Settings, instance=None) -> str:
     instance = instance or _instance(settings)
     state = video_state(instance, key)
     if state.status == "running":
-        raise PermanentError(f"{key} is in progress (run {state.run_id[:8]}): "
-                             f"wait for it with `igs retry --wait {key}` once it ends")
+        from igs_dagster.cli.wait import follow_again
+
+        raise PermanentError(f"{key} is in progress (run {state.run_id[:8]}), not retried while "
+                             f"it runs: {follow_again([key], settings)}")
     queued = EventQueue(settings.queue_db).requeue(key, INGEST_EVENTS)
     if queued is None:
         raise PermanentError(f"{key} has no queued download or transcript to retry")
@@ -115,95 +113,17 @@ def daemon_hint(settings: Settings) -> str | None:
 
 def finish_send(follow: list[str], settings: Settings, wait: bool, timeout_s: float | None,
                 out=None) -> int:
-    """The end of every `igs send`/`igs retry`: the no-daemon line (once), then with --wait
-    each queued video followed to its note or failure; 1 if any failed."""
+    """The end of every `igs send`/`igs retry`: the no-daemon line (once), or with --wait
+    each queued video followed to its note or failure (cli/wait.py); 1 if any failed."""
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
+    if wait and follow:
+        from igs_dagster.cli.wait import wait_for
+
+        return wait_for(follow, settings, timeout_s, out)
     hint = daemon_hint(settings) if follow else None
     if hint:
         print(hint, file=out)
-    return wait_for(follow, settings, timeout_s, out) if wait and follow else 0
-
-
-# ---- --wait ----------------------------------------------------------------------------------
-
-def step_label(step_key: str) -> str:
-    """`vault_note_vault_note_check` (an asset check's step) -> `vault_note check`."""
-    match = re.fullmatch(r"(\w+?)_\1_check", step_key)
-    return f"{match[1]} check" if match else step_key
-
-
-def _progress_lines(instance, run_id: str, cursor: str | None) -> tuple[list[str], str | None]:
-    """New step starts and progress messages of a run since `cursor`."""
-    import dagster as dg
-
-    result = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
-    lines = []
-    for record in result.records:
-        entry = record.event_log_entry
-        event = entry.dagster_event
-        if event is not None and event.event_type == dg.DagsterEventType.STEP_START:
-            lines.append(f"{step_label(event.step_key)}: started")
-        elif event is None and entry.user_message.startswith(PROGRESS_PREFIXES):
-            lines.append(f"{entry.step_key or ''}: {entry.user_message}".lstrip(": "))
-    return lines, result.cursor or cursor
-
-
-def wait_for(keys: list[str], settings: Settings, timeout_s: float | None = None,
-             out=sys.stdout) -> int:
-    """Follow each key's next run to its end; 0 if every video is done, 1 otherwise."""
-    from igs_dagster.cli.video_state import ingest_runs, video_state
-
-    instance = _instance(settings)
-    from igs_dagster.cli.video_state import ACTIVE
-
-    # a run that ended before we started waiting is an old one: follow a run in progress or
-    # the next one
-    before = {key: {r.dagster_run.run_id for r in ingest_runs(instance, key, limit=50)
-                    if r.dagster_run.status not in ACTIVE} for key in keys}
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    worst = 0
-    failed: list[str] = []
-    for key in keys:
-        run_id, cursor, hinted = None, None, False
-        while True:
-            if run_id is None:
-                runs = [r for r in ingest_runs(instance, key, limit=5)
-                        if r.dagster_run.run_id not in before[key]]
-                if runs:
-                    run_id = runs[-1].dagster_run.run_id  # the first new run
-                    print(f"{key}: run {run_id[:8]} started", file=out, flush=True)
-                elif not hinted:
-                    hinted = True
-                    print(f"{key}: waiting for the sensor to start a run", file=out, flush=True)
-            if run_id is not None:
-                lines, cursor = _progress_lines(instance, run_id, cursor)
-                for line in lines:
-                    print(f"{key}: {line}", file=out, flush=True)
-                record = instance.get_run_record_by_id(run_id)
-                from igs_dagster.cli.video_state import state_of_run
-
-                state = state_of_run(instance, key, record)
-                if state.status != "running":
-                    state = video_state(instance, key)
-                    if state.status == "done":
-                        print(f"{key}: done → {state.note}", file=out, flush=True)
-                    elif state.status == "waiting":  # not a failure: it is queued again when due
-                        print(f"{key}: {state.reason}", file=out, flush=True)
-                    else:
-                        print(f"{key}: {state.status}: {state.reason}; "
-                              f"retry with `igs retry {key}`", file=out, flush=True)
-                        worst = 1
-                        failed.append(key)
-                    break
-            if deadline is not None and time.monotonic() > deadline:
-                raise PermanentError(f"gave up waiting for {key} after {timeout_s:.0f} s "
-                                     "(it goes on: `igs videos` shows where it stands)")
-            time.sleep(POLL_S)
-    if len(keys) > 1:  # a playlist, several URLs: the outcome in one line
-        print(f"{len(keys)} videos: {len(keys) - len(failed)} done, {len(failed)} failed"
-              + (f" (retry with `igs retry {' '.join(failed)}`)" if failed else ""),
-              file=out, flush=True)
-    return worst
+    return 0
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -251,6 +171,15 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _clip_middle(text: str, limit: int) -> str:
+    """A long reason clipped in its middle: its step in front, and its end (where the cause and
+    "(after 4 attempts)" are) kept."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]}…{text[len(text) - (limit - head - 1):]}"
+
+
 def cmd_videos(args: argparse.Namespace, settings: Settings) -> int:
     videos = list_videos(settings, args.limit)
     if args.json:
@@ -260,7 +189,7 @@ def cmd_videos(args: argparse.Namespace, settings: Settings) -> int:
         print("no videos yet: `igs send URL`")
         return 0
     rows = [[v["key"], (v["title"] or "-")[:50], v["status"], _fmt_duration(v["duration_s"]),
-             v["note"] or (v["reason"] or "-")[:80]] for v in videos]
+             v["note"] or _clip_middle(v["reason"] or "-", 140)] for v in videos]
     print(table(rows, ["KEY", "TITLE", "STATUS", "DURATION", "NOTE / REASON"]))
     return 0
 

@@ -363,22 +363,22 @@ def config_file_path() -> Path | None:
 
 
 def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = [str(part) for part in first.get("loc", ())]
-    name = "IGS_" + "__".join(loc).upper() if loc else "settings"
-    message = first.get("msg", "invalid value").removeprefix("Value error, ")
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"invalid setting {name}: {message}{more}"
+    from igs_dagster.core.settings_sources import describe_error
+
+    return describe_error(err, config_file_path())
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read and validate settings; raise SettingsError with one line on any problem."""
+    """Read and validate settings; raise SettingsError with one line on any problem, naming
+    where each bad value came from (core/settings_sources.py)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as err:
         raise SettingsError(_describe(err)) from None
     except (OSError, ValueError) as err:  # unreadable or malformed config file
-        raise SettingsError(f"cannot read settings: {err}") from None
+        from igs_dagster.core.settings_sources import describe_unreadable
+
+        raise SettingsError(describe_unreadable(config_file_path(), err)) from None
     _register_secrets(settings)
     return settings
 

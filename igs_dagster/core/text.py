@@ -36,12 +36,41 @@ def table(rows: list[list[object]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def failure_reason(description: str | None, message: str | None, cls_name: str | None,
+# Dagster's own wrappers around the error a step raised: "Exceeded max_retries of 3" (the last
+# retry), RetryRequested, "Error occurred while executing op ..."; the cause is below them
+WRAPPER_ERRORS = frozenset({
+    "RetryRequested", "RetryRequestedFromPolicy", "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError", "DagsterMaxRetriesExceededError",
+})
+
+
+def _without_class(text: str, cls_name: str | None) -> str:
+    """`pkg.module.Cls: message` (Dagster's serialized error) -> `message`."""
+    if cls_name:
+        head, sep, rest = text.partition(": ")
+        if sep and (head == cls_name or head.endswith(f".{cls_name}")):
+            return rest.strip()
+    return text
+
+
+def failure_reason(description: str | None, errors: list[tuple[str | None, str | None]],
                    limit: int | None = None) -> str:
-    """One line for a failed step: the description we raised with `Failure`, else the error's
-    first line, else its class (read from Dagster events or from the webserver alike)."""
+    """One line for a failed step: the description we raised with `Failure`, else the error
+    that caused it (`errors`: (message, class name) from the outermost error down its causes;
+    Dagster's retry wrappers are skipped, so a step that ran out of retries shows why its last
+    attempt failed, not "Exceeded max_retries of 3"), else its class (read from Dagster events
+    or from the webserver alike)."""
     if description and description.strip():
         return first_line(description, limit)
-    if message is not None or cls_name is not None:
-        return first_line(message, limit) or cls_name or "step failed"
-    return "step failed"
+    cause = next(((m, c) for m, c in errors
+                  if c not in WRAPPER_ERRORS and not str(m or "").startswith("Exceeded max_retries")),
+                 errors[0] if errors else None)
+    if cause is None:
+        return "step failed"
+    message, cls_name = cause
+    return first_line(_without_class(first_line(message), cls_name), limit) or cls_name or "step failed"
+
+
+def with_attempts(reason: str, attempts: int) -> str:
+    """`reason (after 4 attempts)`: a failure that retries did not fix says how often it tried."""
+    return f"{reason} (after {attempts} attempts)" if attempts > 1 else reason

@@ -45,6 +45,7 @@ from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
+from igs_dagster.defs.resources import invalid_settings_skip
 from igs_dagster.defs.sensor_instance import LazyLog, Parts, sensor_instance
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.sensors import inbox_part
@@ -88,6 +89,9 @@ def read_cursor(raw: str | None, instance: dg.DagsterInstance) -> dict:
                 "next tick; the other goes on.",
 )
 def igs_events(context: dg.SensorEvaluationContext):
+    invalid = invalid_settings_skip()
+    if invalid:  # the cursor stays: the next good tick does this tick's work
+        return dg.SensorResult(skip_reason=invalid, cursor=context.cursor)
     instance = sensor_instance(context)  # opened once per code server, not per tick
     log = LazyLog(context)
     parts = Parts(log)

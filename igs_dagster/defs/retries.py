@@ -17,6 +17,15 @@ RETRY = dg.RetryPolicy(
 NAS_RETRY = dg.RetryPolicy(
     max_retries=6, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+# how many attempts a step's policy allows, as an op tag: Dagster's retry events do not say,
+# and `igs send --wait` shows "attempt 2 of 4 in 10 s: <cause>" (defs/failures.py reads it)
+MAX_ATTEMPTS_TAG = "igs/max_attempts"
+
+
+def retrying(policy: dg.RetryPolicy, **op_tags: str) -> dict:
+    """`retry_policy=` and `op_tags=` for an asset or op: the policy and its attempt count."""
+    return {"retry_policy": policy,
+            "op_tags": {**op_tags, MAX_ATTEMPTS_TAG: str(policy.max_retries + 1)}}
 
 
 @contextmanager

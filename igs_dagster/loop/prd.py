@@ -145,23 +145,26 @@ class Prd(_Model):
         raise PermanentError(f"no story {story_id!r} in PRD {self.title!r}")
 
 
-def describe_error(err: ValidationError) -> str:
-    """`stories[1].acceptance_criteria: List should have at least 1 item` (+N more)."""
-    errors = err.errors()
-    # An unknown field is usually a typo of a required one: name it first.
-    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
+def _describe_one(error: dict) -> str:
     where = ""
-    for part in first.get("loc", ()):
+    for part in error.get("loc", ()):
         if isinstance(part, int):
             where += f"[{part}]"
         elif not str(part).startswith("function-"):
             where += f".{part}" if where else str(part)
-    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
     message = re.sub(r" after validation, not \d+$", "", message)
-    if first.get("type") == "extra_forbidden":
+    if error.get("type") == "extra_forbidden":
         message = "unknown field (not part of the PRD format)"
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
+    return f"{where}: {message}" if where else message
+
+
+def describe_error(err: ValidationError) -> str:
+    """Every error, one line: `stories[1].acceptance_criteria: List should have at least 1
+    item; stories[2].id: Field required`. An unknown field is usually a typo of a required
+    one: it comes first."""
+    errors = sorted(err.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+    return "; ".join(_describe_one(e) for e in errors)
 
 
 def parse_prd(raw: object, name: str = "prd.json") -> Prd:

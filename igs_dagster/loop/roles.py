@@ -129,9 +129,11 @@ def _mark_cancelled(env: LoopEnv, state: LoopState) -> LoopState:
         if current.status in TERMINAL:
             return False
         path = cancel_path(env.loops_dir, current.loop_id)
-        reason = path.read_text(encoding="utf-8").strip() if path.exists() else "cancelled"
+        flag = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+        # the flag is "<when> <reason>" (state.request_cancel); the reason alone is shown
+        reason = flag.split(" ", 1)[1] if " " in flag else flag or "cancelled"
         current.status = "cancelled"
-        current.stop_reason = f"cancelled ({reason})"
+        current.stop_reason = reason  # "cancelled by user", "Dagster run ... was canceled"
         current.next_step = None
         current.finished_at = utc_now()
         return True

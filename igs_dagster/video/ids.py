@@ -37,7 +37,20 @@ _YT_NO_SCHEME = re.compile(
     r"(?:(?:www|m|music)\.)?(?:youtube\.com|youtube-nocookie\.com|youtu\.be)/", re.IGNORECASE
 )
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-_LOOKS_LIKE_HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/")
+# `example.com/talk.mp4`, `example.com`, `127.0.0.1:8000/x`, `localhost:8000/x`: a web address
+# typed without its scheme
+_LOOKS_LIKE_HOST = re.compile(
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}|localhost|\d{1,3}(?:\.\d{1,3}){3})"
+    r"(?::\d{1,5})?(?:[/?#]|$)")
+
+
+def _scheme_hint(text: str) -> str:
+    """` (a web address needs http:// or https://: https://example.com/x)` for input that
+    looks like one without its scheme, else ''."""
+    if not _LOOKS_LIKE_HOST.match(text) or (
+            "/" not in text and Path(text).suffix.lower().lstrip(".") in MEDIA_EXTENSIONS):
+        return ""  # `talk.mov`: a file name
+    return f" (a web address needs http:// or https:// in front: https://{text})"
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
 
@@ -172,10 +185,8 @@ def _file_source(text: str, fence: Callable[[Path], Path] | None = None) -> Sour
     path = Path(os.path.expanduser(text))
     if fence is None and ".." in path.parts:  # a fence resolves `..` before it compares
         raise _refuse(text, "path must not contain '..'")
-    hint = ""  # from the text alone, never from the disk
-    if _LOOKS_LIKE_HOST.match(text):
-        hint = " (URLs need http:// or https://)"
-    elif re.fullmatch(r"[A-Za-z0-9_-]+", text):
+    hint = _scheme_hint(text)  # from the text alone, never from the disk
+    if not hint and re.fullmatch(r"[A-Za-z0-9_-]+", text):
         hint = " (a YouTube video ID has exactly 11 characters)"
     if fence is not None:
         try:
@@ -234,7 +245,8 @@ def parse_source(text: str, fence: Callable[[Path], Path] | None = None) -> Sour
     if scheme == "file":  # the same rule as a path: under the media folders only
         return _file_source(_file_url_path(text), fence)
     if scheme is not None and scheme not in ("http", "https"):
-        raise _refuse(text, f"unsupported scheme {scheme!r} (use http or https)")
+        hint = _scheme_hint(text) or " (use http or https)"  # `localhost:8000/x` reads as a scheme
+        raise _refuse(text, f"unsupported scheme {scheme!r}{hint}")
     if scheme is not None:
         _normalize_url(text)  # credentials, host and port checks apply to YouTube URLs too
     video_id = youtube_id(text)

@@ -341,6 +341,16 @@ def test_cancel_before_a_role_starts(tmp_path: Path, project: Path) -> None:
     with pytest.raises(LoopCancelled, match=f"loop {lid} is cancelled: plan refused to start"):
         roles.plan(env, lid)
     assert load_loop(env.loops_dir, lid).stories["S1"].attempts == []
+    # `igs loop status` says it once: not `cancelled (cancelled (cancelled by user))` (issue 26)
+    from igs_dagster.cli.loop import format_loop, loop_summary
+
+    state = load_loop(env.loops_dir, lid)
+    assert state.stop_reason == "cancelled by user"
+    detail = {**state.model_dump(mode="json"), "summary": loop_summary(state), "runs": []}
+    assert format_loop({**detail, "outcome": "cancelled"}).splitlines()[0] == f"loop {lid}: cancelled by user"
+    old = {**detail["summary"], "error": "cancelled (cancelled by user)"}  # a record from before
+    assert format_loop({**detail, "summary": old, "outcome": "cancelled"}).splitlines()[0] == (
+        f"loop {lid}: cancelled by user")
 
 
 def test_reviewer_changes_outside_the_tests_folder_are_discarded(

@@ -47,8 +47,8 @@ INVALID = [
     ),
     (
         prd(stories=[without(STORY, "acceptance_criteria") | {"acceptance_critera": ["x"]}]),
-        "prd.json: stories[0].acceptance_critera: unknown field (not part of the PRD format) "
-        "(+1 more)",
+        "prd.json: stories[0].acceptance_critera: unknown field (not part of the PRD format); "
+        "stories[0].acceptance_criteria: Field required",  # every error, not "(+1 more)"
     ),
     (
         prd(stories=[STORY | {"priority": "high"}]),

@@ -8,10 +8,12 @@ dedupe key `run:step:status` so a re-evaluated tick writes nothing twice. The st
 never write these lines, so each stage is logged exactly once.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from igs_dagster.core import system_log
-from igs_dagster.defs.failures import step_failure_reason
+from igs_dagster.defs.failures import run_failure_reasons
 
 # step (asset/op) name → (stage name in the log, tool that does the work)
 STAGES = {
@@ -43,7 +45,15 @@ def _stage(step_key: str) -> tuple[str, str]:
 
 
 def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -> int:
-    """Write the stage lines of a finished run; return how many were new."""
+    """Write the stage lines of a finished run; return how many were new. The log lives in
+    the vault: a vault that is missing raises VaultMissing (the outcomes sensor logs it) and
+    no folder is created where the vault should be."""
+    from igs_dagster.core.settings import load_settings
+    from igs_dagster.core.vault import require_vault
+
+    settings = load_settings()
+    if Path(log_path).is_relative_to(settings.vault_dir):
+        require_vault(settings.vault_dir, settings.data_dir)
     partition = run.tags.get("dagster/partition")
     details: dict[str, list[str]] = {}
     outcomes: list[tuple[str, str, str | None, float]] = []
@@ -59,7 +69,11 @@ def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             outcomes.append((event.step_key, "succeeded", None, record.timestamp))
         else:
-            outcomes.append((event.step_key, "failed", step_failure_reason(event), record.timestamp))
+            outcomes.append((event.step_key, "failed", None, record.timestamp))
+    if any(status == "failed" for _, status, _, _ in outcomes):  # the cause and the attempt count
+        reasons = run_failure_reasons(instance, run.run_id)
+        outcomes = [(step, status, reasons.get(step) if status == "failed" else None, at)
+                    for step, status, _, at in outcomes]
 
     written = 0
     for step_key, status, reason, at in outcomes:  # each stage at its step's own time

@@ -67,16 +67,17 @@ def note_ready(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Setti
 
 
 def retry_command(key: str) -> str:
-    """A run key is never reused, so `igs send` of the same URL starts no second run: a
-    backfill of the partition goes through the run queue."""
-    return f"dagster job backfill -m igs_dagster.definitions -j video_ingest --partitions {key} --noprompt"
+    """What the CLI says too: `igs retry` queues a new run through the inbox (a run key is never
+    reused, so `igs send` of the same URL would start none). It works as written in any shell
+    where `igs` is on PATH (the set-up links it into ~/.local/bin), whatever the folder."""
+    return f"igs retry {key}"
 
 
 def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Settings) -> Message | None:
     key = run.tags.get("dagster/partition")
     if key is None or run.job_name.startswith("loop_"):
         return None
-    reasons = run_failure_reasons(instance, run.run_id, limit=200)
+    reasons = run_failure_reasons(instance, run.run_id, limit=1000)  # commands in it stay whole
     step, reason = next(((s, r) for s, r in reasons.items() if s != "(run)"),
                         ("(run)", reasons.get("(run)") or "run failed"))
     source = None
@@ -94,7 +95,7 @@ def video_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Set
         return Message("video.failed", f"Video waiting: {name}",
                        f"{one_line(waiting.reason, 300)}{where}", "info")
     return Message("video.failed", f"Video failed: {name}",
-                   f"{stage}: {one_line(reason, 300)}{where}\nretry: {retry_command(key)}", "failure")
+                   f"{stage}: {one_line(reason, 1000)}{where}\nretry: {retry_command(key)}", "failure")
 
 
 def loop_messages(settings: Settings, run: dg.DagsterRun, failed: bool) -> list[tuple[str, Message]]:

@@ -17,9 +17,10 @@ from igs_dagster.core.inert import clean_info
 from igs_dagster.core.redact import redact
 from igs_dagster.core.settings import Settings
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures
+from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures, retrying
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, captions, download, enrich, feeds, notes, transcribe
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
@@ -48,7 +49,7 @@ def _folder(settings: Settings, key: str) -> Path:
     return settings.media_dir / key
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"python"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"python"}, description=(
     "yt-dlp download (best video up to the quality cap, mp4, info.json, thumbnail) into the "
     "partition's own folder; local files are copied, pasted transcripts recorded."
 ))
@@ -136,7 +137,7 @@ def _speed(bps: float | None) -> str:
 
 # priority: archive the media before transcribing it (as the original pipeline did), so a crash
 # during a long transcription never repeats the upload when the run is re-executed from failure
-@dg.asset(**COMMON, retry_policy=NAS_RETRY, kinds={"sftp"}, op_tags={"dagster/priority": "1"}, description=(
+@dg.asset(**COMMON, **retrying(NAS_RETRY, **{"dagster/priority": "1"}), kinds={"sftp"}, description=(
     "Copy the media to the NAS over SFTP (host keys verified, temp name + rename, identical "
     "files skipped) under {root}/{year}/{slug}/, or to the local archive folder."
 ))
@@ -164,7 +165,7 @@ def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings, video_dow
     return result
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, pool="gpu", kinds={"whisper"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), pool="gpu", kinds={"whisper"}, description=(
     "Local Whisper (mlx-whisper on Apple Silicon, faster-whisper elsewhere). The transcript "
     "goes to a JSON file; Dagster keeps only its path and small metadata. Pool `gpu`: one "
     "transcription at a time across all runs."
@@ -232,7 +233,7 @@ def _timestamp_link(video_download: dict):
     return lambda seconds: None
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"markdown"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"}, description=(
     "The vault note (frontmatter, source callout, summary placeholder, timestamped transcript) "
     "and its link in the daily note, once. Enrichment already in the note is kept."
 ))
@@ -241,9 +242,9 @@ def vault_note(
     video_download: dict, video_archive: dict, transcript: dict,
 ) -> dict:
     settings = igs.get()
-    vault = settings.vault_dir
     slug = video_download["slug"]
     with permanent_failures():
+        vault = checked_vault(settings)  # missing or emptied: fail, never a fresh vault
         data = transcribe.load_transcript(Path(transcript["path"]))
         note_path = vault / "Resources" / "videos" / f"{slug}.md"
         transcribed = _existing_transcribed_date(note_path) or date.today().isoformat()
@@ -285,7 +286,7 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
 
 
 # after search_index: the agent's prompt names the related notes already in the vault
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"ai"}, deps=["search_index"], description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"ai"}, deps=["search_index"], description=(
     "Executive summary, key points, speaker context, quotes, related links and tags, written "
     "into the note by an agent CLI (pi, claude, codex) or, offline, the built-in enricher."
 ))
@@ -296,6 +297,7 @@ def enriched_summary(
     settings = igs.get()
     note_path = Path(vault_note["note_path"])
     with permanent_failures():
+        checked_vault(settings)
         if settings.agent.tool == "none":
             data = transcribe.load_transcript(Path(transcript["path"]))
             result = enrich.builtin_enrich(

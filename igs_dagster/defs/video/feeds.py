@@ -10,7 +10,7 @@ already in the inbox are never queued twice.
 
 import dagster as dg
 
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.resources import IgsSettings, invalid_settings_skip
 from igs_dagster.video.subscriptions import Subscriptions, poll_due
 
 # A followed feed is polled every IGS_FEEDS__INTERVAL_S (default 15 min): the tick only decides
@@ -26,6 +26,9 @@ FEED_TICK_S = 60
     description="Followed channels, playlists and podcasts -> new entries queued for ingest.",
 )
 def feed_sensor(context: dg.SensorEvaluationContext):
+    invalid = invalid_settings_skip()
+    if invalid:
+        return dg.SkipReason(invalid)
     # no Dagster resources: building them would re-open the instance on every tick
     igs = IgsSettings()
     settings = igs.get()

@@ -7,12 +7,13 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.retries import NAS_RETRY, permanent_failures
+from igs_dagster.defs.retries import NAS_RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON, _timestamp_link
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, noteblocks, screenshots, subtitles, transcribe
 
 
-@dg.asset(**COMMON, retry_policy=NAS_RETRY, kinds={"ffmpeg"}, description=(
+@dg.asset(**COMMON, **retrying(NAS_RETRY), kinds={"ffmpeg"}, description=(
     "SRT + WebVTT subtitles (`<name>.<lang>.srt`) from the transcript and, for videos, "
     "screenshots at key points and scene changes embedded in the note; both archived with "
     "the media (local folder or NAS)."
@@ -23,6 +24,7 @@ def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_down
     settings = igs.get()
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None
     with permanent_failures():
+        checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
         segments = data.get("segments") or []
         files: list[Path] = []

@@ -13,8 +13,9 @@ import dagster as dg
 
 from igs_dagster.core.fsutil import private_file
 from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.retries import RETRY, permanent_failures
+from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
+from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import noteblocks, transcribe
 from igs_dagster.video.ids import timestamp_url
 from igs_dagster.video.search import related
@@ -40,10 +41,10 @@ def doc_timestamp_url(doc: NoteDoc, seconds: int) -> str | None:
     return timestamp_url(doc.source_url, seconds) if doc.source_url else None
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"sqlite"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"sqlite"}, description=(
     "The note's transcript in the search index (data folder, SQLite): passages of a few "
     "sentences with start times, FTS5 words and MiniLM vectors. Notes deleted from the vault "
-    "leave the index here too."
+    "leave the index here too (never while the vault itself is missing)."
 ))
 def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
                  video_download: dict, transcript: dict, vault_note: dict) -> dict:
@@ -52,11 +53,12 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
     if not semantic:
         context.log.warning("no embedding model installed: full-text index only")
     with permanent_failures():
+        vault = checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
         doc = note_doc(context.partition_key, video_download, vault_note)
         # 0600 before SQLite opens it (its WAL and SHM follow), whatever this worker's umask
         with SearchIndex(private_file(index_path(settings.data_dir))) as index:
-            pruned = index.prune_missing()
+            pruned = index.prune_missing(vault)
             result = index_note(index, doc, data.get("segments") or [], semantic=semantic)
             stats = index.stats()
     context.add_output_metadata({
@@ -68,7 +70,7 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
             "semantic": semantic}
 
 
-@dg.asset(**COMMON, retry_policy=RETRY, kinds={"markdown"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"}, description=(
     "`## Related in the vault`: wikilinks to the most similar notes (above a threshold), "
     "with the passage that matched; older related notes get their block refreshed."
 ))
@@ -78,7 +80,7 @@ def related_notes(context: dg.AssetExecutionContext, igs: IgsSettings,
     if not search_index.get("semantic"):
         return {"related": [], "updated": []}
     with permanent_failures(), SearchIndex(index_path(settings.data_dir)) as index:
-        index.prune_missing()
+        index.prune_missing(checked_vault(settings))
         mine = related.related_notes(index, context.partition_key)
         noteblocks.update_note_block(
             Path(vault_note["note_path"]), "related",

@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.resources import IgsSettings, invalid_settings_skip
 from igs_dagster.defs.video.sensors import INGEST_EVENTS
 from igs_dagster.video.waiting import WaitingVideos
 
@@ -21,6 +21,9 @@ WAITING_TICK_S = 300
     description="Live streams and premieres waited for -> queued again once they have ended.",
 )
 def waiting_videos(context: dg.SensorEvaluationContext):
+    invalid = invalid_settings_skip()
+    if invalid:  # one line per tick, not a traceback (defs/resources.py)
+        return dg.SkipReason(invalid)
     # no Dagster resources: building them would re-open the instance on every tick
     igs = IgsSettings()
     settings = igs.get()

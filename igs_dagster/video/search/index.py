@@ -149,10 +149,17 @@ class SearchIndex:
             cur = self._db.execute("DELETE FROM notes WHERE video_id = ?", (video_id,))
             return cur.rowcount > 0
 
-    def prune_missing(self) -> list[str]:
-        """Forget notes whose file is gone from the vault (deleted by the user)."""
+    def prune_missing(self, vault_dir: Path) -> list[str]:
+        """Forget notes of `vault_dir` whose file the user deleted: only while the vault is
+        there (its marker, core/vault.py), so a vault that is unmounted, moved away or not
+        synced yet loses nothing from the index; notes of another vault path stay until
+        `igs search --reindex`."""
+        from igs_dagster.core.vault import is_present
+
+        if not is_present(vault_dir):
+            return []
         gone = [vid for vid, path in self.execute("SELECT video_id, note_path FROM notes")
-                if not Path(path).is_file()]
+                if Path(path).is_relative_to(vault_dir) and not Path(path).is_file()]
         for vid in gone:
             self.remove(vid)
         return gone
