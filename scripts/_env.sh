@@ -8,9 +8,8 @@ if ! command -v uv >/dev/null 2>&1; then
   echo "installing uv (from PyPI)…" >&2
   python3 -m pip install --quiet --user "uv==0.13.9" 2>/dev/null || python3 -m pip install --quiet "uv==0.13.9"
 fi
-# compiled to bytecode here, once: the scripts then run with `uv run --no-sync` (uv >= 0.5.5
-# compiles the whole environment again on every syncing `uv run` while compile-bytecode is on,
-# and says "Bytecode compiled 9401 files": uv issue #12202)
+# compiled to bytecode here, once (not with pyproject's compile-bytecode, which makes every
+# `uv run` compile the whole environment again: uv issue #12202)
 uv sync --frozen --quiet --compile-bytecode
 # `igs` on PATH wherever you are, so the commands igs's messages suggest work as written; a file
 # that is not our link is left alone
