@@ -231,8 +231,8 @@ def test_named_hosts_and_networks_can_be_allowed(settings_with, recorder) -> Non
 
 
 def test_feeds_and_playlists_are_fenced_too(settings_with, recorder) -> None:
-    from igs_dagster.intake import read_playlist
     from igs_dagster.video import feeds
+    from igs_dagster.video.intake import read_playlist
 
     settings_with([])
     with pytest.raises(PermanentError, match="not a public address"):

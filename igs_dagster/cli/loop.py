@@ -3,7 +3,7 @@
 `start` goes through `intake.accept` like `POST /events` does (the PRD and the project are
 checked now, the loop id is assigned and printed, the daemon's sensors run the loop).
 `cancel` stops the loop's agent and its Dagster runs. `resume` continues a failed or
-cancelled loop (intake again: `intake.accept_loop_resume`). `status` reads the loop records
+cancelled loop (loop/intake.py: `accept_resume`). `status` reads the loop records
 (and, for one loop, its runs from the Dagster instance).
 """
 
@@ -165,8 +165,8 @@ def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
     """Continue a failed, incomplete or cancelled loop from its first story that has not
-    passed (`intake.accept_loop_resume`); the daemon's sensors run it as before."""
-    from igs_dagster.intake import accept_loop_resume
+    passed (`loop.intake.accept_resume`); the daemon's sensors run it as before."""
+    from igs_dagster.loop.intake import accept_resume
     from igs_dagster.loop.state import TERMINAL, load_loop
 
     state = load_loop(settings.loops_dir, args.loop_id)  # an unknown id: one line, nothing done
@@ -179,7 +179,7 @@ def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
                 f"loop {args.loop_id} still has {len(active)} active Dagster run(s) "
                 f"({', '.join(r.run_id[:8] for r in active)}): wait for them to end"
             )
-    accepted = accept_loop_resume(args.loop_id, settings)
+    accepted = accept_resume(args.loop_id, settings)
     if args.json:
         print(json.dumps(accepted.to_json(), indent=2))
     else:
