@@ -29,6 +29,7 @@ def accept(
     queue = queue or EventQueue(settings.queue_db)
     if isinstance(event, SystemLog):
         d = event.data
+        system_log.check_entry(d.action, d.tool, d.detail, d.reason)  # a bad one writes nothing
         require_vault(settings.vault_dir, settings.data_dir)  # the log lives in the vault
         system_log.write_entry(settings.system_log, d.action, d.tool, d.detail, reason=d.reason)
         return Accepted(None, event.name, None, "logged")

@@ -146,6 +146,16 @@ def _already_written(fd: int, size: int, key: str) -> bool:
     return False
 
 
+def check_entry(action: object, tool: object, detail: object, reason: object = None) -> None:
+    """Refuse (PermanentError) what `write_entry` would refuse, before anything is written:
+    the intake checks a `system.log` event before it makes the vault ready."""
+    _check_name(action, "action")
+    _check_name(tool, "tool")
+    if not isinstance(detail, str):
+        raise PermanentError("system log detail must be a string")
+    _check_optional(reason, "reason")
+
+
 def write_entry(
     path: Path,
     action: str,
@@ -162,11 +172,7 @@ def write_entry(
 
     `at` (epoch seconds): when it happened, for entries written after the fact (a run's stage
     lines carry each step's own time, not the time the logging sensor ran)."""
-    action = _check_name(action, "action")
-    tool = _check_name(tool, "tool")
-    if not isinstance(detail, str):
-        raise PermanentError("system log detail must be a string")
-    reason = _check_optional(reason, "reason")
+    check_entry(action, tool, detail, reason)
     run_id = _check_optional(run_id, "run_id")
     partition = _check_optional(partition, "partition")
     if dedupe_key is not None:
