@@ -90,3 +90,12 @@ def test_the_intake_router_knows_each_pipeline_only_by_its_intake():
     assert not reached, f"the router reaches into pipeline internals: {reached}"
     for pipeline in PEERS:
         assert (PACKAGE / pipeline / "intake.py").is_file(), f"{pipeline}/ has no intake.py"
+
+
+def test_no_assert_decides_anything_in_the_package():
+    """`python -O` drops asserts: a check the code relies on is an `if` that raises."""
+    found = [f"{path.relative_to(PACKAGE)}:{node.lineno}"
+             for path in sorted(PACKAGE.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(), str(path)))
+             if isinstance(node, ast.Assert)]
+    assert not found, f"assert statements in the package: {found}"
