@@ -133,16 +133,17 @@ def _stop_runs(instance, runs: list) -> list[dict]:
 
 
 def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    """Set the cancel flag and stop the agent (`roles.cancel`), then end the loop's runs."""
+    """Set the cancel flag and stop the agent (`control.cancel`), then end the loop's runs."""
     from igs_dagster.defs.instance import open_instance
-    from igs_dagster.loop import roles
+    from igs_dagster.loop import control
+    from igs_dagster.loop.env import LoopEnv
     from igs_dagster.loop.state import load_loop
 
-    env = roles.LoopEnv.from_settings(settings)
+    env = LoopEnv.from_settings(settings)
     load_loop(env.loops_dir, args.loop_id)  # an unknown id: one line, nothing done
     instance = open_instance(settings)
     before = _active_runs(instance, args.loop_id)
-    result = roles.cancel(env, args.loop_id, args.reason)
+    result = control.cancel(env, args.loop_id, args.reason)
     # a run the chain sensor requested just before the flag was set is stopped too
     seen = {run.run_id for run in before}
     runs = before + [r for r in _active_runs(instance, args.loop_id) if r.run_id not in seen]
