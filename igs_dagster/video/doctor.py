@@ -169,7 +169,8 @@ def cookies(cfg: YtdlpSettings, *, read_browser: bool = True) -> Check:
 
 
 def archive_target(settings: Settings, *, connect: bool = True) -> Check:
-    from igs_dagster.video.archive import SftpArchive, make_archive
+    from igs_dagster.video.archive import make_archive
+    from igs_dagster.video.archive_sftp import SftpArchive
 
     target = make_archive(settings)
     if isinstance(target, SftpArchive):

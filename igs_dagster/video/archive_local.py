@@ -1,0 +1,93 @@
+"""Archive into a local (or mounted) folder: `{root}/{year}/{slug}/{name}` with its sha256
+sidecar beside each file (video/archive_files.py), each file written to a temp name and renamed
+into place (core/fsutil)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from igs_dagster.core import fsutil
+from igs_dagster.video.archive_files import (
+    CHUNK,
+    ArchiveResult,
+    Item,
+    Progress,
+    ProgressCallback,
+    copy_each,
+    parse_sidecar,
+    plan,
+    sent_as_planned,
+    sha256_file,
+    sidecar_name,
+    sidecar_text,
+    verify_problem,
+)
+
+
+class LocalArchive:
+    """Archive into a local (or mounted) folder: `{root}/{year}/{slug}/{name}`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def archive(
+        self,
+        files: list[Path],
+        year: int,
+        slug: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> ArchiveResult:
+        year_s, slug, items = plan(files, year, slug)
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = fsutil.inside(self.root, year_s, slug)
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def dest(item: Item) -> Path:
+            return fsutil.inside(folder, item.name)
+
+        def copy(item: Item, progress: Progress) -> int:
+            sidecar = folder / sidecar_name(item.name)
+            sidecar.unlink(missing_ok=True)
+            digest = hashlib.sha256()
+            with fsutil.atomic_writer(dest(item)) as out, open(item.path, "rb") as inp:
+                while block := inp.read(CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                sent_as_planned(item, digest)  # raising here leaves `dest` as it was
+            fsutil.atomic_write_text(sidecar, sidecar_text(item.sha256, item.name))
+            return item.size
+
+        return copy_each(
+            items, ArchiveResult(location=str(folder)), on_progress,
+            where=lambda item: str(dest(item)),
+            same=lambda item: self._same(dest(item), folder / sidecar_name(item.name), item),
+            copy=copy)
+
+    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
+        """Problems with the archived copies (size, or the SHA-256 recorded as they were
+        written); [] = all match."""
+        year_s, slug, items = plan(files, year, slug)
+        folder = fsutil.inside(self.root, year_s, slug)
+        problems = []
+        for item in items:
+            dest, sidecar = folder / item.name, folder / sidecar_name(item.name)
+            recorded = parse_sidecar(sidecar.read_text()) if sidecar.is_file() else None
+            problem = verify_problem(item, dest.stat().st_size if dest.is_file() else None,
+                                      recorded, lambda dest=dest: sha256_file(dest), "the archive",
+                                      "in the archive")
+            if problem:
+                problems.append(problem)
+        return problems
+
+    @staticmethod
+    def _same(dest: Path, sidecar: Path, item: Item) -> bool:
+        if not dest.is_file() or dest.stat().st_size != item.size:
+            return False
+        recorded = parse_sidecar(sidecar.read_text()) if sidecar.is_file() else None
+        if recorded is not None:
+            return recorded == item.sha256
+        if sha256_file(dest) != item.sha256:
+            return False
+        fsutil.atomic_write_text(sidecar, sidecar_text(item.sha256, item.name))
+        return True
