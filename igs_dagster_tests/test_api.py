@@ -236,7 +236,7 @@ def test_transcript_text_event_is_queued_by_claim_check(api: Api):
 
 def test_video_download_event_materializes_once(api: Api, video_event):
     from igs_dagster.cli.run_report import _sensor_cursor
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     url, _, first = video_event
     key = first["key"]

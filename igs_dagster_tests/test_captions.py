@@ -14,7 +14,7 @@ import pytest
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.video import captions, whisper_backends
 from igs_dagster.video.download import download_video
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.transcript import load_transcript
 from igs_dagster_tests.conftest import SAMPLE_MP4
 from igs_dagster_tests.gateserver import GateServer

@@ -18,7 +18,7 @@ from igs_dagster.core.events import TranscriptProcess, TranscriptProcessData
 from igs_dagster.core.settings import TranscriberSettings, load_settings
 from igs_dagster.intake import accept
 from igs_dagster.video import transcribe, transcript, whisper_backends, whisper_models
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.whisper_models import BASE
 
 

@@ -10,15 +10,14 @@ import pytest
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import TEMP_PREFIX
 from igs_dagster.core.inert import inert
+from igs_dagster.video.daily import link_daily
+from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
+from igs_dagster.video.note_slugs import note_slug
 from igs_dagster.video.notes import (
     NoteInput,
-    dump_frontmatter,
     enrichment_region,
     format_duration,
-    link_daily,
-    note_slug,
     render_note,
-    split_frontmatter,
     transcript_block,
     write_note,
 )

@@ -42,7 +42,7 @@ def _runs_for(instance: dg.DagsterInstance, key: str) -> list:
 
 
 def _note_for(deployment: DagsterEnv, key: str) -> Path:
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     for path in (deployment.vault / "Resources" / "videos").glob("*.md"):
         if split_frontmatter(path.read_text())[0].get("video_id") == key:

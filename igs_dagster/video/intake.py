@@ -56,7 +56,7 @@ def note_video_id(note: Path, settings: Settings, queue: EventQueue | None = Non
     The note must be a Markdown file inside the vault (symlinks resolved) whose `video_id` names
     a partition this deployment knows: a queued source, or a YouTube ID.
     """
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     vault = settings.vault_dir.resolve()
     note = Path(note).expanduser()

@@ -19,6 +19,7 @@ from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
 from igs_dagster.video.enrich import SECTIONS, agent_enrich
 from igs_dagster.video.enrich.agent import workspace_note
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster_tests.agents import model_server as ms
 
 pytestmark = pytest.mark.slow
@@ -107,7 +108,7 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
 
     assert server.errors == []
     after = note.read_text(encoding="utf-8")
-    assert notes.split_frontmatter(after)[0]["enriched_by"] == tool
+    assert split_frontmatter(after)[0]["enriched_by"] == tool
     assert notes.transcript_block(after) == notes.transcript_block(before)
     assert result.sections == list(SECTIONS)
     assert f"[John F. Kennedy]({speaker})" in after

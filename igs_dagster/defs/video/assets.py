@@ -22,8 +22,11 @@ from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, captions, download, enrich, feeds, notes, transcribe
+from igs_dagster.video.daily import link_daily
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
+from igs_dagster.video.note_slugs import note_slug
 from igs_dagster.video.transcript import TranscriptInfo, load_transcript, text_to_transcript
 from igs_dagster.video.waiting import WaitingVideos
 from igs_dagster.video.whisper_backends import describe_plan
@@ -76,7 +79,7 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             source_kind=source.kind,
             source_label=source.label,
             source_location=source.location,
-            slug=notes.note_slug(result["title"], key, settings.vault_dir,
+            slug=note_slug(result["title"], key, settings.vault_dir,
                                  claims=settings.data_dir / "note-slugs.sqlite3"),
         )
     context.add_output_metadata({
@@ -264,7 +267,7 @@ def vault_note(
             chapters=video_download.get("chapters") or [],
         )
         path = notes.write_note(vault, slug, inp, data)
-        linked = notes.link_daily(
+        linked = link_daily(
             vault, transcribed, slug, inp.title, inp.channel, inp.duration
         )
     context.add_output_metadata({
@@ -280,7 +283,7 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
     if not note_path.is_file():
         return None
     try:
-        meta, _ = notes.split_frontmatter(note_path.read_text(encoding="utf-8"))
+        meta, _ = split_frontmatter(note_path.read_text(encoding="utf-8"))
     except PermanentError:
         return None
     value = meta.get("transcribed")

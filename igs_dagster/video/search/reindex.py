@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.search.index import NoteDoc, SearchIndex
 from igs_dagster.video.search.indexer import index_note
 
