@@ -22,16 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner, processes
-from igs_dagster.core.agent_runner import (
-    DEFAULT_COMMANDS,
-    AgentResult,
-    agent_command,
-    kill_from_pid_file,
-    run_agent,
-    stop_process_group,
-)
+from igs_dagster.core import agent_runner, process_groups
+from igs_dagster.core.agent_runner import DEFAULT_COMMANDS, AgentResult, agent_command, run_agent
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.process_groups import kill_from_pid_file, stop_process_group
 from igs_dagster.core.settings import AgentSettings
 
 WAIT_S = 30.0  # upper bound for things that normally take milliseconds
@@ -497,14 +491,14 @@ def test_background_leftovers_are_stopped_after_a_normal_exit(tmp_path: Path, wo
 
 
 def test_stale_pid_file_with_reused_pid_is_left_alone(tmp_path: Path):
-    if processes.start_time(os.getpid()) is None:
+    if process_groups.start_time(os.getpid()) is None:
         pytest.skip("needs /proc to detect pid reuse")
     bystander = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
     )
     try:
         pid_file = tmp_path / "agent.pid"
-        real_start = processes.start_time(bystander.pid)
+        real_start = process_groups.start_time(bystander.pid)
         pid_file.write_text(
             json.dumps({"pid": bystander.pid, "pgid": bystander.pid, "proc_start": real_start - 1})
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from igs_dagster.core.agent_runner import kill_from_pid_file
+from igs_dagster.core.process_groups import kill_from_pid_file
 from igs_dagster.loop.env import LoopEnv
 from igs_dagster.loop.state import (
     TERMINAL,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner, processes
+from igs_dagster.core import agent_runner, process_groups
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
@@ -228,7 +228,7 @@ def _tree(pid: int) -> list[int]:
 
 def _alive(pid: int, start: float | None) -> bool:
     """Still running, and the same process (same start time), as the kernel says."""
-    info = processes.process_info(pid)
+    info = process_groups.process_info(pid)
     return info is not None and not info.exited and (start is None or info.started_at == start)
 
 
@@ -255,11 +255,11 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
 
     def watch() -> None:  # every process of the agent's group, while it runs
         while not done.is_set():
-            data = processes.read_pid_file(pid_file)
+            data = process_groups.read_pid_file(pid_file)
             if data:
                 for pid in _tree(int(data["pid"])):
                     if pid not in seen:
-                        seen[pid] = processes.start_time(pid)
+                        seen[pid] = process_groups.start_time(pid)
                         with contextlib.suppress(OSError):
                             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
                             _CMDLINES[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
