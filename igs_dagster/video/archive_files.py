@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -146,6 +146,31 @@ class Progress:
         if force or done >= self.total or now - self.last >= PROGRESS_INTERVAL_S:
             self.last = now
             self.callback(self.name, done, self.total)
+
+
+class ArchiveTarget:
+    """An archive tree `{root}/{year}/{slug}/`, local or on the NAS. `archive` and `verify`
+    check the request and hash the local files first (`plan`, before any connection is
+    opened); the target then copies them (`_copy_all`) or judges its copies (`_problems`)."""
+
+    def archive(self, files: list[Path], year: int, slug: str,
+                on_progress: ProgressCallback | None = None) -> ArchiveResult:
+        year_s, slug, items = plan(files, year, slug)
+        return self._copy_all(items, year_s, slug, on_progress)
+
+    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
+        """Problems with the archived copies: missing, another size, or another SHA-256 than
+        the one recorded as they were written (read back only where no sidecar records it);
+        [] = all match."""
+        year_s, slug, items = plan(files, year, slug)
+        return [problem for problem in self._problems(items, year_s, slug) if problem]
+
+    def _copy_all(self, items: list[Item], year: str, slug: str,
+                  on_progress: ProgressCallback | None) -> ArchiveResult:
+        raise NotImplementedError
+
+    def _problems(self, items: list[Item], year: str, slug: str) -> Iterator[str | None]:
+        raise NotImplementedError
 
 
 def copy_each(items: list[Item], result: ArchiveResult, on_progress: ProgressCallback | None,

@@ -5,18 +5,19 @@ into place (core/fsutil)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from igs_dagster.core import fsutil
 from igs_dagster.video.archive_files import (
     CHUNK,
     ArchiveResult,
+    ArchiveTarget,
     Item,
     Progress,
     ProgressCallback,
     copy_each,
     parse_sidecar,
-    plan,
     sent_as_planned,
     sha256_file,
     sidecar_name,
@@ -25,22 +26,16 @@ from igs_dagster.video.archive_files import (
 )
 
 
-class LocalArchive:
+class LocalArchive(ArchiveTarget):
     """Archive into a local (or mounted) folder: `{root}/{year}/{slug}/{name}`."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
 
-    def archive(
-        self,
-        files: list[Path],
-        year: int,
-        slug: str,
-        on_progress: ProgressCallback | None = None,
-    ) -> ArchiveResult:
-        year_s, slug, items = plan(files, year, slug)
+    def _copy_all(self, items: list[Item], year: str, slug: str,
+                  on_progress: ProgressCallback | None) -> ArchiveResult:
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = fsutil.inside(self.root, year_s, slug)
+        folder = fsutil.inside(self.root, year, slug)
         folder.mkdir(parents=True, exist_ok=True)
 
         def dest(item: Item) -> Path:
@@ -64,21 +59,14 @@ class LocalArchive:
             same=lambda item: self._same(dest(item), folder / sidecar_name(item.name), item),
             copy=copy)
 
-    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
-        """Problems with the archived copies (size, or the SHA-256 recorded as they were
-        written); [] = all match."""
-        year_s, slug, items = plan(files, year, slug)
-        folder = fsutil.inside(self.root, year_s, slug)
-        problems = []
+    def _problems(self, items: list[Item], year: str, slug: str) -> Iterator[str | None]:
+        folder = fsutil.inside(self.root, year, slug)
         for item in items:
             dest, sidecar = folder / item.name, folder / sidecar_name(item.name)
             recorded = parse_sidecar(sidecar.read_text()) if sidecar.is_file() else None
-            problem = verify_problem(item, dest.stat().st_size if dest.is_file() else None,
-                                      recorded, lambda dest=dest: sha256_file(dest), "the archive",
-                                      "in the archive")
-            if problem:
-                problems.append(problem)
-        return problems
+            yield verify_problem(item, dest.stat().st_size if dest.is_file() else None,
+                                 recorded, lambda dest=dest: sha256_file(dest), "the archive",
+                                 "in the archive")
 
     @staticmethod
     def _same(dest: Path, sidecar: Path, item: Item) -> bool:

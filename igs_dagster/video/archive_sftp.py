@@ -34,13 +34,13 @@ from igs_dagster.core.text import one_line
 from igs_dagster.video.archive_files import (
     CHUNK,
     ArchiveResult,
+    ArchiveTarget,
     Item,
     Progress,
     ProgressCallback,
     copy_each,
     hash_of,
     parse_sidecar,
-    plan,
     sent_as_planned,
     sidecar_name,
     sidecar_text,
@@ -85,7 +85,7 @@ _TRANSPORT_ERRORS = (
 )
 
 
-class SftpArchive:
+class SftpArchive(ArchiveTarget):
     """Archive to `{remote_root}/{year}/{slug}/` on an SFTP server, host key verified."""
 
     def __init__(
@@ -138,16 +138,9 @@ class SftpArchive:
                 "look_for_keys": False,
             }
         try:
-            client.connect(
-                self.host,
-                port=self.port,
-                username=self.user,
-                timeout=self.timeout,
-                banner_timeout=self.timeout,
-                auth_timeout=self.timeout,
-                channel_timeout=self.timeout,
-                **kwargs,
-            )
+            timeouts = ("timeout", "banner_timeout", "auth_timeout", "channel_timeout")
+            client.connect(self.host, port=self.port, username=self.user,
+                           **dict.fromkeys(timeouts, self.timeout), **kwargs)
         except BaseException as err:
             client.close()
             raise self._connect_error(err) from None
@@ -215,42 +208,29 @@ class SftpArchive:
 
     # -- archive -------------------------------------------------------------------------------
 
-    def archive(
-        self,
-        files: list[Path],
-        year: int,
-        slug: str,
-        on_progress: ProgressCallback | None = None,
-    ) -> ArchiveResult:
-        year_s, slug, items = plan(files, year, slug)
-        folder = posixpath.join(self.remote_root, year_s, slug)
+    def _copy_all(self, items: list[Item], year: str, slug: str,
+                  on_progress: ProgressCallback | None) -> ArchiveResult:
+        folder = posixpath.join(self.remote_root, year, slug)
         with self._session() as sftp:
             _makedirs(sftp, folder)
             listing = set(sftp.listdir(folder))
             return copy_each(
-                items, ArchiveResult(location=self.location(year_s, slug)), on_progress,
+                items, ArchiveResult(location=self.location(year, slug)), on_progress,
                 where=lambda item: posixpath.join(folder, item.name),
                 same=lambda item: self._same(sftp, folder, listing, item),
                 copy=lambda item, progress: self._upload(sftp, folder, listing, item, progress))
 
-    def verify(self, files: list[Path], year: int, slug: str) -> list[str]:
-        """Problems with the NAS copies (size on the NAS, the SHA-256 recorded as they were
-        sent); [] = match. Reads a copy back only when it has no sidecar."""
-        year_s, slug, items = plan(files, year, slug)
-        folder = posixpath.join(self.remote_root, year_s, slug)
-        problems = []
+    def _problems(self, items: list[Item], year: str, slug: str) -> Iterator[str | None]:
+        folder = posixpath.join(self.remote_root, year, slug)
         with self._session() as sftp:
             listing = set(sftp.listdir(folder)) if _exists(sftp, folder) else set()
             for item in items:
                 final = posixpath.join(folder, item.name)
                 size = sftp.stat(final).st_size if item.name in listing else None
-                problem = verify_problem(
+                yield verify_problem(
                     item, size, self._recorded(sftp, folder, listing, item),
                     lambda final=final, size=item.size: _remote_sha256(sftp, final, size), "the NAS",
                     "on the NAS")
-                if problem:
-                    problems.append(problem)
-        return problems
 
     @staticmethod
     def _recorded(sftp: paramiko.SFTPClient, folder: str, listing: set[str], item: Item) -> str | None:

@@ -106,19 +106,10 @@ def finish(
     }
     fsutil.atomic_write_json(out_json, payload)
     stream.unlink(missing_ok=True)
-    return TranscriptInfo(
-        path=out_json,
-        backend=backend,
-        model=model,
-        language=language,
-        duration=round(duration, 3),
-        elapsed_s=round(elapsed_s, 3),
-        rtf=rtf,
-        segments=len(segments),
-        words=len(text.split()),
-        load_s=round(load_s, 3),
-        model_loads=model_loads(),
-    )
+    same = {key: payload[key] for key in ("backend", "model", "language", "duration", "elapsed_s",
+                                          "rtf")}  # as written to the file
+    return TranscriptInfo(path=out_json, segments=len(segments), words=len(text.split()),
+                          load_s=round(load_s, 3), model_loads=model_loads(), **same)
 
 
 def clean_text(text: str) -> str:
