@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from igs_dagster.cli.common import print_answer
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import one_line, table
@@ -77,10 +78,7 @@ def cmd_loop_start(args: argparse.Namespace, settings: Settings) -> int:
         push=args.push,
     )
     accepted = accept(LoopStart(name="loop.start", data=data), settings)
-    if args.json:
-        print(json.dumps(accepted.to_json(), indent=2))
-    else:
-        print(accepted.message)
+    print_answer(args, accepted.to_json(), lambda: accepted.message)
     return 0
 
 
@@ -181,10 +179,7 @@ def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
                 f"({', '.join(r.run_id[:8] for r in active)}): wait for them to end"
             )
     accepted = accept_resume(args.loop_id, settings)
-    if args.json:
-        print(json.dumps(accepted.to_json(), indent=2))
-    else:
-        print(accepted.message)
+    print_answer(args, accepted.to_json(), lambda: accepted.message)
     return 0
 
 
