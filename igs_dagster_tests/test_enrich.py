@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from igs_dagster.video.enrich import SECTIONS, agent_enrich, builtin_enrich, che
 from igs_dagster.video.enrich.builtin import REPEATING_SECTIONS, allowed_omissions
 from igs_dagster.video.enrich.noteedit import present_sections
 from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
+from igs_dagster_tests.test_notes import UNKNOWN_SOURCE, make_input
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 JFK_ID = "jfkSample01"
@@ -30,15 +30,6 @@ def _url_for(video_id: str):
 
 def _load_json(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def jfk_note(tmp_path: Path) -> Path:
-    vault_dir = tmp_path / "vault" / "Resources" / "videos"
-    vault_dir.mkdir(parents=True)
-    note = vault_dir / "jfk-inaugural-address-excerpt.md"
-    shutil.copyfile(FIXTURES / "jfk_note.md", note)
-    return note
 
 
 # --------------------------------------------------------------------------- long transcript
@@ -319,19 +310,8 @@ def test_builtin_pasted_text_without_times(tmp_path: Path) -> None:
         "segments": [{"start": None, "end": None, "text": s} for s in sentences],
         "language": "en",
     }
-    inp = notes.NoteInput(
-        video_id="pasted-0001",
-        title="Pasted notes",
-        source_label="text",
-        source_url=None,
-        channel=None,
-        published=None,
-        duration=0,
-        archive_path=None,
-        transcribed="2026-11-24",
-        tags=["text"],
-        timestamp_url=lambda s: None,
-    )
+    inp = make_input(video_id="pasted-0001", title="Pasted notes", source_label="text",
+                     tags=["text"], timestamp_url=lambda s: None, **UNKNOWN_SOURCE)
     note = notes.write_note(tmp_path / "vault", "pasted-notes", inp, transcript)
     before = note.read_text(encoding="utf-8")
     builtin_enrich(note, transcript, {}, timestamp_url=lambda s: None)

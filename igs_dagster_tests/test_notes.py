@@ -45,6 +45,11 @@ def yt_url(seconds: int) -> str:
     return f"https://www.youtube.com/watch?v={VIDEO_ID}&t={seconds}s"
 
 
+# what a pasted transcript's note knows about its source: nothing
+UNKNOWN_SOURCE = {"source_url": None, "channel": None, "published": None, "duration": 0.0,
+                  "archive_path": None, "language": None}
+
+
 def make_input(**changes) -> NoteInput:
     base = {
         "video_id": VIDEO_ID,
@@ -191,15 +196,7 @@ def test_pasted_transcript_has_no_timestamps() -> None:
             {"start": None, "end": None, "text": "Second paragraph <!-- not a comment -->."},
         ],
     }
-    inp = make_input(
-        source_label="manual",
-        source_url=None,
-        channel=None,
-        published=None,
-        duration=0.0,
-        archive_path=None,
-        language=None,
-    )
+    inp = make_input(source_label="manual", **UNKNOWN_SOURCE)
     note = render_note(inp, transcript)
     meta, body = split_frontmatter(note)
     # unknowns are left out, never written as null

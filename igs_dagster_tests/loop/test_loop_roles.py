@@ -16,6 +16,7 @@ from igs_dagster.loop.planner import choose_tool
 from igs_dagster.loop.playbook import load_playbook
 from igs_dagster.loop.prd import load_prd
 from igs_dagster.loop.state import LoopCancelled, is_cancelled, load_loop, state_path
+from igs_dagster_tests.conftest import pid_gone
 
 from .conftest import S_ADD, S_SLUG, S_WORDS, agent, git, loop_env, story, write_prd
 
@@ -264,14 +265,6 @@ def test_retried_implementor_finds_its_own_commit(tmp_path: Path, project: Path)
     assert not mark.exists()
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
-
-
 def test_hanging_implementor_times_out_cleanly(tmp_path: Path, project: Path) -> None:
     pids = tmp_path / "pids"
     env = loop_env(tmp_path, codex=agent("hanging_agent.py", "--pids", str(pids)), timeout_s=6.0)
@@ -285,7 +278,7 @@ def test_hanging_implementor_times_out_cleanly(tmp_path: Path, project: Path) ->
         "error": "implementor codex timed out after 6 s",
     }
     agent_pid, child_pid = map(int, pids.read_text().split())
-    assert _gone(agent_pid) and _gone(child_pid)  # the whole process group, SIGTERM ignored
+    assert pid_gone(agent_pid) and pid_gone(child_pid)  # the whole process group, SIGTERM ignored
     state = load_loop(env.loops_dir, lid)
     wt = Path(state.worktree)
     assert not (wt / "partial_work.py").exists() and git(wt, "status", "--porcelain") == ""
@@ -319,7 +312,7 @@ def test_cancel_flag_makes_roles_refuse_and_stops_a_running_agent(
         roles.implement(env, lid)
     canceller.join()
     agent_pid, child_pid = map(int, pids.read_text().split())
-    assert _gone(agent_pid) and _gone(child_pid)
+    assert pid_gone(agent_pid) and pid_gone(child_pid)
     assert is_cancelled(env.loops_dir, lid)
     assert load_loop(env.loops_dir, lid).status == "cancelled"
     for role in (
