@@ -99,3 +99,10 @@ def test_no_assert_decides_anything_in_the_package():
              for node in ast.walk(ast.parse(path.read_text(), str(path)))
              if isinstance(node, ast.Assert)]
     assert not found, f"assert statements in the package: {found}"
+
+
+def test_no_module_over_500_lines():
+    """One room per concern: a module that grows past 500 lines holds more than one."""
+    big = {str(path.relative_to(PACKAGE)): n for path in sorted(PACKAGE.rglob("*.py"))
+           if (n := len(path.read_text().splitlines())) > 500}
+    assert not big, f"modules over 500 lines (split them along their concerns): {big}"
