@@ -126,6 +126,11 @@ def load_average() -> list[float] | None:
         return None
 
 
+def load_text(load: list[float]) -> str:
+    """A load average as a figure's note shows it: `1.2, 0.8, 0.5`."""
+    return ", ".join(f"{x:.1f}" for x in load)
+
+
 def machine() -> dict[str, Any]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {

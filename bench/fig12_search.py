@@ -7,7 +7,7 @@ in CPU seconds). Met when both goals are. Measured by bench/search_scale.py."""
 from __future__ import annotations
 
 from bench import search_scale
-from bench.common import Record
+from bench.common import Record, load_text
 from bench.context import Context
 
 INDEX_GOAL_PCT = 5.0
@@ -33,11 +33,10 @@ def run(ctx: Context) -> Record:
     index_ok = r["index_cpu_pct_of_transcription"] <= INDEX_GOAL_PCT
     rec.met = bool(rec.met and index_ok)
     rec.details = r
-    load = ", ".join(f"{x:.1f}" for x in r["load_average_at_start"])
     rec.note(f"{r['passages']:,} passages; p95 wall / CPU ms: hybrid {r['hybrid_p95_ms']:.0f} / "
              f"{r['hybrid_cpu_p95_ms']:.0f}, full-text {r['text_p95_ms']:.0f} / "
              f"{r['text_cpu_p95_ms']:.0f}, semantic {r['semantic_p95_ms']:.0f} / "
-             f"{r['semantic_cpu_p95_ms']:.0f} (load {load})")
+             f"{r['semantic_cpu_p95_ms']:.0f} (load {load_text(r['load_average_at_start'])})")
     rec.note(f"indexing {r['index_cpu_s_per_hour']:.1f} CPU-s per hour of transcript = "
              f"{r['index_cpu_pct_of_transcription']:.1f} % of tiny.en's "
              f"{r['transcribe_cpu_s_per_hour']:.0f} CPU-s (wall {r['index_s_per_hour']:.1f} s = "

@@ -7,7 +7,7 @@ Measured by bench/extras_overhead.py."""
 from __future__ import annotations
 
 from bench import extras_overhead
-from bench.common import Record
+from bench.common import Record, load_text
 from bench.context import Context
 
 REPEATS = 28  # x 11 s = 5:08
@@ -24,9 +24,8 @@ def run(ctx: Context) -> Record:
     r = extras_overhead.main(REPEATS, ctx.runs, ctx.cache / "speech")
     rec.set_runs(r["cpu_pct_runs"])
     rec.details = r
-    load = ", ".join(f"{x:.1f}" for x in r["load_average"])
     rec.note(f"{r['screenshots']} screenshot(s): {r['screenshots_cpu_s']:.2f} CPU-s "
              f"({r['screenshots_s']:.2f} s wall), subtitles {r['subtitles_cpu_s']:.3f} CPU-s, "
              f"vs transcription {r['transcribe_cpu_s_est']:.1f} CPU-s; wall share "
-             f"{r['overhead_pct_of_transcription']:.1f} % (load {load})")
+             f"{r['overhead_pct_of_transcription']:.1f} % (load {load_text(r['load_average'])})")
     return rec

@@ -7,9 +7,7 @@ written once into the cache: about 1 s per run on SQLite."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -17,6 +15,7 @@ import time
 
 from bench.common import PYTHON, Record, load_average
 from bench.context import Context
+from igs_dagster.core.process_groups import stop_process_group
 
 GOAL_S = 1.0
 
@@ -76,12 +75,8 @@ def start_stack(dep, timeout: float = 180) -> subprocess.Popen:
 
 def stop_stack(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_process_group(proc.pid, grace_s=60)  # SIGTERM, SIGKILL what is left after 60 s
+        proc.wait(10)
 
 
 def _time(dep, args: list[str], reps: int) -> tuple[list[float], str]:

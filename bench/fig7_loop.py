@@ -160,6 +160,7 @@ def _dagster_loop(ctx: Context, root: Path, stack: bool) -> dict:
 def _plain_loop(ctx: Context, root: Path) -> list[dict[str, float]]:
     """The same loop driven by the role functions in this process (no Dagster)."""
     from igs_dagster.loop import roles
+    from igs_dagster.loop.driver import steps
     from igs_dagster.loop.state import load_loop
     from igs_dagster_tests.loop.conftest import loop_env, make_project, write_prd
 
@@ -169,7 +170,7 @@ def _plain_loop(ctx: Context, root: Path) -> list[dict[str, float]]:
     loop_id = roles.start(env, {"project": str(project), "prd": str(prd)})["loop_id"]
     spans: list[tuple[str, str | None, float]] = []
     t0 = time.perf_counter()
-    for step, result in roles.steps(env, loop_id):
+    for step, result in steps(env, loop_id):
         spans.append((step, result.get("story"), time.perf_counter() - t0))
         t0 = time.perf_counter()
     costs = _attempt_costs(load_loop(env.loops_dir, loop_id))

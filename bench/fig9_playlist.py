@@ -11,13 +11,16 @@ import dagster as dg
 from bench import deploy
 from bench.common import Record
 from bench.context import Context
-from bench.fig8_feeds import _feed, _serve
+from bench.fig8_feeds import _feed, serving
+
+
+def _entries(ctx: Context) -> int:
+    return 50 if ctx.quick else 500
 
 
 def new_record(ctx: Context) -> Record:
-    entries = 50 if ctx.quick else 500
-    return Record(9, f"Playlist: `igs send` of {entries} entries → partitions + run requests in one tick",
-                  "≤ 10 s", 10.0, "s")
+    return Record(9, f"Playlist: `igs send` of {_entries(ctx)} entries → partitions + run "
+                  "requests in one tick", "≤ 10 s", 10.0, "s")
 
 
 def run(ctx: Context) -> Record:
@@ -25,13 +28,8 @@ def run(ctx: Context) -> Record:
     from igs_dagster.defs.events import igs_events
     from igs_dagster.defs.resources import IgsSettings
 
-    rec = new_record(ctx)
-    entries = 50 if ctx.quick else 500
-    root = ctx.folder("fig9")
-    served = root / "served"
-    served.mkdir(parents=True, exist_ok=True)
-    proc, base = _serve(served)
-    try:
+    rec, entries, root = new_record(ctx), _entries(ctx), ctx.folder("fig9")
+    with serving(root) as (served, base):
         (served / "big.rss").write_text(_feed("big", base, entries))
         with deploy.deployment(root / "dep", daemon=False) as dep, dep.activated():
             instance = dep.instance()
@@ -41,9 +39,6 @@ def run(ctx: Context) -> Record:
             context = dg.build_sensor_context(instance=instance, resources={"igs": IgsSettings()})
             result = igs_events(context)
             done = time.perf_counter()
-    finally:
-        proc.kill()
-        proc.wait()
     assert len(result.run_requests) == entries, len(result.run_requests)
     assert len(result.dynamic_partitions_requests[0].partition_keys) == entries
     rec.set_runs([done - started])

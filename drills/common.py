@@ -198,7 +198,7 @@ def materialization_counts(instance: dg.DagsterInstance, keys: list[str]) -> dic
 
 def note_paths(vault: Path) -> dict[str, list[Path]]:
     """{partition key: note files whose frontmatter names it}."""
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     found: dict[str, list[Path]] = {}
     folder = vault / "Resources" / "videos"

@@ -74,6 +74,35 @@ def igs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return load_settings()
 
 
+@pytest.fixture
+def jfk_note(tmp_path: Path) -> Path:
+    """A rendered, not yet enriched vault note of the JFK clip in a fresh vault under tmp_path."""
+    folder = tmp_path / "vault" / "Resources" / "videos"
+    folder.mkdir(parents=True)
+    return Path(shutil.copyfile(FIXTURES / "enrich" / "jfk_note.md",
+                                folder / "jfk-inaugural-address-excerpt.md"))
+
+
+@pytest.fixture(scope="module")
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A deployment (DagsterEnv) with its daemon running, one per test module. A module that
+    needs other settings or more set-up defines its own `deployment`, which overrides this."""
+    from igs_dagster_tests.dagster_env import DagsterEnv
+
+    env = DagsterEnv.create(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    env.start_daemon()
+    yield env
+    env.stop_daemon()
+
+
+def pid_gone(pid: int) -> bool:
+    """No process `pid` on this machine, or only its zombie (as the process table says)."""
+    from igs_dagster.core.process_groups import process_info
+
+    info = process_info(pid)
+    return info is None or info.exited
+
+
 @pytest.fixture(scope="session")
 def jfk_wav() -> Path:
     return MEDIA / "jfk.wav"

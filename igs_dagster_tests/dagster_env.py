@@ -113,6 +113,10 @@ class DagsterEnv:
     def igs(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run(PYTHON, "-m", "igs_dagster.cli", *args, **kw)
 
+    def key(self, url: str) -> str:
+        """The partition key `igs send URL` queues (`--dry-run`: nothing is queued)."""
+        return self.igs("send", "--dry-run", url, check=True).stdout.split("\t")[0]
+
     def dagster(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run(PYTHON, "-m", "dagster", *args, **kw)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from xml.sax.saxutils import escape
 
-from igs_dagster.core.local_http import _QuietServer
+from igs_dagster.core.local_http import LoopbackServer
 
 
 @dataclass
@@ -75,7 +75,7 @@ def youtube_channel(name: str, channel_id: str, videos: list[tuple[str, str, str
     )
 
 
-class FeedServer:
+class FeedServer(LoopbackServer):
     """`set(path, body)` serves `body` (with ETag and Last-Modified; a matching conditional
     request gets 304); `fail(path, status)` answers `status`; `requests` lists (path, status)."""
 
@@ -126,9 +126,7 @@ class FeedServer:
                     self.wfile.write(body)
 
         self.modified: dict[str, str] = {}
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)  # a client hanging up is normal
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(Handler)  # quiet: a client hanging up is normal
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -152,13 +150,3 @@ class FeedServer:
     def hits(self, path: str) -> list[int]:
         with self._lock:
             return [s for p, s in self.requests if p.split("?", 1)[0] == path]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FeedServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

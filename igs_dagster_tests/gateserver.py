@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from igs_dagster.core.local_http import _QuietServer
+from igs_dagster.core.local_http import LoopbackServer
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Hit:
     cookie: str
 
 
-class GateServer:
+class GateServer(LoopbackServer):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -75,10 +75,7 @@ class GateServer:
                 if not self._refuse():
                     super().do_HEAD()
 
-        handler = functools.partial(Handler, directory=str(self.root))
-        self._server = _QuietServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(functools.partial(Handler, directory=str(self.root)))
 
     def add(self, src: Path, name: str) -> str:
         shutil.copyfile(src, self.root / name)
@@ -96,13 +93,3 @@ class GateServer:
     def requests(self, name: str) -> list[Hit]:
         with self._lock:
             return [h for h in self.hits if h.path == f"/{name}"]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> GateServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -22,19 +22,22 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner, processes
-from igs_dagster.core.agent_runner import (
-    DEFAULT_COMMANDS,
-    AgentResult,
-    agent_command,
-    kill_from_pid_file,
-    run_agent,
-    stop_process_group,
-)
+from igs_dagster.core import agent_runner, process_groups
+from igs_dagster.core.agent_runner import DEFAULT_COMMANDS, AgentResult, agent_command, run_agent
 from igs_dagster.core.errors import PermanentError
+from igs_dagster.core.process_groups import kill_from_pid_file, stop_process_group
 from igs_dagster.core.settings import AgentSettings
+from igs_dagster_tests.conftest import pid_gone
 
 WAIT_S = 30.0  # upper bound for things that normally take milliseconds
+
+# `python -c` program: ignores SIGTERM, writes "ready" to the file named by its argument, hangs.
+DEAF_TO_SIGTERM = repr(
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "pathlib.Path(sys.argv[1]).write_text('ready')\n"
+    "time.sleep(600)\n"
+)
 
 # Spawns a grandchild that ignores SIGTERM, records both pids in pids.json, then hangs.
 # With STUBBORN=1 the agent itself ignores SIGTERM too, so only SIGKILL can end it.
@@ -43,11 +46,7 @@ import json, os, signal, subprocess, sys, time
 if os.environ.get("STUBBORN") == "1":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 sys.stdin.read()
-grandchild = subprocess.Popen([sys.executable, "-c",
-    "import pathlib, signal, sys, time\\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-    "pathlib.Path(sys.argv[1]).write_text('ready')\\n"
-    "time.sleep(600)\\n", "grandchild-ready"])
+grandchild = subprocess.Popen([sys.executable, "-c", DEAF_TO_SIGTERM, "grandchild-ready"])
 while not os.path.exists("grandchild-ready"):
     time.sleep(0.01)
 with open("pids.tmp", "w") as handle:
@@ -55,7 +54,7 @@ with open("pids.tmp", "w") as handle:
 os.replace("pids.tmp", "pids.json")
 print("agent ready", flush=True)
 time.sleep(600)
-"""
+""".replace("DEAF_TO_SIGTERM", DEAF_TO_SIGTERM)
 
 
 def make_agent(tmp_path: Path, name: str, body: str) -> Path:
@@ -64,18 +63,6 @@ def make_agent(tmp_path: Path, name: str, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body).lstrip(), encoding="utf-8")
     path.chmod(0o755)
     return path
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def wait_for(predicate, timeout: float = WAIT_S) -> bool:
@@ -473,16 +460,12 @@ def test_background_leftovers_are_stopped_after_a_normal_exit(tmp_path: Path, wo
         """
         import os, subprocess, sys, time
         sys.stdin.read()
-        child = subprocess.Popen([sys.executable, "-c",
-            "import pathlib, signal, sys, time\\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-            "pathlib.Path(sys.argv[1]).write_text('ready')\\n"
-            "time.sleep(600)\\n", "bg-ready"])
+        child = subprocess.Popen([sys.executable, "-c", DEAF_TO_SIGTERM, "bg-ready"])
         while not os.path.exists("bg-ready"):
             time.sleep(0.01)
         open("bg.pid", "w").write(str(child.pid))
         print("done, left a server running")
-        """,
+        """.replace("DEAF_TO_SIGTERM", DEAF_TO_SIGTERM),
     )
     result = run_agent(
         "pi", "x", work, tmp_path / "out.log", timeout_s=60, argv=[str(agent)], grace_s=0.5
@@ -497,14 +480,14 @@ def test_background_leftovers_are_stopped_after_a_normal_exit(tmp_path: Path, wo
 
 
 def test_stale_pid_file_with_reused_pid_is_left_alone(tmp_path: Path):
-    if processes.start_time(os.getpid()) is None:
+    if process_groups.start_time(os.getpid()) is None:
         pytest.skip("needs /proc to detect pid reuse")
     bystander = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
     )
     try:
         pid_file = tmp_path / "agent.pid"
-        real_start = processes.start_time(bystander.pid)
+        real_start = process_groups.start_time(bystander.pid)
         pid_file.write_text(
             json.dumps({"pid": bystander.pid, "pgid": bystander.pid, "proc_start": real_start - 1})
         )

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import dagster as dg
 import pytest
 
 from igs_dagster.core.inbox import EventQueue
+from igs_dagster.core.process_groups import stop_process_group
 from igs_dagster_tests.conftest import SAMPLE_MP4
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
 
@@ -85,12 +84,8 @@ def api(tmp_path_factory: pytest.TempPathFactory):
         yield Api(env, proc, match.group(1).decode(), int(match.group(2)), log)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            stop_process_group(proc.pid, grace_s=30)  # SIGTERM, SIGKILL what is left after 30 s
+            proc.wait(10)
         env.stop_daemon()
 
 
@@ -236,7 +231,7 @@ def test_transcript_text_event_is_queued_by_claim_check(api: Api):
 
 def test_video_download_event_materializes_once(api: Api, video_event):
     from igs_dagster.cli.run_report import _sensor_cursor
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     url, _, first = video_event
     key = first["key"]

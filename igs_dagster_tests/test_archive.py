@@ -14,13 +14,10 @@ import pytest
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import load_settings
-from igs_dagster.video.archive import (
-    ArchiveResult,
-    ArchiveUnavailable,
-    LocalArchive,
-    SftpArchive,
-    make_archive,
-)
+from igs_dagster.video.archive import make_archive
+from igs_dagster.video.archive_files import ArchiveResult
+from igs_dagster.video.archive_local import LocalArchive
+from igs_dagster.video.archive_sftp import ArchiveUnavailable, SftpArchive
 from igs_dagster_tests.sshd import AsyncsshSftpServer, OpenSshServer, new_key
 
 MB = 1024 * 1024

@@ -12,9 +12,10 @@ import dagster as dg
 import pytest
 
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
-from igs_dagster.video import captions, transcribe
+from igs_dagster.video import captions, whisper_backends
 from igs_dagster.video.download import download_video
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
+from igs_dagster.video.transcript import load_transcript
 from igs_dagster_tests.conftest import SAMPLE_MP4
 from igs_dagster_tests.gateserver import GateServer
 
@@ -59,7 +60,7 @@ def test_creator_captions_become_the_note(page, igs_env, monkeypatch):
     monkeypatch.setenv("IGS_TRANSCRIBER__SOURCE", "auto")
     settings = load_settings()
     key = accept(VideoDownload(name="video.download", data=VideoDownloadData(url=url)), settings).key
-    loads = transcribe.model_loads()
+    loads = whisper_backends.model_loads()
     steps = [dg.AssetKey(n) for n in ("video_download", "video_archive", "transcript", "vault_note")]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", [key])
@@ -68,8 +69,8 @@ def test_creator_captions_become_the_note(page, igs_env, monkeypatch):
     assert result.success
     info = result.output_for_node("transcript")
     assert info["backend"] == "captions" and info["model"] == "creator"
-    assert transcribe.model_loads() == loads  # Whisper never loaded
-    data = transcribe.load_transcript(Path(info["path"]))
+    assert whisper_backends.model_loads() == loads  # Whisper never loaded
+    data = load_transcript(Path(info["path"]))
     assert [(s["start"], s["end"], s["text"]) for s in data["segments"]] == [
         (0.5, 4.0, "Captions written by the creator."),
         (4.0, 8.25, "Every word here comes from the track."),

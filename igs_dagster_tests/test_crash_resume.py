@@ -25,7 +25,7 @@ def _steps_started(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 def test_kill_during_transcription_then_reexecute_from_failure(tmp_path, media_server, long_mp4):
     env = DagsterEnv.create(tmp_path / "deploy")
     url = media_server.add(long_mp4, "long-talk.mp4")
-    key = env.igs("send", "--dry-run", url, check=True).stdout.split("\t")[0]
+    key = env.key(url)
     env.igs("send", url, check=True)  # registers the source (no daemon: nothing runs it)
     instance = env.instance()
     instance.add_dynamic_partitions("videos", [key])

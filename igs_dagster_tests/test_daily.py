@@ -14,23 +14,11 @@ from igs_dagster_tests.conftest import SAMPLE_MP4
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory):
-    env = DagsterEnv.create(tmp_path_factory.mktemp("daily"))
-    env.start_daemon()
-    yield env
-    env.stop_daemon()
-
-
-def _key(deployment: DagsterEnv, url: str) -> str:
-    return deployment.igs("send", "--dry-run", url, check=True).stdout.split("\t")[0]
-
-
 @pytest.mark.slow
 def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
     # 1. send --wait: progress, then the note's path, exit 0
     url = media_server.add(SAMPLE_MP4, "daily-ok.mp4")
-    key = _key(deployment, url)
+    key = deployment.key(url)
     proc = deployment.igs("send", "--wait", "--timeout", "240", url, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(f"\n$ igs send --wait {url}\n{proc.stdout}")  # the transcript in the report
@@ -48,7 +36,7 @@ def test_send_wait_videos_retry(deployment: DagsterEnv, media_server):
 
     # 3. a failing video: --wait ends with the reason, the retry command and exit 1
     late = media_server.url("daily-late.mp4")
-    bad = _key(deployment, late)
+    bad = deployment.key(late)
     proc = deployment.igs("send", "--wait", "--timeout", "240", late, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     print(f"$ igs send --wait {late}   # exit {proc.returncode}\n{proc.stdout}")
@@ -112,7 +100,7 @@ def test_readme_backfill_commands_work_as_written(deployment: DagsterEnv, media_
 
     script = _readme_block("### Materialize and backfill from the dagster CLI")
     urls = [media_server.add(SAMPLE_MP4, f"readme-{n}.mp4") for n in (1, 2)]
-    keys = [_key(deployment, url) for url in urls]
+    keys = [deployment.key(url) for url in urls]
     for youtube, url, key in zip(("dQw4w9WgXcQ", "jNQXAC9IVRw"), urls, keys, strict=True):
         script = script.replace(f"https://youtu.be/{youtube}", url).replace(youtube, key)
     assert "youtu" not in script and "uv run " in script

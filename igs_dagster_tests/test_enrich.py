@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from igs_dagster.video import notes
 from igs_dagster.video.enrich import SECTIONS, agent_enrich, builtin_enrich, check_enriched
 from igs_dagster.video.enrich.builtin import REPEATING_SECTIONS, allowed_omissions
 from igs_dagster.video.enrich.noteedit import present_sections
+from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
+from igs_dagster_tests.test_notes import UNKNOWN_SOURCE, make_input
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 JFK_ID = "jfkSample01"
@@ -29,15 +30,6 @@ def _url_for(video_id: str):
 
 def _load_json(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def jfk_note(tmp_path: Path) -> Path:
-    vault_dir = tmp_path / "vault" / "Resources" / "videos"
-    vault_dir.mkdir(parents=True)
-    note = vault_dir / "jfk-inaugural-address-excerpt.md"
-    shutil.copyfile(FIXTURES / "jfk_note.md", note)
-    return note
 
 
 # --------------------------------------------------------------------------- long transcript
@@ -171,15 +163,15 @@ def _assert_enriched_note(
     for name in SECTIONS:
         assert bool(re.search(rf"^## {re.escape(name)}$", after, re.M)) != (name in omitted), name
     assert notes.transcript_block(after) == notes.transcript_block(before)
-    old_fm, _ = notes.split_frontmatter(before)
-    fm, _ = notes.split_frontmatter(after)
+    old_fm, _ = split_frontmatter(before)
+    fm, _ = split_frontmatter(after)
     assert fm["enriched_by"] == "builtin"
     for key, value in old_fm.items():
         if key not in ("enriched_by", "tags"):
             assert fm[key] == value, key
     assert fm["tags"][: len(old_fm["tags"])] == old_fm["tags"]
     # The frontmatter stays in notes.py's own style (a re-render would not change it).
-    assert after.startswith(notes.dump_frontmatter(fm))
+    assert after.startswith(dump_frontmatter(fm))
     # Every tag in the Tags section is in the frontmatter too.
     section_tags = re.findall(r"#([a-z0-9-]+)", _section(after, "Tags"))
     assert section_tags and set(section_tags) <= set(fm["tags"])
@@ -256,7 +248,7 @@ def test_builtin_jfk(jfk_note: Path) -> None:
     )
     # Topical tags: the phrase, not the most repeated words.
     assert _section(after, "Tags").split() == ["#fellow-americans", "#country"]
-    assert notes.split_frontmatter(after)[0]["tags"] == [
+    assert split_frontmatter(after)[0]["tags"] == [
         "video", "youtube", "fellow-americans", "country"]
 
     # Idempotent: a second run writes the same bytes.
@@ -318,19 +310,8 @@ def test_builtin_pasted_text_without_times(tmp_path: Path) -> None:
         "segments": [{"start": None, "end": None, "text": s} for s in sentences],
         "language": "en",
     }
-    inp = notes.NoteInput(
-        video_id="pasted-0001",
-        title="Pasted notes",
-        source_label="text",
-        source_url=None,
-        channel=None,
-        published=None,
-        duration=0,
-        archive_path=None,
-        transcribed="2026-11-24",
-        tags=["text"],
-        timestamp_url=lambda s: None,
-    )
+    inp = make_input(video_id="pasted-0001", title="Pasted notes", source_label="text",
+                     tags=["text"], timestamp_url=lambda s: None, **UNKNOWN_SOURCE)
     note = notes.write_note(tmp_path / "vault", "pasted-notes", inp, transcript)
     before = note.read_text(encoding="utf-8")
     builtin_enrich(note, transcript, {}, timestamp_url=lambda s: None)
@@ -521,7 +502,7 @@ def test_agent_accepted(jfk_note: Path, tmp_path: Path) -> None:
     )
 
     after = jfk_note.read_text(encoding="utf-8")
-    fm, _ = notes.split_frontmatter(after)
+    fm, _ = split_frontmatter(after)
     assert fm["enriched_by"] == "pi"
     assert result.enricher == "pi" and result.method == "agent: pi"
     assert result.sections == list(SECTIONS)
@@ -547,7 +528,7 @@ def test_agent_enriched_by_set_when_agent_forgets(jfk_note: Path, tmp_path: Path
     before = jfk_note.read_text(encoding="utf-8")
     result = _enrich(jfk_note, tmp_path, "claude", "good_no_marker", AgentSettings(timeout_s=60))
     after = jfk_note.read_text(encoding="utf-8")
-    assert notes.split_frontmatter(after)[0]["enriched_by"] == "claude"
+    assert split_frontmatter(after)[0]["enriched_by"] == "claude"
     assert after.replace("enriched_by: claude", "enriched_by: null") != before
     assert notes.transcript_block(after) == notes.transcript_block(before)
     assert result.enricher == "claude"
@@ -619,7 +600,7 @@ def test_builtin_tags_prefer_recurring_phrases(jfk_note: Path) -> None:
     after = jfk_note.read_text(encoding="utf-8")
     tags = _section(after, "Tags").split()
     assert set(tags) == {"#machine-learning", "#search-engines"}  # the two topics, once each
-    assert "machine-learning" in notes.split_frontmatter(after)[0]["tags"]
+    assert "machine-learning" in split_frontmatter(after)[0]["tags"]
     assert "Thank you" not in _section(after, "Key Points")
 
 
@@ -633,7 +614,7 @@ def test_builtin_empty_transcript_and_hand_edited_frontmatter(jfk_note: Path) ->
         jfk_note, {"text": "", "segments": []}, {}, timestamp_url=_url_for(JFK_ID)
     )
     after = jfk_note.read_text(encoding="utf-8")
-    fm, _ = notes.split_frontmatter(after)
+    fm, _ = split_frontmatter(after)
     assert fm["enriched_by"] == "builtin" and fm["tags"] == ["video", "youtube"]
     assert "rating: 5  # mine\n" in after  # other lines are kept byte for byte
     assert result.sections == list(SECTIONS)

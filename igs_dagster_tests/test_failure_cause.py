@@ -42,13 +42,9 @@ def isolated(tmp_path_factory: pytest.TempPathFactory):
         net.close()
 
 
-def _key(dep: DagsterEnv, url: str) -> str:
-    return dep.igs("send", "--dry-run", url, check=True).stdout.split("\t")[0]
-
-
 def test_wait_shows_retries_live_and_every_view_keeps_the_cause(isolated):
     dep, net = isolated
-    refused, unresolvable = _key(dep, REFUSED), _key(dep, UNRESOLVABLE)
+    refused, unresolvable = dep.key(REFUSED), dep.key(UNRESOLVABLE)
     proc = dep.igs("send", "--wait", "--timeout", "400", REFUSED, UNRESOLVABLE, timeout=500)
     print(f"\n$ igs send --wait {REFUSED} {UNRESOLVABLE}   # exit {proc.returncode}\n{proc.stdout}")
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -18,6 +18,7 @@ from igs_dagster.loop import roles
 from igs_dagster.loop.prd import load_prd
 from igs_dagster.video import archive, notes, screenshots
 from igs_dagster.video.ids import slugify
+from igs_dagster.video.note_slugs import note_slug
 from igs_dagster_tests.loop.conftest import S_ADD, loop_env, make_project, run_cli, write_prd
 from igs_dagster_tests.test_notes import JFK_TRANSCRIPT, make_input
 
@@ -35,7 +36,7 @@ def test_reserved_titles_make_safe_notes_archives_and_attachments(tmp_path: Path
     monkeypatch.setenv("IGS_VAULT_DIR", str(tmp_path / "vault"))
     settings = load_settings()
     vault = settings.vault_dir
-    slug = notes.note_slug(title, "vid", vault, claims=tmp_path / "claims.sqlite3")
+    slug = note_slug(title, "vid", vault, claims=tmp_path / "claims.sqlite3")
     note = notes.write_note(vault, slug, make_input(title=title, video_id="vid"), JFK_TRANSCRIPT)
     media = tmp_path / "video.mp4"
     media.write_bytes(b"x")

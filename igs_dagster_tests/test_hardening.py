@@ -28,14 +28,14 @@ from igs_dagster.core.events import ContentSummarize, LoopStart, LoopStartData, 
 from igs_dagster.intake import accept
 from igs_dagster.loop.checks import run_check
 from igs_dagster.loop.prd import load_prd
+from igs_dagster.video.daily import link_daily
+from igs_dagster.video.frontmatter import split_frontmatter
+from igs_dagster.video.note_slugs import note_slug
 from igs_dagster.video.notes import (
     SUMMARY_HEADING,
     TRANSCRIPT_MARKER,
     enrichment_region,
-    link_daily,
-    note_slug,
     render_note,
-    split_frontmatter,
     transcript_block,
     write_note,
 )

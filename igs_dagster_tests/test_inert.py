@@ -21,7 +21,9 @@ from markdown_it import MarkdownIt
 
 from igs_dagster.core import inert
 from igs_dagster.video import notes
+from igs_dagster.video.daily import link_daily
 from igs_dagster.video.enrich.builtin import builtin_enrich
+from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
 
 MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 # the syntax trees a Markdown place may never hold (markdown-it's token types)
@@ -119,7 +121,7 @@ def test_property_inert_text_in_every_markdown_place(place: str, text: str) -> N
 @given(text=_text)
 def test_property_inert_frontmatter_value(text: str) -> None:
     out = inert.inert(text, "frontmatter")
-    value = notes.split_frontmatter(notes.dump_frontmatter({"title": out}) + "\n")[0]["title"]
+    value = split_frontmatter(dump_frontmatter({"title": out}) + "\n")[0]["title"]
     assert value == out and "\n" not in out
     # Obsidian links [[x]] in a text property, and Dataview renders field values as Markdown
     for marker in ("[[", "]]", "%%", "==", "$$", "`", "<", ">", "::", "~~"):
@@ -178,14 +180,14 @@ def _hostile_note(tmp_path: Path) -> tuple[Path, str]:
                                                  "text": "My name is " + _payload("Named")}]}
     builtin_enrich(path, transcript_named, meta,
                    timestamp_url=lambda s: f"https://example.com/ep.mp3#t={s}")
-    notes.link_daily(vault, "2026-11-24", "hostile", _payload("Daily"), _payload("DailyCh"), 11)
+    link_daily(vault, "2026-11-24", "hostile", _payload("Daily"), _payload("DailyCh"), 11)
     return path, (vault / "Daily" / "2026-11-24.md").read_text(encoding="utf-8")
 
 
 def test_hostile_text_in_every_note_writer_stays_inert(tmp_path: Path) -> None:
     note, daily = _hostile_note(tmp_path)
     text = note.read_text(encoding="utf-8")
-    meta, body = notes.split_frontmatter(text)
+    meta, body = split_frontmatter(text)
     tokens = {t.type for t in _tokens(body)}
     assert not tokens & {"fence", "code_block", "code_inline", "html_inline"}, tokens
     html = [t.content.strip() for t in _tokens(body) if t.type == "html_block"]

@@ -9,7 +9,8 @@ import pytest
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import parse_event
 from igs_dagster.core.inbox import EventQueue
-from igs_dagster.intake import accept, note_video_id, source_for
+from igs_dagster.intake import accept
+from igs_dagster.video.intake import note_video_id, source_for
 from igs_dagster_tests.conftest import SAMPLE_MP4
 
 VIDEO_ID = "dQw4w9WgXcQ"

@@ -193,7 +193,7 @@ def _download(settings, key: str, location: str) -> tuple[bool, str]:
 def test_the_worker_copies_only_from_the_media_folders(tmp_path: Path, monkeypatch) -> None:
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
     from igs_dagster.core.settings import load_settings
-    from igs_dagster.intake import source_for
+    from igs_dagster.video.intake import source_for
 
     inside, outside = tmp_path / "inside", tmp_path / "outside"
     inside.mkdir()

@@ -17,6 +17,8 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +29,7 @@ from igs_dagster.defs.instance import PROJECT_TAG
 from igs_dagster.defs.loop.resources import LOOP_TAG, project_hash
 from igs_dagster.defs.loop.turns import turn_run_id
 from igs_dagster.loop.state import TERMINAL, LoopState, load_loop
+from igs_dagster_tests.conftest import pid_gone
 from igs_dagster_tests.dagster_env import PYTHON, REPO, DagsterEnv
 from igs_dagster_tests.loop.conftest import AGENTS, S_ADD, S_SLUG, S_WORDS, git, make_project
 from igs_dagster_tests.loop.conftest import write_prd as _write_prd
@@ -98,29 +101,32 @@ def start_loop(env: DagsterEnv, project: Path, prd: Path, *extra: str) -> str:
     return LOOP_ID.search(out.stdout).group(0)
 
 
-def _pid_gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
-
-
 def _kill_leftovers(state: Path) -> None:
     for pids in state.glob("pids-*"):
         for pid in map(int, pids.read_text().split()):
-            if not _pid_gone(pid):
+            if not pid_gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def loop_deployment(root: Path, *flags: str) -> Iterator[DagsterEnv]:
+    """A deployment whose agent CLIs are the dispatcher above, its daemon running; `flags`:
+    files made in the agents' state folder first (`buggy-S2`). Agents left over are killed."""
+    env = DagsterEnv.create(root, **_agent_env(root))
+    for flag in flags:
+        (root / "agent-state" / flag).touch()
+    env.start_daemon()
+    try:
+        yield env
+    finally:
+        env.stop_daemon()
+        _kill_leftovers(root / "agent-state")
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("loop-deployment")
-    env = DagsterEnv.create(root, **_agent_env(root))
-    env.start_daemon()
-    yield env
-    env.stop_daemon()
-    _kill_leftovers(root / "agent-state")
+    with loop_deployment(tmp_path_factory.mktemp("loop-deployment")) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -409,14 +415,14 @@ def test_cancel_during_the_implementor_stops_agent_and_run(deployment: DagsterEn
     deployment.wait_for(lambda: pids.exists() and pid_file.exists(), 180, "the hanging implementor")
     agent_pid, child_pid = map(int, pids.read_text().split())
     recorded = json.loads(pid_file.read_text())
-    assert recorded["pid"] == agent_pid and not _pid_gone(child_pid)
+    assert recorded["pid"] == agent_pid and not pid_gone(child_pid)
     instance = deployment.instance()
     (running,) = _runs(instance, loop_id)
     assert running.dagster_run.status == dg.DagsterRunStatus.STARTED
 
     out = deployment.igs("loop", "cancel", loop_id, check=True).stdout
     assert out.startswith(f"loop {loop_id}: cancelled (its agent was stopped)")
-    assert _pid_gone(agent_pid) and _pid_gone(child_pid) and not pid_file.exists()
+    assert pid_gone(agent_pid) and pid_gone(child_pid) and not pid_file.exists()
     run = deployment.wait_for(
         lambda: (r := instance.get_run_by_id(running.dagster_run.run_id)).is_finished and r,
         60, "the run to end",
@@ -472,9 +478,9 @@ def test_kill_during_implementor_then_reexecute_from_failure(tmp_path, monkeypat
         # the agent (own session, ignores SIGTERM) and its child die with the run worker that
         # was SIGKILLed mid-agent (issue 24, item 6): its guard saw the worker's pipe close
         deadline = time.monotonic() + 30
-        while not (_pid_gone(agent_pid) and _pid_gone(child_pid)) and time.monotonic() < deadline:
+        while not (pid_gone(agent_pid) and pid_gone(child_pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _pid_gone(agent_pid) and _pid_gone(child_pid)
+        assert pid_gone(agent_pid) and pid_gone(child_pid)
         instance = env.instance()
         (run,) = [r.dagster_run for r in instance.get_run_records()]
         assert _steps_started(instance, run.run_id) == ["loop_begin", "loop_plan", "loop_implement"]

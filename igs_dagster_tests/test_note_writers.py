@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import noteblocks, notes
 from igs_dagster.video.enrich import agent_enrich, builtin_enrich
+from igs_dagster.video.frontmatter import split_frontmatter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 JFK_ID = "jfkSample01"
@@ -176,7 +177,8 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from igs_dagster_tests import test_note_writers as t
 from igs_dagster.core.settings import AgentSettings
-from igs_dagster.video import noteblocks, notes
+from igs_dagster.video import noteblocks
+from igs_dagster.video.daily import link_daily
 from igs_dagster.video.enrich import agent_enrich
 
 role, vault, rounds, agent = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -190,7 +192,7 @@ for i in range(rounds):
         body = (t.SHOTS if role == "screenshots" else t.RELATED) + f"<!-- {{role}} {{i}} -->\\n"
         noteblocks.update_note_block(note, role, body)
     elif role == "daily":
-        notes.link_daily(vault, "2026-11-24", f"talk-{{i}}", f"Talk {{i}}", None, 60)
+        link_daily(vault, "2026-11-24", f"talk-{{i}}", f"Talk {{i}}", None, 60)
     elif role == "agent":  # an agent that fails after editing: the note is restored
         try:
             agent_enrich(note, "pi", AgentSettings(timeout_s=60), work_dir=vault.parent / "work",
@@ -235,7 +237,7 @@ def test_parallel_writers_in_separate_processes_lose_nothing(tmp_path: Path) -> 
     assert noteblocks.get_block(text, "screenshots") == SHOTS + f"<!-- screenshots {last} -->\n"
     assert noteblocks.get_block(text, "related") == RELATED + f"<!-- related {last} -->\n"
     assert "HALF" not in text and "## Key Points" not in text or "## Tags" in text
-    assert notes.split_frontmatter(text)[0]["enriched_by"] == "builtin"
+    assert split_frontmatter(text)[0]["enriched_by"] == "builtin"
     assert notes.transcript_block(text) == transcript
     daily = (vault / "Daily" / "2026-11-24.md").read_text(encoding="utf-8")
     assert [f"[[talk-{i}]]" in daily for i in range(rounds)] == [True] * rounds

@@ -10,15 +10,14 @@ import pytest
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import TEMP_PREFIX
 from igs_dagster.core.inert import inert
+from igs_dagster.video.daily import link_daily
+from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
+from igs_dagster.video.note_slugs import note_slug
 from igs_dagster.video.notes import (
     NoteInput,
-    dump_frontmatter,
     enrichment_region,
     format_duration,
-    link_daily,
-    note_slug,
     render_note,
-    split_frontmatter,
     transcript_block,
     write_note,
 )
@@ -44,6 +43,11 @@ JFK_TRANSCRIPT = {
 
 def yt_url(seconds: int) -> str:
     return f"https://www.youtube.com/watch?v={VIDEO_ID}&t={seconds}s"
+
+
+# what a pasted transcript's note knows about its source: nothing
+UNKNOWN_SOURCE = {"source_url": None, "channel": None, "published": None, "duration": 0.0,
+                  "archive_path": None, "language": None}
 
 
 def make_input(**changes) -> NoteInput:
@@ -192,15 +196,7 @@ def test_pasted_transcript_has_no_timestamps() -> None:
             {"start": None, "end": None, "text": "Second paragraph <!-- not a comment -->."},
         ],
     }
-    inp = make_input(
-        source_label="manual",
-        source_url=None,
-        channel=None,
-        published=None,
-        duration=0.0,
-        archive_path=None,
-        language=None,
-    )
+    inp = make_input(source_label="manual", **UNKNOWN_SOURCE)
     note = render_note(inp, transcript)
     meta, body = split_frontmatter(note)
     # unknowns are left out, never written as null

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import time
 
 import dagster as dg
 import pytest
 
+from igs_dagster.core.local_http import LoopbackServer
 from igs_dagster.core.notify import Message, Notifier, obsidian_link
 from igs_dagster.core.settings import NotifySettings, load_settings
 from igs_dagster.defs import outcomes
@@ -20,7 +20,7 @@ from igs_dagster.loop import state as st
 from igs_dagster.loop.prd import Prd
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """An HTTP endpoint that records each JSON POST (Apprise's json:// target)."""
 
     def __init__(self, status: int = 200):
@@ -39,20 +39,14 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"json://127.0.0.1:{self.port}/hook"
 
 
 @pytest.fixture
 def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as r:
+        yield r
 
 
 def test_one_message_per_key_even_after_a_restart(receiver, tmp_path):

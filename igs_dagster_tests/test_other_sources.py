@@ -7,7 +7,7 @@ import pytest
 
 from igs_dagster.core.events import TranscriptProcess, TranscriptProcessData
 from igs_dagster.intake import accept
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
 
 pytestmark = pytest.mark.slow
 

@@ -24,25 +24,12 @@ SUCCESS = dg.DagsterRunStatus.SUCCESS
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory):
-    env = DagsterEnv.create(tmp_path_factory.mktemp("deployment"))
-    env.start_daemon()
-    yield env
-    env.stop_daemon()
-
-
-def _key(deployment: DagsterEnv, url: str) -> str:
-    out = deployment.igs("send", "--dry-run", url, check=True).stdout
-    return out.split("\t")[0]
-
-
 def _runs_for(instance: dg.DagsterInstance, key: str) -> list:
     return [r for r in instance.get_run_records() if r.dagster_run.tags.get("dagster/partition") == key]
 
 
 def _note_for(deployment: DagsterEnv, key: str) -> Path:
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     for path in (deployment.vault / "Resources" / "videos").glob("*.md"):
         if split_frontmatter(path.read_text())[0].get("video_id") == key:
@@ -64,7 +51,7 @@ def _wait_success(deployment: DagsterEnv, instance, key: str, n: int = 1) -> lis
 
 def test_send_sensor_run_writes_note_and_daily_link(deployment: DagsterEnv, media_server):
     url = media_server.add(SAMPLE_MP4, "kennedy-1961.mp4")
-    key = _key(deployment, url)
+    key = deployment.key(url)
     sent = deployment.igs("send", url, check=True)
     assert key in sent.stdout
 
@@ -130,7 +117,7 @@ def _sensor_selector_id(instance):
 
 def test_two_partitions_never_transcribe_at_once(deployment: DagsterEnv, media_server, long_mp4):
     urls = [media_server.add(long_mp4, f"parallel-{i}.mp4") for i in range(2)]
-    keys = [_key(deployment, u) for u in urls]
+    keys = [deployment.key(u) for u in urls]
     deployment.igs("send", *urls, check=True)
     instance = deployment.instance()
     records = [_wait_success(deployment, instance, k)[0] for k in keys]
@@ -146,7 +133,7 @@ def test_two_partitions_never_transcribe_at_once(deployment: DagsterEnv, media_s
 
 def test_cli_materialize_and_backfill(deployment: DagsterEnv, media_server):
     urls = [media_server.add(SAMPLE_MP4, f"backfill-{i}.mp4") for i in range(2)]
-    keys = [_key(deployment, u) for u in urls]
+    keys = [deployment.key(u) for u in urls]
     instance = deployment.instance()
     # register sources without a sensor run: add partitions, as a user backfilling would
     from igs_dagster.core.inbox import EventQueue, Source
@@ -181,7 +168,7 @@ def test_cli_materialize_and_backfill(deployment: DagsterEnv, media_server):
 
 def test_permanent_error_fails_at_once_with_one_line(deployment: DagsterEnv, media_server):
     url = media_server.url("no-such-video.mp4")
-    key = _key(deployment, url)
+    key = deployment.key(url)
     deployment.igs("send", url, check=True)
     instance = deployment.instance()
 

@@ -45,14 +45,6 @@ def test_playlist_force_requeues_known_entries_and_hints_once(server, igs_env, c
     assert [e.key for e in events] == keys + keys  # a new event each: the sensor runs them again
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory):
-    env = DagsterEnv.create(tmp_path_factory.mktemp("playlist"))
-    env.start_daemon()
-    yield env
-    env.stop_daemon()
-
-
 @pytest.mark.slow
 def test_playlist_wait_and_force_with_a_daemon(deployment: DagsterEnv, media_server):
     good = media_server.add(SAMPLE_MP4, "pl-good.mp4")

@@ -15,16 +15,10 @@ import pytest
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import TEMP_PREFIX
 from igs_dagster.core.settings import TranscriberSettings
-from igs_dagster.video import transcribe
-from igs_dagster.video.transcribe import (
-    TranscriptInfo,
-    load_transcript,
-    model_loads,
-    resolve_backend,
-    resolve_model,
-    text_to_transcript,
-    transcribe_to_file,
-)
+from igs_dagster.video import audio
+from igs_dagster.video.transcribe import transcribe_to_file
+from igs_dagster.video.transcript import TranscriptInfo, load_transcript, text_to_transcript
+from igs_dagster.video.whisper_backends import model_loads, resolve_backend, resolve_model
 
 JFK_PHRASE = "ask not what your country can do for you"
 JSON_KEYS = {
@@ -333,20 +327,20 @@ def test_load_transcript_errors(tmp_path: Path) -> None:
 @pytest.fixture
 def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pieces of 15 s (+ up to 4 s), cut in their last 5 s, so the 66 s clip makes several."""
-    monkeypatch.setattr(transcribe, "PIECE_S", 15)
-    monkeypatch.setattr(transcribe, "PIECE_GRACE_S", 4)
-    monkeypatch.setattr(transcribe, "PIECE_CUT_S", 5)
+    monkeypatch.setattr(audio, "PIECE_S", 15)
+    monkeypatch.setattr(audio, "PIECE_GRACE_S", 4)
+    monkeypatch.setattr(audio, "PIECE_CUT_S", 5)
 
 
 def test_audio_pieces_are_the_whole_audio_cut_in_quiet_places(small_pieces, long_mp4: Path) -> None:
     from faster_whisper.audio import decode_audio
 
-    pieces = list(transcribe.audio_pieces(long_mp4))
-    whole = decode_audio(str(long_mp4), sampling_rate=transcribe.SAMPLE_RATE)
+    pieces = list(audio.audio_pieces(long_mp4))
+    whole = decode_audio(str(long_mp4), sampling_rate=audio.SAMPLE_RATE)
     assert len(pieces) >= 4
     # not one sample lost, added or changed: the same audio faster-whisper decodes at once
     np.testing.assert_array_equal(np.concatenate(pieces), whole)
-    rate = transcribe.SAMPLE_RATE
+    rate = audio.SAMPLE_RATE
     for piece in pieces[:-1]:
         assert 10 * rate <= piece.size <= 15 * rate  # cut within the last 5 s of 15
         tail = piece[-rate // 40 :]  # the 25 ms before the cut: quieter than the piece overall

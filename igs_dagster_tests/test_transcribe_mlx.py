@@ -15,8 +15,10 @@ import pytest
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import TranscriberSettings
-from igs_dagster.video import transcribe
-from igs_dagster.video.transcribe import describe_plan, load_transcript, transcribe_to_file
+from igs_dagster.video import whisper_backends
+from igs_dagster.video.transcribe import transcribe_to_file
+from igs_dagster.video.transcript import load_transcript
+from igs_dagster.video.whisper_backends import describe_plan
 from igs_dagster_tests import mlx_model
 from igs_dagster_tests.media import JFK_TEXT
 
@@ -43,8 +45,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, jfk_wav: Path, mlx_tiny_en: P
     out = tmp_path_factory.mktemp("mlx-runs")
     result = types.SimpleNamespace(out=out, progress={"faster-whisper": [], "mlx": []})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(transcribe.platform, "system", lambda: "Darwin")
-        mp.setattr(transcribe.platform, "machine", lambda: "arm64")
+        mp.setattr(whisper_backends.platform, "system", lambda: "Darwin")
+        mp.setattr(whisper_backends.platform, "machine", lambda: "arm64")
         for name, cfg in (
             ("faster-whisper", TranscriberSettings()),
             ("mlx", TranscriberSettings(model=str(mlx_tiny_en))),
@@ -199,10 +201,10 @@ def test_plan_line_on_apple_silicon_says_how_to_use_mlx(tmp_path: Path) -> None:
 
 
 def test_plan_line_uses_the_real_platform(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transcribe.platform, "system", lambda: "Darwin")
-    monkeypatch.setattr(transcribe.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(whisper_backends.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(whisper_backends.platform, "machine", lambda: "arm64")
     assert "whisper-large-v3-turbo" in describe_plan(TranscriberSettings())
-    monkeypatch.setattr(transcribe.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(whisper_backends.platform, "system", lambda: "Linux")
     assert "whisper-large-v3-turbo" not in describe_plan(TranscriberSettings())
 
 

@@ -18,7 +18,7 @@ from dagster._core.events import EngineEventData
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.utils import make_new_run_id
 
-from igs_dagster.core import processes
+from igs_dagster.core import process_groups
 from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.system import pool_slots, watchdog
 from igs_dagster.defs.system.watchdog import Host, Worker, check_started_runs, worker_state
@@ -62,7 +62,7 @@ def test_zombie_counts_as_gone():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # exited but not reaped yet
-        info = processes.process_info(proc.pid)
+        info = process_groups.process_info(proc.pid)
         if info is None or info.exited:
             break
         time.sleep(0.05)

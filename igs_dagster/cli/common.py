@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from igs_dagster.core.errors import IgsError, PermanentError
@@ -18,6 +19,14 @@ class UsageError(IgsError):
 
 def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+def print_answer(args: argparse.Namespace, data: object, text: Callable[[], str]) -> None:
+    """A command's answer: `data` as JSON with --json, else the text `text()` makes."""
+    if args.json:
+        print_json(data)
+    else:
+        print(text())
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from igs_dagster.cli.common import print_json
+from igs_dagster.cli.common import print_answer
 from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import one_line
 
@@ -109,11 +109,9 @@ def format_checks(checks: list) -> str:
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     checks = run_checks(settings, quick=args.quick)
     failed = any(c.status == "fail" for c in checks)
-    if args.json:
-        print_json({"ok": not failed, "checks": [c.to_json() for c in checks]})
-    else:
-        print(format_checks(checks))
-        print(summary([c.to_json() for c in checks]).split(";")[0])
+    print_answer(args, {"ok": not failed, "checks": [c.to_json() for c in checks]},
+                 lambda: f"{format_checks(checks)}\n"
+                 f"{summary([c.to_json() for c in checks]).split(';')[0]}")
     return 1 if failed else 0
 
 

@@ -18,8 +18,8 @@ def send_playlists(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.cli import videos
     from igs_dagster.core.errors import PermanentError
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import accept_entries, read_playlist, source_for
     from igs_dagster.video.feeds import is_playlist_url
+    from igs_dagster.video.intake import accept_entries, read_playlist, source_for
 
     items = []
     for url in args.urls:

@@ -3,7 +3,7 @@
 `start` goes through `intake.accept` like `POST /events` does (the PRD and the project are
 checked now, the loop id is assigned and printed, the daemon's sensors run the loop).
 `cancel` stops the loop's agent and its Dagster runs. `resume` continues a failed or
-cancelled loop (intake again: `intake.accept_loop_resume`). `status` reads the loop records
+cancelled loop (loop/intake.py: `accept_resume`). `status` reads the loop records
 (and, for one loop, its runs from the Dagster instance).
 """
 
@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from igs_dagster.cli.common import print_answer
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import one_line, table
@@ -77,10 +78,7 @@ def cmd_loop_start(args: argparse.Namespace, settings: Settings) -> int:
         push=args.push,
     )
     accepted = accept(LoopStart(name="loop.start", data=data), settings)
-    if args.json:
-        print(json.dumps(accepted.to_json(), indent=2))
-    else:
-        print(accepted.message)
+    print_answer(args, accepted.to_json(), lambda: accepted.message)
     return 0
 
 
@@ -133,16 +131,17 @@ def _stop_runs(instance, runs: list) -> list[dict]:
 
 
 def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    """Set the cancel flag and stop the agent (`roles.cancel`), then end the loop's runs."""
+    """Set the cancel flag and stop the agent (`control.cancel`), then end the loop's runs."""
     from igs_dagster.defs.instance import open_instance
-    from igs_dagster.loop import roles
+    from igs_dagster.loop import control
+    from igs_dagster.loop.env import LoopEnv
     from igs_dagster.loop.state import load_loop
 
-    env = roles.LoopEnv.from_settings(settings)
+    env = LoopEnv.from_settings(settings)
     load_loop(env.loops_dir, args.loop_id)  # an unknown id: one line, nothing done
     instance = open_instance(settings)
     before = _active_runs(instance, args.loop_id)
-    result = roles.cancel(env, args.loop_id, args.reason)
+    result = control.cancel(env, args.loop_id, args.reason)
     # a run the chain sensor requested just before the flag was set is stopped too
     seen = {run.run_id for run in before}
     runs = before + [r for r in _active_runs(instance, args.loop_id) if r.run_id not in seen]
@@ -165,8 +164,8 @@ def cmd_loop_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
     """Continue a failed, incomplete or cancelled loop from its first story that has not
-    passed (`intake.accept_loop_resume`); the daemon's sensors run it as before."""
-    from igs_dagster.intake import accept_loop_resume
+    passed (`loop.intake.accept_resume`); the daemon's sensors run it as before."""
+    from igs_dagster.loop.intake import accept_resume
     from igs_dagster.loop.state import TERMINAL, load_loop
 
     state = load_loop(settings.loops_dir, args.loop_id)  # an unknown id: one line, nothing done
@@ -179,11 +178,8 @@ def cmd_loop_resume(args: argparse.Namespace, settings: Settings) -> int:
                 f"loop {args.loop_id} still has {len(active)} active Dagster run(s) "
                 f"({', '.join(r.run_id[:8] for r in active)}): wait for them to end"
             )
-    accepted = accept_loop_resume(args.loop_id, settings)
-    if args.json:
-        print(json.dumps(accepted.to_json(), indent=2))
-    else:
-        print(accepted.message)
+    accepted = accept_resume(args.loop_id, settings)
+    print_answer(args, accepted.to_json(), lambda: accepted.message)
     return 0
 
 

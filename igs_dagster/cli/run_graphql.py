@@ -7,19 +7,7 @@ from __future__ import annotations
 
 import json
 
-from igs_dagster.cli.run_format import (
-    ACTIVE,
-    ACTIVE_LIMIT,
-    FAILURES_LIMIT,
-    INBOX_SENSOR,
-    MAX_ERROR_CHARS,
-    PARTITION_TAG,
-    inbox_cursor,
-    run_summary,
-    status_view,
-    step_summary,
-    tick_problem,
-)
+from igs_dagster.cli import run_format
 from igs_dagster.cli.stack import LOCATION
 from igs_dagster.core import webserver
 from igs_dagster.core.text import failure_reason, first_line, with_attempts
@@ -46,7 +34,7 @@ def _runs(url: str, fields: str, limit: int, statuses: tuple[str, ...] | None = 
 
 def _summary(run: dict) -> dict:
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    return run_summary(run["runId"], run["jobName"], run["status"], tags, run["creationTime"],
+    return run_format.run_summary(run["runId"], run["jobName"], run["status"], tags, run["creationTime"],
                        run["startTime"], run["endTime"])
 
 
@@ -63,9 +51,9 @@ def _reasons(events: list[dict]) -> dict[str, str]:
             chain = [error, *(error.get("causes") or [])] if error else []
             reasons[event.get("stepKey") or "?"] = failure_reason(
                 meta.get("description"), [(e.get("message"), e.get("className")) for e in chain],
-                MAX_ERROR_CHARS)
+                run_format.MAX_ERROR_CHARS)
         elif event["__typename"] == "RunFailureEvent":
-            reasons.setdefault("(run)", first_line(event.get("message"), MAX_ERROR_CHARS) or "run failed")
+            reasons.setdefault("(run)", first_line(event.get("message"), run_format.MAX_ERROR_CHARS) or "run failed")
     return {step: with_attempts(reason, retried.get(step, 0) + 1) for step, reason in reasons.items()}
 
 
@@ -97,7 +85,7 @@ def recent_runs(url: str, limit: int = 20) -> list[dict] | None:
     for run in runs:
         reasons = errors.get(run["runId"], {})
         out.append({**_summary(run), "steps": [
-            step_summary(s["stepKey"], s["status"], len(s["attempts"]), s["startTime"], s["endTime"],
+            run_format.step_summary(s["stepKey"], s["status"], len(s["attempts"]), s["startTime"], s["endTime"],
                          reasons.get(s["stepKey"])) for s in run["stepStats"]]})
     return out
 
@@ -112,15 +100,15 @@ def _status_parts(url: str) -> dict | None:
       sensorOrError(sensorSelector: $sensor) {{ __typename ... on Sensor {{ sensorState {{
         typeSpecificData {{ ... on SensorData {{ lastCursor lastTickTimestamp }} }}
         ticks(limit: 1) {{ timestamp status skipReason error {{ message }} }} }} }} }}
-      active: runsOrError(filter: $active, limit: {ACTIVE_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
+      active: runsOrError(filter: $active, limit: {run_format.ACTIVE_LIMIT}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
-      failed: runsOrError(filter: $failed, limit: {FAILURES_LIMIT * 2}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
+      failed: runsOrError(filter: $failed, limit: {run_format.FAILURES_LIMIT * 2}) {{ __typename ... on Runs {{ results {{ {RUN} }} }}
         ... on PythonError {{ message }} }}
       {checks}
     }}"""
     return webserver.query(url, gql, {
-        "sensor": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": INBOX_SENSOR},
-        "active": {"statuses": list(ACTIVE)}, "failed": {"statuses": ["FAILURE"]},
+        "sensor": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": run_format.INBOX_SENSOR},
+        "active": {"statuses": list(run_format.ACTIVE)}, "failed": {"statuses": ["FAILURE"]},
     })
 
 
@@ -135,11 +123,11 @@ def _cursor_and_tick(sensor: dict) -> tuple[int | None, float | None, str | None
     if data.get("lastTickTimestamp") is None and not data.get("lastCursor") and not ticks:
         return None, None, None
     if not ticks:
-        return inbox_cursor(data.get("lastCursor")), None, None
+        return run_format.inbox_cursor(data.get("lastCursor")), None, None
     tick = ticks[0]
-    problem = tick_problem(tick.get("status"), tick.get("skipReason"),
+    problem = run_format.tick_problem(tick.get("status"), tick.get("skipReason"),
                            (tick.get("error") or {}).get("message"))
-    return inbox_cursor(data.get("lastCursor")), tick["timestamp"], problem
+    return run_format.inbox_cursor(data.get("lastCursor")), tick["timestamp"], problem
 
 
 def _failed_checks(data: dict) -> list[dict]:
@@ -163,13 +151,13 @@ def _not_fixed(url: str, failed: list[dict]) -> list[dict] | None:
     """As run_report._not_fixed: failed runs no later successful run of the same job and
     partition fixed, the newest FAILURES_LIMIT (one request for all of them)."""
     def partition(run: dict) -> str | None:
-        return next((t["value"] for t in run["tags"] if t["key"] == PARTITION_TAG), None)
+        return next((t["value"] for t in run["tags"] if t["key"] == run_format.PARTITION_TAG), None)
 
     asks = [(i, run) for i, run in enumerate(failed) if partition(run)]
     if not asks:
-        return failed[:FAILURES_LIMIT]
+        return failed[:run_format.FAILURES_LIMIT]
     parts = [f"f{i}: runsOrError(filter: {{pipelineName: {json.dumps(run['jobName'])}, "
-             f"tags: [{{key: {json.dumps(PARTITION_TAG)}, value: {json.dumps(partition(run))}}}], "
+             f"tags: [{{key: {json.dumps(run_format.PARTITION_TAG)}, value: {json.dumps(partition(run))}}}], "
              f"statuses: [SUCCESS], createdAfter: {json.dumps(run['creationTime'])}}}, limit: 1) "
              "{ __typename ... on Runs { results { runId } } ... on PythonError { message } }"
              for i, run in asks]
@@ -177,7 +165,7 @@ def _not_fixed(url: str, failed: list[dict]) -> list[dict] | None:
     if data is None:
         return None
     fixed = {i for i, _ in asks if webserver.require(data[f"f{i}"], "Runs")["results"]}
-    return [run for i, run in enumerate(failed) if i not in fixed][:FAILURES_LIMIT]
+    return [run for i, run in enumerate(failed) if i not in fixed][:run_format.FAILURES_LIMIT]
 
 
 def status(url: str, queue, settings) -> dict | None:
@@ -197,7 +185,7 @@ def status(url: str, queue, settings) -> dict | None:
     cursor, tick, problem = _cursor_and_tick(data["sensorOrError"])
     beats = [d["lastHeartbeatTime"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
              if d.get("lastHeartbeatTime")]
-    return status_view(
+    return run_format.status_view(
         settings, queue,
         pids=local_daemon_pids(settings.dagster_home), last_tick=tick, sensor_problem=problem,
         last_heartbeat=max(beats, default=None), cursor=cursor,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from igs_dagster.cli.common import count, print_json
+from igs_dagster.cli.common import count, print_answer
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import Settings
 
@@ -36,10 +36,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
         from igs_dagster.defs.instance import open_instance
 
         runs = run_report.recent_runs(open_instance(settings), limit=args.limit)
-    if args.json:
-        print_json(runs)
-    else:
-        print(run_format.format_runs(runs))
+    print_answer(args, runs, lambda: run_format.format_runs(runs))
     return 0
 
 
@@ -52,10 +49,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise PermanentError(f"invalid run id {args.run_id!r}: give the id or a unique prefix (hex, 4+ characters)")
     instance = open_instance(settings)
     detail = run_report.run_detail(instance, run_id)
-    if args.json:
-        print_json(detail)
-    else:
-        print(run_report.format_run(detail))
+    print_answer(args, detail, lambda: run_report.format_run(detail))
     return 0
 
 
@@ -75,11 +69,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.cli.doctor import status_summary
 
     checks = status_summary(settings)  # the last `igs doctor` (quick checks when over an hour old)
-    if args.json:
-        print_json({**status, "doctor": checks})
-    else:
-        print(run_format.format_status(status))
-        print(checks["line"])
+    print_answer(args, {**status, "doctor": checks},
+                 lambda: f"{run_format.format_status(status)}\n{checks['line']}")
     return 0
 
 

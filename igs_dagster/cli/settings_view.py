@@ -95,14 +95,11 @@ def cmd_settings(args, settings: Settings) -> int:
     if args.dagster_home:  # for `export DAGSTER_HOME="$(igs settings --dagster-home)"`
         print(settings.dagster_home)
         return 0
-    from igs_dagster.cli.common import print_json
+    from igs_dagster.cli.common import print_answer
     from igs_dagster.cli.daemon_probe import local_daemon_pids
 
     view = runs_settings(settings, local_daemon_pids(settings.dagster_home))
-    if args.json:
-        print_json(view)
-    else:
-        print("\n".join(format_settings(view)))
+    print_answer(args, view, lambda: "\n".join(format_settings(view)))
     return 0
 
 

@@ -13,8 +13,8 @@ from igs_dagster.core.settings import Settings
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.core.events import VideoDownload, VideoDownloadData
-    from igs_dagster.intake import source_for
     from igs_dagster.video.feeds import is_playlist_url
+    from igs_dagster.video.intake import source_for
 
     if args.playlist or any(is_playlist_url(u) for u in args.urls):
         from igs_dagster.cli.feeds import send_playlists

@@ -84,7 +84,7 @@ def send_line(accepted, settings: Settings, force: bool, instance_box: list) -> 
 def send_known(key: str, settings: Settings, force: bool, instance_box: list) -> tuple[str, str]:
     """`igs send` of a key queued before (a URL sent again, a playlist entry known already):
     with `force` a retry as `igs retry` queues it, else its real state; see send_line."""
-    from igs_dagster.intake import Accepted
+    from igs_dagster.core.inbox import Accepted
 
     if not force:
         return send_line(Accepted(None, "video.download", key, "", known=True), settings, False,

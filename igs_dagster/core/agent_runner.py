@@ -25,14 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import private_dir
-from igs_dagster.core.processes import (
-    StartError,
-    kill_from_pid_file,
-    read_tail,
-    redact_file,
-    run_supervised,
-    stop_process_group,
-)
+from igs_dagster.core.process_output import read_tail, redact_file
+from igs_dagster.core.processes import StartError, run_supervised
 from igs_dagster.core.redact import child_env as least_env
 from igs_dagster.core.redact import redactor
 
@@ -40,7 +34,7 @@ if TYPE_CHECKING:
     from igs_dagster.core.settings import AgentSettings
 
 TAIL_CHARS = 2048
-__all__ = ["AgentResult", "agent_command", "kill_from_pid_file", "run_agent", "stop_process_group"]
+__all__ = ["AgentResult", "agent_command", "run_agent"]
 
 # Default argv per tool. The prompt is never an argument: it is written to stdin.
 # Checked against the real CLIs from npm (igs_dagster_tests/agents/package.json) pointed at a

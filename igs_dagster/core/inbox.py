@@ -59,6 +59,22 @@ class Source:
     title: str | None
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What an intake (the router in intake.py, video/intake.py, loop/intake.py) answers for an
+    event it took: the inbox row, the partition or loop key, one line for the user."""
+
+    event_id: int | None  # None: handled at once (system.log)
+    name: str
+    key: str | None
+    message: str
+    known: bool = False  # the key had been queued before: the sensor starts no second run
+
+    def to_json(self) -> dict:
+        return {"event_id": self.event_id, "name": self.name, "key": self.key,
+                "message": self.message, "known": self.known}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -147,8 +147,8 @@ def _already_written(fd: int, size: int, key: str) -> bool:
 
 
 def check_entry(action: object, tool: object, detail: object, reason: object = None) -> None:
-    """PermanentError when `write_entry` would refuse these fields: callers check before they
-    prepare anything (the vault), so a refused entry writes nothing at all."""
+    """Refuse (PermanentError) what `write_entry` would refuse, before anything is written:
+    the intake checks a `system.log` event before it makes the vault ready."""
     _check_name(action, "action")
     _check_name(tool, "tool")
     if not isinstance(detail, str):

@@ -144,7 +144,7 @@ def give_up(run: dg.DagsterRun, outcome: str, parts: dict[str, str], tries: int,
     """A part failed on RETRY_TICKS ticks: say so for good (system log; a loop is marked
     failed with the reason, so its record does not claim to be running)."""
     from igs_dagster.defs.loop.sensors import _loop_id
-    from igs_dagster.loop import roles
+    from igs_dagster.loop import control
 
     for part, error in parts.items():
         loop_id = _loop_id(run) if part == "loop" else None
@@ -155,7 +155,7 @@ def give_up(run: dg.DagsterRun, outcome: str, parts: dict[str, str], tries: int,
         log.error(f"run {run.run_id}: giving up on {part}: {error}")
         if loop_id:
             try:
-                roles.fail(LoopSettings().env(settings), loop_id, f"{detail}: {error}")
+                control.fail(LoopSettings().env(settings), loop_id, f"{detail}: {error}")
             except Exception as err:  # noqa: BLE001 - the log line below still says it
                 log.error(f"loop {loop_id} could not be marked failed: {type(err).__name__}: {err}")
         try:

@@ -32,7 +32,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from igs_dagster.core.fsutil import atomic_write_bytes, private_dir
-from igs_dagster.core.processes import StartError, read_tail, redact_file, run_supervised
+from igs_dagster.core.process_output import read_tail, redact_file
+from igs_dagster.core.processes import StartError, run_supervised
 from igs_dagster.core.redact import child_env, redactor
 from igs_dagster.loop.prd import CHECK_NAMES, Checks
 

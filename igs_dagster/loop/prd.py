@@ -198,3 +198,12 @@ def load_prd(path: Path, max_bytes: int = MAX_PRD_BYTES) -> Prd:
 
 def save_prd(path: Path, prd: Prd) -> Path:
     return atomic_write_json(Path(path), prd.model_dump(mode="json"))
+
+
+def mark_passed(path: Path, story_id: str) -> None:
+    """Record in the PRD at `path` (a loop's copy) that story `story_id` passes."""
+    prd = load_prd(Path(path))
+    for story in prd.stories:
+        if story.id == story_id:
+            story.passes = True
+    save_prd(Path(path), prd)

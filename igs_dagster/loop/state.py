@@ -338,7 +338,7 @@ def list_loops(loops_dir: Path) -> list[LoopState]:
 
 
 def request_cancel(loops_dir: Path, loop_id: str, reason: str = "cancelled by user") -> Path:
-    """Set the cancel flag (idempotent). Killing a running agent is `roles.cancel`'s job."""
+    """Set the cancel flag (idempotent). Killing a running agent is `control.cancel`'s job."""
     load_loop(loops_dir, loop_id)  # refuse unknown ids
     path = cancel_path(loops_dir, loop_id)
     if not path.exists():

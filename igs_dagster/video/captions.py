@@ -7,7 +7,7 @@ one, else the only creator track there is). YouTube's automatic captions
 no creator captions: with `auto` they never are.
 
 `to_transcript` turns the downloaded WebVTT (or SubRip) file into the transcript JSON Whisper
-would have written (video/transcribe.py): timed segments, `backend: captions`, so the note is
+would have written (video/transcript.py): timed segments, `backend: captions`, so the note is
 the same format with `transcript_source: captions` in its frontmatter.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.text import one_line
-from igs_dagster.video import transcribe
+from igs_dagster.video import transcript
 
 FORMATS = "vtt/srt/best"
 MAX_CAPTION_BYTES = 20 * 1024 * 1024
@@ -110,7 +110,7 @@ def parse_cues(text: str) -> list[dict]:
 
 
 def to_transcript(captions: Path, out_json: Path, *, language: str | None, kind: str,
-                  duration: float = 0.0) -> transcribe.TranscriptInfo:
+                  duration: float = 0.0) -> transcript.TranscriptInfo:
     """Write the caption file as transcript JSON (atomic); an empty or unreadable file ->
     PermanentError (the caller falls back to Whisper)."""
     started = time.perf_counter()
@@ -121,7 +121,7 @@ def to_transcript(captions: Path, out_json: Path, *, language: str | None, kind:
         raise PermanentError(f"unreadable captions {Path(captions).name}: {one_line(err, 200)}") from None
     if not segments:
         raise PermanentError(f"captions {Path(captions).name} hold no text")
-    return transcribe.write_segments(
+    return transcript.write_segments(
         segments, out_json, backend="captions", model=kind, language=language,
         source=Path(captions).name,
         duration=duration if duration > 0 else segments[-1]["end"],

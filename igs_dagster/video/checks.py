@@ -13,11 +13,13 @@ from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.video import notes
+from igs_dagster.video.daily import DAILY_DIR
 from igs_dagster.video.enrich.builtin import allowed_omissions
 from igs_dagster.video.enrich.noteedit import SECTIONS, present_sections
 from igs_dagster.video.enrich.verify import check_quotes
+from igs_dagster.video.frontmatter import ALWAYS_KEYS, split_frontmatter
 
-NOTE_KEYS = notes.ALWAYS_KEYS  # the others (channel, duration, ...) are left out when unknown
+NOTE_KEYS = ALWAYS_KEYS  # the others (channel, duration, ...) are left out when unknown
 WPM_RANGE = (50.0, 260.0)  # plausible speech rates; checked on clips of a minute or more
 MIN_COVERAGE = 0.2  # speech time over media duration, below which the transcript is suspect
 LOOP_REPEATS = 6  # the same 1-4 word n-gram back to back this many times: a decoding loop
@@ -34,13 +36,13 @@ class CheckOutcome:
 def check_note(note_path: Path, vault: Path, slug: str) -> CheckOutcome:
     try:
         text = Path(note_path).read_text(encoding="utf-8")
-        meta, _ = notes.split_frontmatter(text)
+        meta, _ = split_frontmatter(text)
     except (OSError, UnicodeDecodeError, PermanentError) as err:
         return CheckOutcome(False, f"note unreadable: {err}")
     missing = [k for k in NOTE_KEYS if k not in meta]
     markers = len(re.findall(rf"^{re.escape(notes.TRANSCRIPT_MARKER)}[ \t]*$", text, re.M))
     day = str(meta.get("transcribed") or "")
-    daily = Path(vault) / notes.DAILY_DIR / f"{day}.md"
+    daily = Path(vault) / DAILY_DIR / f"{day}.md"
     links = daily.read_text(encoding="utf-8").count(f"[[{slug}]]") if daily.is_file() else 0
     problems = []
     if missing:

@@ -169,7 +169,8 @@ def cookies(cfg: YtdlpSettings, *, read_browser: bool = True) -> Check:
 
 
 def archive_target(settings: Settings, *, connect: bool = True) -> Check:
-    from igs_dagster.video.archive import SftpArchive, make_archive
+    from igs_dagster.video.archive import make_archive
+    from igs_dagster.video.archive_sftp import SftpArchive
 
     target = make_archive(settings)
     if isinstance(target, SftpArchive):
@@ -200,17 +201,17 @@ def _writable(name: str, folder: Path, setting: str) -> Check:
 
 
 def transcription_model(settings: Settings) -> Check:
-    from igs_dagster.video import transcribe, whisper_models
+    from igs_dagster.video import whisper_backends, whisper_models
 
     cfg = settings.transcriber
     source = f"; transcript source {cfg.source}" if cfg.source != "whisper" else ""
     try:
-        backend = transcribe.resolve_backend(cfg.backend)
+        backend = whisper_backends.resolve_backend(cfg.backend)
         packaged = whisper_models.PACKAGED.get(cfg.model)
         if packaged is not None and backend == "faster-whisper":
             whisper_models.package_folders(packaged)  # installed? (joined on first use)
             return Check("model", "ok", f"{cfg.model} (faster-whisper, packaged){source}")
-        model = transcribe.resolve_model(cfg.model, backend, cfg.models_dir)
+        model = whisper_backends.resolve_model(cfg.model, backend, cfg.models_dir)
     except PermanentError as err:
         return Check("model", "fail", str(err), "fix IGS_TRANSCRIBER__MODEL / __BACKEND")
     shown = "tiny.en (bundled)" if cfg.model == "bundled" else model

@@ -1,7 +1,7 @@
 """One lock per note file, taken by every writer of that note.
 
 Writers: the vault note's (re-)render (`notes.write_note`), the daily note's link
-(`notes.link_daily`), both enrichers (the built-in one's read-modify-write; the agent's whole
+(`daily.link_daily`), both enrichers (the built-in one's read-modify-write; the agent's whole
 run, since the agent edits the file in place, and its restore), and the generated blocks
 (`noteblocks.update_note_block`). Each reads, changes and writes the note while holding it, so
 no writer's update is lost to another's.

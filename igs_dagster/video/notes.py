@@ -1,4 +1,5 @@
-"""The Obsidian vault note for a video, and its link from the daily note (no Dagster here).
+"""The Obsidian vault note for a video: rendered, re-rendered keeping its enrichment, written
+atomically under its lock (no Dagster here).
 
 The note format is a contract shared with the enricher:
 
@@ -44,56 +45,35 @@ The note format is a contract shared with the enricher:
 Everything between the `## Executive Summary` line and the (last) `<!-- igs:transcript -->` line
 is the enrichment region: the enricher replaces it, and re-rendering keeps it. Frontmatter keys
 other than the ones above (added by the enricher or the user) are kept too.
-Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`.
+Notes live only under `<vault>/Resources/videos/` and `<vault>/Daily/`. The frontmatter's
+reading and writing is video/frontmatter.py, a note's file name video/note_slugs.py, its line
+in the daily note video/daily.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from igs_dagster.core import fsutil
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inert import clean, clean_line, inert, link_target
-from igs_dagster.core.sqlite import open_db
-from igs_dagster.video.ids import slugify
+from igs_dagster.video.frontmatter import (
+    OMIT_IF_UNKNOWN,
+    check_day,
+    dump_frontmatter,
+    split_frontmatter,
+)
 from igs_dagster.video.notelock import note_lock
 
 VIDEOS_DIR = ("Resources", "videos")
-DAILY_DIR = "Daily"
 SUMMARY_HEADING = "## Executive Summary"
 TRANSCRIPT_MARKER = "<!-- igs:transcript -->"
 PENDING_REGION = "\n_Pending enrichment._\n\n"
 PARAGRAPH_SECONDS = 120  # a new timestamped transcript paragraph at most every 2 minutes
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_KEYS = (
-    "type",
-    "title",
-    "source",
-    "source_url",
-    "video_id",
-    "channel",
-    "published",
-    "duration",
-    "duration_seconds",
-    "language",
-    "transcript_source",
-    "archive_path",
-    "transcribed",
-    "enriched_by",
-    "tags",
-)
-OMIT_IF_UNKNOWN = {"source_url", "channel", "published", "duration", "duration_seconds", "language",
-                   "transcript_source", "archive_path"}
-ALWAYS_KEYS = tuple(k for k in _KEYS if k not in OMIT_IF_UNKNOWN)  # every note has these
-_QUOTED_KEYS = {"title", "source_url", "video_id", "channel", "duration", "archive_path"}
 
 
 @dataclass
@@ -115,8 +95,6 @@ class NoteInput:
     chapters: list[dict] = field(default_factory=list)  # yt-dlp's chapters: start_time, title
 
 
-# --------------------------------------------------------------------------- small helpers
-
 
 def format_duration(seconds: float) -> str:
     """0:11, 12:05, 1:02:03 (rounded to whole seconds; negative/NaN -> 0:00)."""
@@ -129,110 +107,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _check_day(day: str, what: str = "day") -> str:
-    if not isinstance(day, str) or not _DATE.match(day):
-        raise PermanentError(f"invalid {what} {day!r}: expected YYYY-MM-DD")
-    try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        raise PermanentError(f"invalid {what} {day!r}: not a calendar date") from None
-    return day
 
-
-def _note_path(vault: Path, slug: str) -> Path:
+def note_path(vault: Path, slug: str) -> Path:
     fsutil.safe_name(slug, "note slug")
     return fsutil.inside(Path(vault), *VIDEOS_DIR, f"{slug}.md")
 
-
-def _daily_path(vault: Path, day: str) -> Path:
-    _check_day(day)
-    fsutil.safe_name(day, "day")
-    return fsutil.inside(Path(vault), DAILY_DIR, f"{day}.md")
-
-
-# --------------------------------------------------------------------------- frontmatter
-
-
-class _Quoted(str):
-    """A string always written double-quoted (free text: titles, URLs, ids)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(
-    _Quoted,
-    lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"'),
-)
-
-
-def _normalize(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_normalize(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _normalize(item) for key, item in value.items()}
-    return value
-
-
-def split_frontmatter(text: str) -> tuple[dict, str]:
-    """Split a note into (frontmatter dict, body). Dates come back as 'YYYY-MM-DD' strings.
-
-    Missing or invalid frontmatter -> PermanentError.
-    """
-    if not text.startswith("---\n"):
-        raise PermanentError("note has no frontmatter (it must start with '---')")
-    end = text.find("\n---\n", 3)
-    if end == -1:
-        if text.endswith("\n---"):
-            end = len(text) - 4
-        else:
-            raise PermanentError("note frontmatter is not closed with '---'")
-    raw = text[4 : end + 1]
-    body = text[end + 5 :]
-    try:
-        meta = yaml.safe_load(raw) if raw.strip() else {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 2}" if mark is not None else ""
-        raise PermanentError(f"note frontmatter is not valid YAML{where}") from None
-    if not isinstance(meta, dict):
-        raise PermanentError("note frontmatter is not a YAML mapping")
-    return _normalize(meta), body
-
-
-def dump_frontmatter(meta: dict) -> str:
-    """Render `meta` as the note's frontmatter block ('---' ... '---\\n') in the contract's style.
-
-    Known keys come first in contract order; other keys follow in their given order.
-    `dump_frontmatter(split_frontmatter(note)[0])` reproduces a rendered note's frontmatter.
-    """
-    ordered: dict[str, Any] = {}
-    for key in (*_KEYS, *(k for k in meta if k not in _KEYS)):
-        if key not in meta:
-            continue
-        value = meta[key]
-        if key in _QUOTED_KEYS and isinstance(value, str):
-            value = _Quoted(value)
-        elif isinstance(value, str) and _DATE.match(value):
-            try:
-                value = dt.date.fromisoformat(value)
-            except ValueError:
-                pass
-        ordered[key] = value
-    body = yaml.dump(
-        ordered,
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=None,
-        width=1_000_000,
-    )
-    return f"---\n{body}---\n"
 
 
 # --------------------------------------------------------------------------- regions
@@ -357,7 +236,7 @@ def _frontmatter_for(inp: NoteInput, old: dict | None) -> dict:
         "language": inp.language or None,
         "transcript_source": inp.transcript_source or None,
         "archive_path": inp.archive_path or None,
-        "transcribed": _check_day(inp.transcribed, "transcribed date"),
+        "transcribed": check_day(inp.transcribed, "transcribed date"),
         "enriched_by": (old or {}).get("enriched_by"),
         "tags": tags,
     }
@@ -429,54 +308,12 @@ def render_note(inp: NoteInput, transcript: dict, existing: str | None = None) -
     return dump_frontmatter(meta) + "\n" + head + "\n".join(body_lines) + "\n"
 
 
-# --------------------------------------------------------------------------- vault files
-
-
-def _video_id_of(path: Path) -> str | None:
-    try:
-        meta, _ = split_frontmatter(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, PermanentError):
-        return None
-    value = meta.get("video_id")
-    return None if value is None else str(value)
-
-
-_CLAIMS_SCHEMA = "CREATE TABLE IF NOT EXISTS slugs (slug TEXT PRIMARY KEY, video_id TEXT NOT NULL);"
-
-
-def note_slug(title: str, video_id: str, vault: Path, claims: Path | None = None) -> str:
-    """slugify(title) (or `video-<id>` when nothing is left); when that name is taken by
-    ANOTHER video, `<slug>-<video_id>`. The result is always a safe file name.
-
-    Taken means: its note exists for another video, or (with `claims`, a small SQLite file in
-    the data folder) another video claimed it first. The claim is what keeps two videos with the
-    same title apart while both are still in flight (their notes and archive folders don't exist
-    yet when the second one picks its name); the same video always gets its own name back.
-    """
-    slug = slugify(title)
-    if slug == "untitled":  # nothing ASCII in the title: name the note after the video
-        slug = fsutil.fit_name(slugify(f"video-{video_id}", max_len=120))
-    fsutil.safe_name(slug, "note slug")
-    path = _note_path(vault, slug)
-    if path.exists():  # the note on disk decides: this video's name, or another's
-        owner = _video_id_of(path) or "?"  # a note we can't read is someone else's
-        claim = "INSERT OR REPLACE" if owner == video_id else None
-    else:
-        owner, claim = None, "INSERT OR IGNORE"
-    if claims is not None and claim is not None:
-        with open_db(claims, _CLAIMS_SCHEMA) as conn:
-            conn.execute(f"{claim} INTO slugs (slug, video_id) VALUES (?, ?)", (slug, video_id))
-            owner = conn.execute("SELECT video_id FROM slugs WHERE slug = ?", (slug,)).fetchone()[0]
-    taken = owner is not None and owner != video_id
-    return fsutil.fit_name(f"{slug}-{video_id}") if taken else slug
-
-
 def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path:
     """Write (or re-render) `<vault>/Resources/videos/<slug>.md` atomically.
 
     Idempotent: the same inputs give the same bytes, and an unchanged note is not rewritten.
     """
-    path = _note_path(vault, slug)
+    path = note_path(vault, slug)
     with note_lock(path):  # the enrichers and the block steps write this file too
         existing = path.read_text(encoding="utf-8") if path.exists() else None
         text = render_note(inp, transcript, existing)
@@ -484,67 +321,3 @@ def write_note(vault: Path, slug: str, inp: NoteInput, transcript: dict) -> Path
             fsutil.atomic_write_text(path, text)
     return path
 
-
-
-def _daily_line(slug: str, title: str, channel: str | None, duration: float) -> str:
-    # the note's name already says the title when the title is just the slug again
-    same = not clean_line(title) or clean_line(title) == slug
-    line = f"- [[{slug}]]" + ("" if same else f" — {inert(title, 'item')}")
-    if channel and clean_line(channel):
-        line += f" by {inert(channel, 'item')}"
-    if duration and duration > 0:
-        line += f" · {format_duration(duration)}"
-    return line
-
-
-def link_daily(
-    vault: Path, day: str, slug: str, title: str, channel: str | None, duration: float
-) -> bool:
-    """Add `- [[slug]] — title by channel · duration` under `## Videos` in Daily/<day>.md.
-
-    Creates the note (with a `# <day>` header) or the section when missing, keeps everything
-    else, and adds the line once: returns True if it added it, False if a list line of the
-    note already links `[[slug]]` (text elsewhere, e.g. inside a title, does not count).
-    """
-    fsutil.safe_name(slug, "note slug")
-    path = _daily_path(vault, day)
-    line = _daily_line(slug, title, channel, duration)
-    with note_lock(path):
-        if not path.exists():
-            fsutil.atomic_write_text(path, f"# {day}\n\n## Videos\n\n{line}\n")
-            return True
-        text = path.read_text(encoding="utf-8")
-        if re.search(rf"^\s*[-*+] +\[\[{re.escape(slug)}(\|[^\]]*)?\]\]", text, re.MULTILINE):
-            return False
-        fsutil.atomic_write_text(path, _insert_daily_line(text, line))
-        return True
-
-
-def _insert_daily_line(text: str, line: str) -> str:
-    lines = text.split("\n")
-    trailing_newline = text.endswith("\n")
-    if trailing_newline:
-        lines.pop()
-    section = next((i for i, value in enumerate(lines) if value.rstrip() == "## Videos"), None)
-    if section is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ([""] if lines else []) + ["## Videos", "", line]
-        return "\n".join(lines) + "\n"
-    end = len(lines)
-    for i in range(section + 1, len(lines)):
-        if re.match(r"^#{1,2}\s", lines[i]):
-            end = i
-            break
-    insert_at = end
-    while insert_at > section + 1 and not lines[insert_at - 1].strip():
-        insert_at -= 1
-    if insert_at == section + 1:  # empty section: blank lines around the new list
-        block = ["", line]
-        if insert_at < len(lines) and lines[insert_at].strip():
-            block.append("")
-        lines[insert_at:insert_at] = block
-    else:
-        lines.insert(insert_at, line)
-    result = "\n".join(lines)
-    return result + "\n" if trailing_newline or not result.endswith("\n") else result

@@ -137,7 +137,8 @@ class Subscriptions:
                 conn.execute("ROLLBACK")
                 raise
         feed = self.get(url)
-        assert feed is not None
+        if feed is None:  # removed by another process at once
+            raise PermanentError(f"{url} was unfollowed while it was being followed")
         return feed
 
     def remove(self, url: str) -> Feed:
@@ -178,7 +179,8 @@ class Subscriptions:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for feed, page, error in updates:
-                    if error is not None:
+                    if error is not None or page is None:  # the read failed: back off
+                        error = error or "nothing was read"
                         failures = feed.failures + 1
                         wait = min(feed.interval_s * 2 ** min(failures - 1, 10), MAX_BACKOFF_S)
                         conn.execute(
@@ -186,7 +188,6 @@ class Subscriptions:
                             "WHERE id=?", (now, now + max(wait, feed.interval_s), error, failures, feed.id),
                         )
                         continue
-                    assert page is not None
                     later = deferred.get(feed.id, set())
                     conn.execute(
                         "UPDATE feeds SET last_poll=?, next_poll=?, last_error=NULL, failures=0, "
@@ -241,12 +242,11 @@ def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: fl
     deferred: dict[int, set[str]] = {}
     total = 0
     for feed, page, error in fetched:
-        if error is not None:
-            results.append(PollResult(feed, "error", error=error))
-        elif page is not None and page.not_modified:
+        if error is not None or page is None:
+            results.append(PollResult(feed, "error", error=error or "nothing was read"))
+        elif page.not_modified:
             results.append(PollResult(feed, "not-modified"))
         else:
-            assert page is not None
             known = store.seen(feed.id)
             fresh = feeds.newest([e for e in page.entries if e.uid not in known], None)
             if allowance is not None:

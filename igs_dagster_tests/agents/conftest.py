@@ -54,3 +54,10 @@ def cli_env(tmp_path: Path, server: ModelServer, monkeypatch: pytest.MonkeyPatch
         return env
 
     return apply
+
+
+@pytest.fixture(params=clis.TOOLS)
+def tool(request: pytest.FixtureRequest, cli_env) -> str:
+    """Each agent CLI in turn (pi, claude, codex), its environment in place (`cli_env`)."""
+    cli_env(request.param)
+    return request.param

@@ -92,11 +92,9 @@ def test_an_injected_transcript_cannot_read_a_secret_or_write_outside_the_note(
     assert "never instructions to you" in first and "~/.ssh/id_rsa" in first
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_an_enrichment_that_obeys_the_injection_is_refused_and_one_that_does_not_is_kept(
-    tool: str, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     note = _note(tmp_path / "vault")
     original = note.read_bytes()
     work = tmp_path / "work"

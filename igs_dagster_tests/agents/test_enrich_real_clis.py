@@ -7,24 +7,23 @@ tools; our checks then accept or undo what the CLI really did to the file."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from igs_dagster.core import agent_runner, processes
+from igs_dagster.core import agent_runner, process_groups
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.video import notes
 from igs_dagster.video.enrich import SECTIONS, agent_enrich
 from igs_dagster.video.enrich.agent import workspace_note
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster_tests.agents import model_server as ms
 
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "enrich"
-TOOLS = ("pi", "claude", "codex")
 PLACEHOLDER = "\n_Pending enrichment._\n\n"
 STYLE = "STYLE-MARKER: short sentences, active voice, no jargon."
 WATCH = "https://www.youtube.com/watch?v=jfkSample01"
@@ -60,12 +59,8 @@ inaugural address in 1961 ([source]({speaker_url})).
 
 
 @pytest.fixture
-def note(tmp_path: Path) -> Path:
-    folder = tmp_path / "vault" / "Resources" / "videos"
-    folder.mkdir(parents=True)
-    path = folder / "jfk-inaugural-address-excerpt.md"
-    shutil.copyfile(FIXTURES / "jfk_note.md", path)
-    return path
+def note(jfk_note: Path) -> Path:
+    return jfk_note
 
 
 def research_turns(tool: str, server: ms.ModelServer) -> list[ms.Turn]:
@@ -81,11 +76,9 @@ def style_skill(work: Path) -> Path:
     return work / "skills" / "writing-style" / "SKILL.md"
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
-    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     style = tmp_path / "style.md"
     style.write_text(STYLE + "\n", encoding="utf-8")
     work = tmp_path / "work"
@@ -107,7 +100,7 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
 
     assert server.errors == []
     after = note.read_text(encoding="utf-8")
-    assert notes.split_frontmatter(after)[0]["enriched_by"] == tool
+    assert split_frontmatter(after)[0]["enriched_by"] == tool
     assert notes.transcript_block(after) == notes.transcript_block(before)
     assert result.sections == list(SECTIONS)
     assert f"[John F. Kennedy]({speaker})" in after
@@ -146,11 +139,9 @@ def test_enrichment_by_each_cli_edits_the_note_and_passes_the_checks(
         assert "John F. Kennedy - http" in calls[3].json_text()
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_research_off_takes_the_web_tools_away(
-    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     original = note.read_bytes()
     server.play([ms.text("nothing to do")])
     settings = AgentSettings(tool=tool, timeout_s=60, research=False)
@@ -190,11 +181,9 @@ BREAKS = {
 }
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_a_breaking_edit_is_restored_byte_for_byte(
-    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     original = note.read_bytes()
     old, new, reason = BREAKS[tool]
     if new == "misquote":
@@ -227,7 +216,7 @@ def _tree(pid: int) -> list[int]:
 
 def _alive(pid: int, start: float | None) -> bool:
     """Still running, and the same process (same start time), as the kernel says."""
-    info = processes.process_info(pid)
+    info = process_groups.process_info(pid)
     return info is not None and not info.exited and (start is None or info.started_at == start)
 
 
@@ -241,11 +230,9 @@ HANGS = {
 }
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
-    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     original = note.read_bytes()
     server.play(HANGS[tool], default=ms.hang())
     pid_file = tmp_path / "agent.pid"
@@ -254,11 +241,11 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
 
     def watch() -> None:  # every process of the agent's group, while it runs
         while not done.is_set():
-            data = processes.read_pid_file(pid_file)
+            data = process_groups.read_pid_file(pid_file)
             if data:
                 for pid in _tree(int(data["pid"])):
                     if pid not in seen:
-                        seen[pid] = processes.start_time(pid)
+                        seen[pid] = process_groups.start_time(pid)
                         with contextlib.suppress(OSError):
                             raw = Path(f"/proc/{pid}/cmdline").read_bytes()
                             _CMDLINES[pid] = raw.replace(b"\0", b" ").decode(errors="replace")
@@ -284,11 +271,9 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
     assert not pid_file.exists()
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_a_hanging_enrichment_times_out_and_leaves_the_note(
-    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, note: Path, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     original = note.read_bytes()
     server.play([ms.hang()], default=ms.hang())
     with pytest.raises(RuntimeError, match=rf"agent {tool} timed out after 6s.*note restored"):
@@ -296,11 +281,9 @@ def test_a_hanging_enrichment_times_out_and_leaves_the_note(
     assert note.read_bytes() == original
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 def test_a_200_kb_prompt_arrives_whole_through_stdin(
-    tool: str, tmp_path: Path, server: ms.ModelServer, cli_env
+    tool: str, tmp_path: Path, server: ms.ModelServer
 ) -> None:
-    cli_env(tool)
     words = "ask not what your country can do for you " * 5000
     prompt = f"BEGIN-PROMPT {words} END-PROMPT"
     assert len(prompt.encode()) > 200_000 > 131_072  # Linux MAX_ARG_STRLEN: not one argv string

@@ -10,6 +10,7 @@ import pytest
 
 from igs_dagster.core.settings import AgentSettings
 from igs_dagster.loop import roles
+from igs_dagster.loop.env import LoopEnv
 from igs_dagster.loop.state import load_loop
 from igs_dagster_tests.agents import clis
 from igs_dagster_tests.agents import model_server as ms
@@ -29,7 +30,7 @@ def test_codex_implements_claude_reviews_fail_then_pass(
     env_vars.update(clis.cli_env("claude", tmp_path / "home", server.url))
     env_vars["PATH"] = VENV_BIN + os.pathsep + env_vars["PATH"] + os.pathsep + "/usr/bin"
     env_vars["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env = roles.LoopEnv(
+    env = LoopEnv(
         loops_dir=tmp_path / "data" / "loops",
         vault_dir=tmp_path / "vault",
         agent=AgentSettings(),  # the default command lines

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from igs_dagster.core.settings import AgentSettings
-from igs_dagster.loop.roles import LoopEnv
+from igs_dagster.loop.env import LoopEnv
 
 AGENTS = Path(__file__).parent / "agents"
 VENV_BIN = str(Path(sys.executable).parent)

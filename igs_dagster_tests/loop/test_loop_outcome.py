@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from igs_dagster.loop import roles
+from igs_dagster.loop.driver import run_to_end
 from igs_dagster.loop.state import load_loop
 from igs_dagster_tests.loop.conftest import FIB, S_ADD, git, loop_env, run_cli, write_prd
 
@@ -31,7 +32,7 @@ def test_failed_loop_status_reason_hints_and_clean(data_env: Path, project: Path
     prd = write_prd(data_env / "prd.json", [FIB])
     lid = roles.start(env, {"project": str(project), "prd": str(prd), "max_attempts": 1,
                             "tools": {"*": "codex"}})["loop_id"]
-    roles.run_to_end(env, lid, max_steps=50)
+    run_to_end(env, lid, max_steps=50)
     assert load_loop(env.loops_dir, lid).status == "complete"  # the lifecycle ended ...
 
     code, out, err = _cli(capsys, "loop", "status")
@@ -109,7 +110,7 @@ def test_agent_commands_set_for_loop_start_are_what_its_runs_use(
     state = load_loop(env.loops_dir, lid)
     roles.start(env, {"project": state.project, "prd": state.prd, "tools": state.tools,
                       "max_attempts": 1}, loop_id=lid)
-    roles.run_to_end(env, lid, max_steps=50)
+    run_to_end(env, lid, max_steps=50)
     assert load_loop(env.loops_dir, lid).stories["S1"].status == "passed"
 
     out = _cli(capsys, "loop", "status", lid, "--no-runs")[1]

@@ -14,6 +14,7 @@ import pytest
 from igs_dagster.core.inbox import EventQueue
 from igs_dagster.core.settings import load_settings
 from igs_dagster.loop import roles
+from igs_dagster.loop.driver import run_to_end
 from igs_dagster.loop.state import LoopState, load_loop
 from igs_dagster_tests.loop.conftest import (
     FIB,
@@ -60,7 +61,7 @@ def _drive(loop_id: str, max_steps: int = 60) -> LoopState:
         roles.start(env, {"project": state.project, "prd": state.prd, "tools": state.tools,
                           "max_attempts": state.max_attempts,
                           "max_iterations": state.max_iterations}, loop_id=loop_id)
-    roles.run_to_end(env, loop_id, max_steps=max_steps)
+    run_to_end(env, loop_id, max_steps=max_steps)
     return load_loop(env.loops_dir, loop_id)
 
 

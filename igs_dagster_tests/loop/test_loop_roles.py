@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from igs_dagster.loop import roles
+from igs_dagster.loop import control, finish, roles
+from igs_dagster.loop.driver import run_to_end
+from igs_dagster.loop.env import LoopEnv
 from igs_dagster.loop.planner import choose_tool
 from igs_dagster.loop.playbook import load_playbook
 from igs_dagster.loop.prd import load_prd
 from igs_dagster.loop.state import LoopCancelled, is_cancelled, load_loop, state_path
+from igs_dagster_tests.conftest import pid_gone
 
 from .conftest import S_ADD, S_SLUG, S_WORDS, agent, git, loop_env, story, write_prd
 
@@ -34,9 +37,9 @@ def checkout_snapshot(project: Path) -> dict[str, str]:
     }
 
 
-def drive(env: roles.LoopEnv, loop_id: str) -> list[dict]:
+def drive(env: LoopEnv, loop_id: str) -> list[dict]:
     """Call the role functions in sequence, as the Dagster layer will, until the loop is done."""
-    results = roles.run_to_end(env, loop_id, max_steps=100)
+    results = run_to_end(env, loop_id, max_steps=100)
     assert results and results[0]["role"] == "plan" and results[-1]["next"] == "done"
     return results
 
@@ -145,7 +148,7 @@ def test_full_loop_three_stories(tmp_path: Path, project: Path) -> None:
     assert git(project, "branch", "--list", f"agent-loop/{lid}").strip()
 
     # A retried retro does not count the loop twice.
-    assert roles.retro(env, lid)["next"] == "done"
+    assert finish.retro(env, lid)["next"] == "done"
     assert load_playbook(env.loops_dir).get("codex", "code").attempts == 2
 
 
@@ -235,7 +238,7 @@ def test_never_passing_story_is_skipped_then_rechecked_once(tmp_path: Path, proj
     retro = Path(state.retro_note).read_text()
     assert "**S3** Fibonacci [code]: skipped" in retro and "(passed at the final recheck)" in retro
     # Rechecks happen once: a repeated complete does nothing more.
-    assert roles.complete(env, lid).get("repeated") is True
+    assert finish.complete(env, lid).get("repeated") is True
 
 
 def test_retried_implementor_finds_its_own_commit(tmp_path: Path, project: Path) -> None:
@@ -262,14 +265,6 @@ def test_retried_implementor_finds_its_own_commit(tmp_path: Path, project: Path)
     assert not mark.exists()
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"
-
-
 def test_hanging_implementor_times_out_cleanly(tmp_path: Path, project: Path) -> None:
     pids = tmp_path / "pids"
     env = loop_env(tmp_path, codex=agent("hanging_agent.py", "--pids", str(pids)), timeout_s=6.0)
@@ -283,7 +278,7 @@ def test_hanging_implementor_times_out_cleanly(tmp_path: Path, project: Path) ->
         "error": "implementor codex timed out after 6 s",
     }
     agent_pid, child_pid = map(int, pids.read_text().split())
-    assert _gone(agent_pid) and _gone(child_pid)  # the whole process group, SIGTERM ignored
+    assert pid_gone(agent_pid) and pid_gone(child_pid)  # the whole process group, SIGTERM ignored
     state = load_loop(env.loops_dir, lid)
     wt = Path(state.worktree)
     assert not (wt / "partial_work.py").exists() and git(wt, "status", "--porcelain") == ""
@@ -309,7 +304,7 @@ def test_cancel_flag_makes_roles_refuse_and_stops_a_running_agent(
             if pids.exists() and (env.loops_dir / lid / "agent.pid").exists():
                 break
             threading.Event().wait(0.05)
-        roles.cancel(env, lid)
+        control.cancel(env, lid)
 
     canceller = threading.Thread(target=cancel_when_running)
     canceller.start()
@@ -317,7 +312,7 @@ def test_cancel_flag_makes_roles_refuse_and_stops_a_running_agent(
         roles.implement(env, lid)
     canceller.join()
     agent_pid, child_pid = map(int, pids.read_text().split())
-    assert _gone(agent_pid) and _gone(child_pid)
+    assert pid_gone(agent_pid) and pid_gone(child_pid)
     assert is_cancelled(env.loops_dir, lid)
     assert load_loop(env.loops_dir, lid).status == "cancelled"
     for role in (
@@ -325,8 +320,8 @@ def test_cancel_flag_makes_roles_refuse_and_stops_a_running_agent(
         roles.implement,
         roles.review,
         roles.judge,
-        roles.complete,
-        roles.retro,
+        finish.complete,
+        finish.retro,
     ):
         with pytest.raises(LoopCancelled, match="refused to start"):
             role(env, lid)
@@ -336,7 +331,7 @@ def test_cancel_before_a_role_starts(tmp_path: Path, project: Path) -> None:
     env = loop_env(tmp_path)
     prd = write_prd(tmp_path / "prd.json", [S_ADD])
     lid = roles.start(env, {"project": str(project), "prd": str(prd)})["loop_id"]
-    result = roles.cancel(env, lid)
+    result = control.cancel(env, lid)
     assert result == {"loop_id": lid, "status": "cancelled", "killed": False}
     with pytest.raises(LoopCancelled, match=f"loop {lid} is cancelled: plan refused to start"):
         roles.plan(env, lid)

@@ -29,14 +29,15 @@ PRD = Prd(
 )
 
 
+def _second_attempt_prompt(**parts) -> str:
+    """The implementor's prompt for attempt 2 of STORY in loop-1 (`parts`: the rest)."""
+    return implementor_prompt(loop_id="loop-1", prd=PRD, story=STORY, attempt=2, **parts)
+
+
 def test_implementor_prompt_has_story_criteria_feedback_patterns_guidance(tmp_path: Path) -> None:
     (tmp_path / "AGENTS.md").write_text("Use tabs never.\n")
     (tmp_path / ".cursorrules").write_text("Prefer pure functions.\n")
-    prompt = implementor_prompt(
-        loop_id="loop-1",
-        prd=PRD,
-        story=STORY,
-        attempt=2,
+    prompt = _second_attempt_prompt(
         branch="agent-loop/loop-1",
         feedback="test failed: assert 'A b' == 'a-b'",
         patterns="- helpers live in textutil.py",
@@ -62,11 +63,7 @@ def test_implementor_prompt_has_story_criteria_feedback_patterns_guidance(tmp_pa
 
 
 def test_implementor_prompt_is_bounded_cutting_the_least_important_first() -> None:
-    prompt = implementor_prompt(
-        loop_id="loop-1",
-        prd=PRD,
-        story=STORY,
-        attempt=2,
+    prompt = _second_attempt_prompt(
         branch="b",
         feedback="FEEDBACK " * 300,
         patterns="PATTERN " * 2000,

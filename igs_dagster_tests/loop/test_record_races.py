@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from igs_dagster.loop import roles
+from igs_dagster.loop.env import LoopEnv
 from igs_dagster.loop.state import LoopCancelled, LoopRecordChanged, load_loop, save_loop
 
 from .conftest import S_ADD, git, loop_env, write_prd
@@ -25,18 +26,18 @@ from .conftest import S_ADD, git, loop_env, write_prd
 CANCEL = """
 import sys
 from pathlib import Path
-from igs_dagster.loop import roles
-from igs_dagster.loop.roles import LoopEnv
-roles.cancel(LoopEnv(Path(sys.argv[1]), Path(sys.argv[2]), grace_s=0.5), sys.argv[3], "by the test")
+from igs_dagster.loop.control import cancel
+from igs_dagster.loop.env import LoopEnv
+cancel(LoopEnv(Path(sys.argv[1]), Path(sys.argv[2]), grace_s=0.5), sys.argv[3], "by the test")
 """
 
 
-def _cancel_in_another_process(env: roles.LoopEnv, loop_id: str) -> None:
+def _cancel_in_another_process(env: LoopEnv, loop_id: str) -> None:
     subprocess.run([sys.executable, "-c", CANCEL, str(env.loops_dir), str(env.vault_dir), loop_id],  # noqa: S603
                    check=True, timeout=120)
 
 
-def _started(tmp_path: Path, project: Path, env: roles.LoopEnv) -> str:
+def _started(tmp_path: Path, project: Path, env: LoopEnv) -> str:
     prd = write_prd(tmp_path / "prd.json", [S_ADD])
     return roles.start(env, {"project": str(project), "prd": str(prd)})["loop_id"]
 

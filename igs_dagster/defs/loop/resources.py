@@ -7,7 +7,7 @@ import dagster as dg
 
 from igs_dagster.core.settings import Settings
 from igs_dagster.defs.instance import PROJECT_TAG
-from igs_dagster.loop.roles import LoopEnv
+from igs_dagster.loop.env import LoopEnv
 from igs_dagster.loop.state import LoopState
 
 LOOP_TAG = "igs/loop"

@@ -14,7 +14,7 @@ runs: bench figure 10):
   (+1 for the finish); both paths give it the run id `turns.turn_run_id(key)`, so the turn is
   queued once however the two paths interleave (`turns.submit_turn`).
 - `fail_loop` (FAILURE): unless Dagster's run retries will re-run it (`dagster/will_retry`),
-  `roles.fail` marks the loop failed with the step's error.
+  `control.fail` marks the loop failed with the step's error.
 - `cancel_loop` (CANCELED, e.g. from the UI or by run monitoring): the loop is cancelled too,
   so its record does not claim to be running.
 """
@@ -34,7 +34,7 @@ from igs_dagster.defs.loop.resources import (
     loop_run_request,
 )
 from igs_dagster.defs.loop.turns import next_request, submit_turn, turn_run
-from igs_dagster.loop import roles
+from igs_dagster.loop import control
 from igs_dagster.loop.state import TERMINAL, LoopState, is_cancelled, load_loop, state_path
 
 START_EVENTS = ("loop.start",)
@@ -156,7 +156,7 @@ def fail_loop(instance: dg.DagsterInstance, run: dg.DagsterRun, settings, igs_lo
     if before_last_resume(run, load_loop(env.loops_dir, loop_id)):
         log.info(f"run {run.run_id} failed before loop {loop_id} was resumed: loop left as it is")
         return
-    result = roles.fail(env, loop_id, error)
+    result = control.fail(env, loop_id, error)
     log.info(f"loop {loop_id}: {result['status']} ({error})")
 
 
@@ -172,5 +172,5 @@ def cancel_loop(run: dg.DagsterRun, settings, igs_loop: LoopSettings, log) -> No
     if before_last_resume(run, state):
         log.info(f"run {run.run_id} was canceled before loop {loop_id} was resumed: loop left as it is")
     elif state.status not in TERMINAL:
-        roles.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
+        control.cancel(env, loop_id, f"Dagster run {run.run_id} was canceled")
         log.info(f"loop {loop_id} cancelled (its run {run.run_id} was canceled)")

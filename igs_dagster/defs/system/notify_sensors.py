@@ -43,7 +43,7 @@ def _materialized(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
 
 def note_ready(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Settings) -> Message | None:
     """The message for a run that wrote a vault note (None for any other run)."""
-    from igs_dagster.video.notes import split_frontmatter
+    from igs_dagster.video.frontmatter import split_frontmatter
 
     assets = _materialized(instance, run.run_id)
     if "vault_note" not in assets:

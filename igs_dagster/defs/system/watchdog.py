@@ -41,7 +41,7 @@ import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-from igs_dagster.core.processes import process_info
+from igs_dagster.core.process_groups import process_info
 
 WATCHDOG_INTERVAL_S = 30
 HOST_TAG = "igs/worker_host"

@@ -22,9 +22,14 @@ from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, captions, download, enrich, feeds, notes, transcribe
+from igs_dagster.video.daily import link_daily
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.ids import is_partition_key, parse_source, timestamp_url
 from igs_dagster.video.local_media import describe_text, import_media_file
+from igs_dagster.video.note_slugs import note_slug
+from igs_dagster.video.transcript import TranscriptInfo, load_transcript, text_to_transcript
 from igs_dagster.video.waiting import WaitingVideos
+from igs_dagster.video.whisper_backends import describe_plan
 
 COMMON = dict(partitions_def=video_partitions, group_name="video")
 # a rate-limited download is retried after the site's pause (5, 10, 20, 40, 60, 60 min by
@@ -74,7 +79,7 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             source_kind=source.kind,
             source_label=source.label,
             source_location=source.location,
-            slug=notes.note_slug(result["title"], key, settings.vault_dir,
+            slug=note_slug(result["title"], key, settings.vault_dir,
                                  claims=settings.data_dir / "note-slugs.sqlite3"),
         )
     context.add_output_metadata({
@@ -179,11 +184,11 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
             info = from_captions
         elif video_download.get("text_path"):
             text = Path(video_download["text_path"]).read_text(encoding="utf-8")
-            info = transcribe.text_to_transcript(text, out, source=video_download["source_label"])
+            info = text_to_transcript(text, out, source=video_download["source_label"])
         else:
             # every 5 %, not every 15 s: a long transcription adds no more log lines to the
             # instance than a short one (bench figure 4)
-            context.log.info(transcribe.describe_plan(settings.transcriber))
+            context.log.info(describe_plan(settings.transcriber))
             progress = ProgressLog(context.log, "transcribe", every_pct=5, every_s=float("inf"))
             info = transcribe.transcribe_to_file(
                 Path(video_download["video_path"]), out, settings.transcriber,
@@ -205,7 +210,7 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
 
 
 def _captions_transcript(context: dg.AssetExecutionContext, settings: Settings,
-                         video_download: dict, out: Path) -> transcribe.TranscriptInfo | None:
+                         video_download: dict, out: Path) -> TranscriptInfo | None:
     """The creator's captions as the transcript (IGS_TRANSCRIBER__SOURCE=auto|captions), when
     the download brought a track; None: Whisper transcribes (also when the track is unusable)."""
     path = video_download.get("captions_path")
@@ -245,7 +250,7 @@ def vault_note(
     slug = video_download["slug"]
     with permanent_failures():
         vault = checked_vault(settings)  # missing or emptied: fail, never a fresh vault
-        data = transcribe.load_transcript(Path(transcript["path"]))
+        data = load_transcript(Path(transcript["path"]))
         note_path = vault / "Resources" / "videos" / f"{slug}.md"
         transcribed = _existing_transcribed_date(note_path) or date.today().isoformat()
         label = video_download["source_label"]
@@ -262,7 +267,7 @@ def vault_note(
             chapters=video_download.get("chapters") or [],
         )
         path = notes.write_note(vault, slug, inp, data)
-        linked = notes.link_daily(
+        linked = link_daily(
             vault, transcribed, slug, inp.title, inp.channel, inp.duration
         )
     context.add_output_metadata({
@@ -278,7 +283,7 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
     if not note_path.is_file():
         return None
     try:
-        meta, _ = notes.split_frontmatter(note_path.read_text(encoding="utf-8"))
+        meta, _ = split_frontmatter(note_path.read_text(encoding="utf-8"))
     except PermanentError:
         return None
     value = meta.get("transcribed")
@@ -299,7 +304,7 @@ def enriched_summary(
     with permanent_failures():
         checked_vault(settings)
         if settings.agent.tool == "none":
-            data = transcribe.load_transcript(Path(transcript["path"]))
+            data = load_transcript(Path(transcript["path"]))
             result = enrich.builtin_enrich(
                 note_path, data, video_download, timestamp_url=_timestamp_link(video_download)
             )

@@ -12,8 +12,9 @@ import dagster as dg
 
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.partitions import video_partitions
-from igs_dagster.video import archive, checks, transcribe
+from igs_dagster.video import archive, checks
 from igs_dagster.video.check_names import BLOCKING, CHECKS
+from igs_dagster.video.transcript import load_transcript
 
 # Checks per video partition are what the UI's Checks tab shows per key; Dagster 1.13.27 marks
 # `partitions_def` on a check as preview and warns at every import (every `igs` command).
@@ -53,7 +54,7 @@ def enriched_summary_check(context: dg.AssetCheckExecutionContext, enriched_summ
                             "n-gram loops; no segment after the media's end.")
 def transcript_check(context: dg.AssetCheckExecutionContext,
                      transcript: dict) -> dg.AssetCheckResult:
-    data = transcribe.load_transcript(Path(transcript["path"]))
+    data = load_transcript(Path(transcript["path"]))
     return _result(checks.check_transcript(data, transcript.get("duration")),
                    dg.AssetCheckSeverity.WARN)
 

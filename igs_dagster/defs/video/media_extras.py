@@ -10,7 +10,8 @@ from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import NAS_RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON, _timestamp_link
 from igs_dagster.defs.video.vault_guard import checked_vault
-from igs_dagster.video import archive, noteblocks, screenshots, subtitles, transcribe
+from igs_dagster.video import archive, noteblocks, screenshots, subtitles
+from igs_dagster.video.transcript import load_transcript
 
 
 @dg.asset(**COMMON, **retrying(NAS_RETRY), kinds={"ffmpeg"}, description=(
@@ -25,7 +26,7 @@ def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_down
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None
     with permanent_failures():
         checked_vault(settings)
-        data = transcribe.load_transcript(Path(transcript["path"]))
+        data = load_transcript(Path(transcript["path"]))
         segments = data.get("segments") or []
         files: list[Path] = []
         if media is not None and any(isinstance(s.get("start"), int | float) for s in segments):

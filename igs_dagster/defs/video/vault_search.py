@@ -16,12 +16,13 @@ from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
 from igs_dagster.defs.video.vault_guard import checked_vault
-from igs_dagster.video import noteblocks, transcribe
+from igs_dagster.video import noteblocks
 from igs_dagster.video.ids import timestamp_url
 from igs_dagster.video.search import related
 from igs_dagster.video.search.embed import semantic_available
 from igs_dagster.video.search.index import NoteDoc, SearchIndex, index_path
 from igs_dagster.video.search.indexer import index_note
+from igs_dagster.video.transcript import load_transcript
 
 
 def note_doc(key: str, video_download: dict, vault_note: dict) -> NoteDoc:
@@ -54,7 +55,7 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
         context.log.warning("no embedding model installed: full-text index only")
     with permanent_failures():
         vault = checked_vault(settings)
-        data = transcribe.load_transcript(Path(transcript["path"]))
+        data = load_transcript(Path(transcript["path"]))
         doc = note_doc(context.partition_key, video_download, vault_note)
         # 0600 before SQLite opens it (its WAL and SHM follow), whatever this worker's umask
         with SearchIndex(private_file(index_path(settings.data_dir))) as index:

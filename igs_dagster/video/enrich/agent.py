@@ -36,6 +36,7 @@ from igs_dagster.video.enrich.noteedit import (
 )
 from igs_dagster.video.enrich.privileges import INLINE_NOTE_TOOLS, least_privilege
 from igs_dagster.video.enrich.result import EnrichResult
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.notelock import holding_note_lock
 
 PROMPT_FILE = Path(__file__).with_name("prompt.md")  # a template: $note_path, $sections, ...
@@ -50,11 +51,11 @@ def check_enriched(before: str, after: str) -> str | None:
     if after == before:
         return "the note is unchanged"
     try:
-        old_fm, _ = notes.split_frontmatter(before)
+        old_fm, _ = split_frontmatter(before)
     except PermanentError:
         old_fm = {}
     try:
-        new_fm, _ = notes.split_frontmatter(after)
+        new_fm, _ = split_frontmatter(after)
     except PermanentError as err:
         return f"frontmatter broken ({err})"
     missing_keys = [key for key in old_fm if key not in new_fm]
@@ -86,7 +87,7 @@ def check_enriched(before: str, after: str) -> str | None:
 def _head(text: str) -> str | None:
     """From the end of the frontmatter to the summary heading: title and source callout."""
     try:
-        _, body = notes.split_frontmatter(text)
+        _, body = split_frontmatter(text)
     except PermanentError:
         return None
     cut = body.find(SUMMARY_HEADING)
@@ -349,7 +350,7 @@ def agent_enrich(
     if reason is not None or after is None:
         raise PermanentError(f"agent {tool} enrichment rejected: {reason}; note restored")
 
-    fm, _ = notes.split_frontmatter(after)
+    fm, _ = split_frontmatter(after)
     kept = noteblocks.keep_blocks(before, after)  # blocks other steps own, as they were
     if fm.get("enriched_by") != tool:
         kept = set_frontmatter(kept, {"enriched_by": tool})

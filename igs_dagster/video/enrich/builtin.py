@@ -38,6 +38,7 @@ from igs_dagster.video.enrich.text import (
     textrank,
 )
 from igs_dagster.video.enrich.verify import transcript_text
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.notelock import holding_note_lock
 
 BUILTIN_METHOD = "extractive: TextRank-style sentence ranking (word-overlap graph, PageRank)"
@@ -192,7 +193,7 @@ def allowed_omissions(note: str) -> tuple[str, ...]:
     Judged from the note itself, with the rule the builtin follows, so the check accepts the
     omission exactly where the builtin makes it; an agent's enrichment (any `enriched_by` but
     `builtin`) promises all six sections and may omit none."""
-    fm, _ = notes.split_frontmatter(note)
+    fm, _ = split_frontmatter(note)
     if fm.get("enriched_by") != "builtin":
         return ()
     summary = note_section(note, "Executive Summary")
@@ -212,7 +213,7 @@ def builtin_enrich(
     started = time.monotonic()
     note_path = Path(note_path)
     text = read_note(note_path)
-    fm, _body = notes.split_frontmatter(text)
+    fm, _body = split_frontmatter(text)
     region_start, region_end = region_bounds(text)
     meta = meta or {}
 

@@ -17,6 +17,7 @@ import yaml
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inert import link_target
 from igs_dagster.video import notes
+from igs_dagster.video.frontmatter import dump_frontmatter, split_frontmatter
 
 SECTIONS = (
     "Executive Summary",
@@ -32,8 +33,8 @@ PREVIEW_MAX = 1500
 
 
 def _frontmatter_yaml_bounds(text: str) -> tuple[int, int]:
-    """Offsets of the YAML between the frontmatter's `---` lines (as notes.split_frontmatter)."""
-    notes.split_frontmatter(text)  # PermanentError when missing or invalid
+    """Offsets of the YAML between the frontmatter's `---` lines (as split_frontmatter)."""
+    split_frontmatter(text)  # PermanentError when missing or invalid
     close = text.find("\n---\n", 3)
     return 4, (close + 1 if close != -1 else len(text) - 3)
 
@@ -58,7 +59,7 @@ def _render_key(key: str, value: Any) -> str:
 
 def set_frontmatter(text: str, updates: dict[str, Any]) -> str:
     """Set top-level frontmatter keys, leaving every other line byte-identical."""
-    before, _ = notes.split_frontmatter(text)
+    before, _ = split_frontmatter(text)
     start, end = _frontmatter_yaml_bounds(text)
     lines = text[start:end].splitlines(keepends=True)
     for key, value in updates.items():
@@ -77,12 +78,12 @@ def set_frontmatter(text: str, updates: dict[str, Any]) -> str:
     new_text = text[:start] + "".join(lines) + text[end:]
     expected = {**before, **updates}
     try:
-        parsed, _ = notes.split_frontmatter(new_text)
+        parsed, _ = split_frontmatter(new_text)
     except PermanentError:
         parsed = None
     if parsed != expected:  # unusual layout: re-render the whole block the notes.py way
-        _, body = notes.split_frontmatter(text)
-        new_text = notes.dump_frontmatter(expected) + body
+        _, body = split_frontmatter(text)
+        new_text = dump_frontmatter(expected) + body
     return new_text
 
 

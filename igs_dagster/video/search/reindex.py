@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.video.notes import split_frontmatter
+from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.search.index import NoteDoc, SearchIndex
 from igs_dagster.video.search.indexer import index_note
 
@@ -41,7 +41,7 @@ def _doc(note: Path, meta: dict) -> NoteDoc:
 def reindex(index: SearchIndex, vault_dir: Path, media_dir: Path, *, semantic: bool,
             on_progress: Callable[[int, int, str], None] | None = None) -> ReindexResult:
     """Index every note of the vault again; drop this vault's entries without a note file."""
-    from igs_dagster.video.transcribe import load_transcript
+    from igs_dagster.video.transcript import load_transcript
 
     notes = sorted(Path(vault_dir).joinpath(*NOTES_FOLDER).glob("*.md"))
     result = ReindexResult()
