@@ -1,6 +1,5 @@
 """The code location as Dagster loads it: every asset, job, sensor and asset check of
-`igs_dagster.definitions`, their partitions and pools; `dg check defs`; the pool re-check patch
-still reaching the Dagster we pin."""
+`igs_dagster.definitions`, their partitions and pools; `dg check defs`."""
 
 from __future__ import annotations
 
@@ -66,20 +65,6 @@ def test_ingest_job_runs_every_video_asset_in_one_process(repo):
     assert job.executor_def is dg.in_process_executor
     events = repo.get_sensor_def("igs_events")
     assert {t.job_name for t in events.targets} == {"video_ingest", "loop_story", "loop_attempt", "loop_finish"}
-
-
-def test_pool_recheck_patch_reaches_the_pinned_dagster(repo):
-    """The patch of Dagster's private back-off cap (jobs.py) checks `hasattr` and otherwise does
-    nothing: an upgrade that renames it would silently bring back the 15 s re-checks. Fail then."""
-    from dagster._core.execution.plan import instance_concurrency_context as claims
-
-    from igs_dagster.defs.video.jobs import POOL_CLAIM_RECHECK_S
-
-    assert hasattr(claims, "MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL"), "Dagster renamed the cap"
-    assert claims.MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL == POOL_CLAIM_RECHECK_S == 1.0
-    # and the waiting loop still takes its interval from it: no claim waits longer than 1 s
-    waits = [claims._calculate_timeout_interval(None, attempt) for attempt in range(60)]
-    assert max(waits) == POOL_CLAIM_RECHECK_S, waits
 
 
 @pytest.mark.slow

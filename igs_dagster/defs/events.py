@@ -41,8 +41,8 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-from dagster._core.definitions.run_request import InstigatorType
 
+from igs_dagster.dagster_compat import SENSOR_DAEMON_WAKE_S
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
 from igs_dagster.defs.resources import invalid_settings_skip
@@ -51,11 +51,11 @@ from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.sensors import inbox_part
 
 NAME = "igs_events"
-# The sensor daemon wakes every 5 s (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME) and skips a
-# sensor whose last tick began less than its interval ago: at exactly 5 s a tick that began a
-# few ms late is skipped once, so `igs send` waited up to 10 s (bench figure 5). Just under the
-# daemon's wake-up means a tick on every wake-up.
-INTERVAL_S = 4
+# The sensor daemon wakes every 5 s (dagster_compat entry 5) and skips a sensor whose last tick
+# began less than its interval ago: at exactly 5 s a tick that began a few ms late is skipped
+# once, so `igs send` waited up to 10 s (bench figure 5). Just under the daemon's wake-up means a
+# tick on every wake-up.
+INTERVAL_S = SENSOR_DAEMON_WAKE_S - 1
 LEGACY_INBOX = "video_inbox_sensor"
 LEGACY_OUTCOMES = "run_outcomes"
 
@@ -63,7 +63,7 @@ LEGACY_OUTCOMES = "run_outcomes"
 def _legacy_cursors(instance: dg.DagsterInstance) -> dict[str, str]:
     """The cursors of the sensors this one replaced, by name (empty on a new deployment)."""
     found = {}
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+    for state in instance.all_instigator_state():  # by name: no schedule has these names
         cursor = getattr(state.instigator_data, "cursor", None)
         if state.name in (LEGACY_INBOX, LEGACY_OUTCOMES) and cursor:
             found[state.name] = cursor

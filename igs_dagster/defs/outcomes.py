@@ -40,11 +40,11 @@ import json
 from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.core import system_log
 from igs_dagster.core.settings import Settings, load_settings
 from igs_dagster.core.text import one_line
+from igs_dagster.dagster_compat import newest_event_record_id
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import cancel_loop, chain_next, fail_loop
 from igs_dagster.defs.system.log_sensors import log_run_stages
@@ -76,7 +76,7 @@ def _latest(instance: dg.DagsterInstance, event_type: dg.DagsterEventType) -> in
 def _legacy_cursor(instance: dg.DagsterInstance, names: tuple[str, ...]) -> int | None:
     """The least record id the replaced run-status sensors had reached (None: none ran here)."""
     found = []
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+    for state in instance.all_instigator_state():
         data = state.instigator_data
         if state.name in names and data is not None and getattr(data, "cursor", None):
             try:
@@ -190,21 +190,17 @@ def _retry(instance: dg.DagsterInstance, pending: dict, log,
     return requests, left
 
 
-def _newest_record(instance: dg.DagsterInstance) -> int:
-    return instance.event_log_storage.get_maximum_record_id() or 0
-
-
 def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log,
                   repository: dg.RepositoryDefinition | None = None) -> tuple[list[dg.RunRequest], dict, str]:
     """Run-status changes after `cursor`, and the parts that failed before -> each part's work;
     (run requests, cursor, note)."""
     if not cursor:
-        cursor = {**initial_cursor(instance), SEEN: _newest_record(instance)}
+        cursor = {**initial_cursor(instance), SEEN: newest_event_record_id(instance)}
         return [], cursor, f"starting after run-status records {cursor}"
     pending = dict(cursor.get(RETRY) or {})
     cursor = {k: int(v) for k, v in cursor.items() if k != RETRY}
     requests, pending = _retry(instance, pending, log, repository)
-    newest = _newest_record(instance)  # read first: a record added meanwhile is seen next tick
+    newest = newest_event_record_id(instance)  # read first: a record added meanwhile is seen next tick
     note = f"{len(pending)} runs with parts to try again" if pending else ""
     if cursor.get(SEEN) == newest:
         return requests, _with(cursor, pending), note or "no run finished"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from igs_dagster.dagster_compat import check_executions
 from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.video import archive, checks, transcribe
@@ -83,25 +84,17 @@ CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in CHEC
 
 def failed_checks(instance: dg.DagsterInstance, per_check: int = 50) -> list[dict]:
     """Partitions whose latest evaluation of a check failed (for `igs status`), newest first."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
-    )
-
     out = []
     for key in CHECK_KEYS:
         seen: set[str | None] = set()
-        for record in instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=per_check
-        ):
-            if record.partition in seen or record.status == Status.PLANNED:
+        for record in check_executions(instance, key, per_check):
+            if record.partition in seen or record.status == "PLANNED":
                 continue
             seen.add(record.partition)
-            if record.status == Status.FAILED:
-                evaluation = record.evaluation
+            if record.status == "FAILED":
                 out.append({
                     "check": key.name, "partition": record.partition, "run_id": record.run_id,
                     "blocking": key.name in BLOCKING,
-                    "description": (evaluation.description if evaluation else None) or "failed",
-                    "at": record.create_timestamp,
+                    "description": record.description or "failed", "at": record.at,
                 })
     return sorted(out, key=lambda c: -c["at"])

@@ -12,6 +12,7 @@ import dagster as dg
 
 from igs_dagster.core.errors import SettingsError
 from igs_dagster.core.settings import Settings, load_settings
+from igs_dagster.dagster_compat import recheck_pool_slots_every
 
 # On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node. Only there: the tag means nothing
 # to the local and Docker launchers, so their runs don't carry it. IGS_K8S_GPU=0/1 overrides the
@@ -28,23 +29,10 @@ K8S_GPU_CONFIG = {
     },
 }
 
-# A step waiting for a pool slot re-checks with a backoff that grows to 15 s (Dagster 1.13,
-# instance_concurrency_context), so in a backfill the `gpu` slot sat free for up to 8 s between
-# one transcription and the next (bench figure 3: 5 s median gap, 13 % of the wall time).
-# Re-checking every second instead costs one small query per waiting step per second.
+# A step waiting for a pool slot re-checks every second, not with Dagster's back-off of up to 15 s
+# (dagster_compat entry 4, bench figure 3); in every process that loads these definitions.
 POOL_CLAIM_RECHECK_S = 1.0
-
-
-def _recheck_pool_slots_every(seconds: float) -> None:
-    try:
-        from dagster._core.execution.plan import instance_concurrency_context as claims
-    except ImportError:  # pragma: no cover - a Dagster without it: keep its own behaviour
-        return
-    if hasattr(claims, "MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL"):
-        claims.MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL = seconds
-
-
-_recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)  # in every process that loads these definitions
+recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)
 
 
 def max_runtime_tags() -> dict[str, str]:
