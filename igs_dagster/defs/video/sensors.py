@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from igs_dagster.defs.instance import ensure_pool_limits
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import START_EVENTS, start_requests
 from igs_dagster.defs.resources import IgsSettings
@@ -51,7 +50,6 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
     events_for_videos = [e for e in events if e.event.name not in START_EVENTS]
     if not events_for_videos:
         return InboxPart(requests, cursor=events[-1].id, note=f"{len(requests)} loop starts")
-    ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
     retries = igs.queue().retry_numbers([queued.id for queued in events])
     new_keys: list[str] = []
