@@ -21,7 +21,9 @@ WORKER = """
 import json, sys, time
 import dagster as dg
 
-@dg.op(pool=%r)
+POOL = sys.argv[1]
+
+@dg.op(pool=POOL)
 def hold() -> list:
     start = time.time()
     time.sleep(1.5)
@@ -33,7 +35,7 @@ def pooled():
 
 with dg.DagsterInstance.get() as instance:
     print(json.dumps(pooled.execute_in_process(instance=instance).output_for_node("hold")))
-""" % GPU_POOL
+"""
 
 
 def _limits(instance: dg.DagsterInstance) -> dict[str, tuple[int, bool]]:
@@ -41,7 +43,7 @@ def _limits(instance: dg.DagsterInstance) -> dict[str, tuple[int, bool]]:
 
 
 def _hold_together(dep: DagsterEnv, n: int) -> list[tuple[float, float]]:
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=dep.env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, GPU_POOL], env=dep.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
     spans = []
     for proc in procs:
