@@ -184,6 +184,14 @@ def ingest_job():
     return defs.resolve_job_def("video_ingest")
 
 
+def handed(settings, key: str, asset: str) -> dict:
+    """What `asset` handed on to the assets after it for partition `key` (its claim file,
+    defs/video/claims.py): the test's view of the asset's value."""
+    from igs_dagster.defs.video.claims import FOLDER, Claims
+
+    return Claims(settings.media_dir / key / FOLDER, key).load(asset)
+
+
 def stray_temp_files(*roots: Path) -> list[Path]:
     """Temp/partial files our writers or yt-dlp could leave behind."""
     found = []

@@ -44,7 +44,8 @@ def test_every_asset_job_sensor_and_check_loads(repo):
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repo.sensor_defs)
     assert {k.to_user_string() for k in repo.asset_graph.asset_check_keys} == ASSET_CHECKS
     assert not repo.schedule_defs
-    assert set(repo.get_top_level_resources()) == {"igs", "igs_loop", "io_manager"}  # io_manager: defs/io.py (no internal `path` row)
+    assert set(repo.get_top_level_resources()) == {
+        "igs", "vault", "agent", "whisper", "archive_target", "igs_loop"}  # the settings (defs/resources.py)
 
 
 def test_video_assets_partitions_and_pools(repo):

@@ -20,7 +20,6 @@ from igs_dagster.core.events import (
 from igs_dagster.core.inbox import EventQueue
 from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.instance import GPU_POOL
-from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.intake import accept
 
 URL_A = "https://youtu.be/dQw4w9WgXcQ"
@@ -46,7 +45,7 @@ def world(igs_env, blank_home: Path, tmp_path: Path):
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"igs": IgsSettings()})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
     return igs_events(context)
 
 

@@ -45,7 +45,7 @@ import dagster as dg
 from igs_dagster.dagster_compat import SENSOR_DAEMON_WAKE_S
 from igs_dagster.defs.loop.jobs import LOOP_JOBS
 from igs_dagster.defs.outcomes import outcomes_part
-from igs_dagster.defs.resources import invalid_settings_skip
+from igs_dagster.defs.resources import IgsSettings, invalid_settings_skip
 from igs_dagster.defs.sensor_instance import LazyLog, Parts, sensor_instance
 from igs_dagster.defs.video.jobs import video_ingest_job
 from igs_dagster.defs.video.sensors import inbox_part
@@ -89,17 +89,19 @@ def read_cursor(raw: str | None, instance: dg.DagsterInstance) -> dict:
                 "next tick; the other goes on.",
 )
 def igs_events(context: dg.SensorEvaluationContext):
-    invalid = invalid_settings_skip()
+    igs = IgsSettings()  # the settings resource (no resource parameter: see the docstring)
+    invalid = invalid_settings_skip(igs)  # the settings, read once for this tick
     if invalid:  # the cursor stays: the next good tick does this tick's work
         return dg.SensorResult(skip_reason=invalid, cursor=context.cursor)
+    settings = igs.get()
     instance = sensor_instance(context)  # opened once per code server, not per tick
     log = LazyLog(context)
     parts = Parts(log)
     cursor = read_cursor(context.cursor, instance)
     inbox_at = int(cursor.get("inbox") or 0)
-    inbox = parts.run("inbox", lambda: inbox_part(context, inbox_at), None)
+    inbox = parts.run("inbox", lambda: inbox_part(context, inbox_at, settings), None)
     outcomes = parts.run("outcomes", lambda: outcomes_part(
-        instance, cursor.get("outcomes"), log, context.repository_def), None)
+        instance, settings, cursor.get("outcomes"), log, context.repository_def), None)
     requests = (inbox.run_requests if inbox else []) + (outcomes[0] if outcomes else [])
     partitions = inbox.partition_requests if inbox else []
     new_cursor = json.dumps({"inbox": inbox.cursor if inbox else inbox_at,

@@ -10,6 +10,7 @@ already in the inbox are never queued twice.
 
 import dagster as dg
 
+from igs_dagster.core.inbox import EventQueue
 from igs_dagster.defs.resources import IgsSettings, invalid_settings_skip
 from igs_dagster.video.subscriptions import Subscriptions, poll_due
 
@@ -25,15 +26,13 @@ FEED_TICK_S = 60
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Followed channels, playlists and podcasts -> new entries queued for ingest.",
 )
-def feed_sensor(context: dg.SensorEvaluationContext):
-    invalid = invalid_settings_skip()
+def feed_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
+    invalid = invalid_settings_skip(igs)  # the settings, read once for this tick
     if invalid:
         return dg.SkipReason(invalid)
-    # no Dagster resources: building them would re-open the instance on every tick
-    igs = IgsSettings()
     settings = igs.get()
     store = Subscriptions(settings.feeds_db)
-    results = poll_due(store, igs.queue(), settings.data_dir,
+    results = poll_due(store, EventQueue(settings.queue_db), settings.data_dir,
                        max_per_hour=settings.feeds.max_per_hour)
     if not results:
         return dg.SkipReason("no followed feed is due")
