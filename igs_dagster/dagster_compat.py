@@ -125,10 +125,10 @@ def check_executions(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey,
                      limit: int) -> list[CheckExecution]:
     found = []
     for record in instance.event_log_storage.get_asset_check_execution_history(check_key, limit=limit):
-        evaluation = record.evaluation
-        found.append(CheckExecution(
-            record.partition, record.status.value, record.run_id,
-            evaluation.description if evaluation is not None else None, record.create_timestamp))
+        # a planned check's "evaluation" is its plan, without a description
+        description = getattr(record.evaluation, "description", None)
+        found.append(CheckExecution(record.partition, record.status.value, record.run_id,
+                                    description, record.create_timestamp))
     return found
 
 

@@ -187,9 +187,9 @@ def ingest_job():
 def handed(settings, key: str, asset: str) -> dict:
     """What `asset` handed on to the assets after it for partition `key` (its claim file,
     defs/video/claims.py): the test's view of the asset's value."""
-    from igs_dagster.defs.video.claims import FOLDER, Claims
+    from igs_dagster.defs.video import claims
 
-    return Claims(settings.media_dir / key / FOLDER, key).load(asset)
+    return claims.handed(settings.media_dir, key, asset)
 
 
 def stray_temp_files(*roots: Path) -> list[Path]:

@@ -173,18 +173,22 @@ def test_check_executions_read_back_as_text(instance):
     parts = dg.DynamicPartitionsDefinition(name="things")
 
     @dg.asset(partitions_def=parts)
-    def thing() -> None:
-        return None
+    def thing(context) -> None:
+        if context.partition_key == "b":
+            raise RuntimeError("no thing")  # its check is planned, never evaluated
 
-    @dg.asset_check(asset=thing)
+    @dg.asset_check(asset=thing, partitions_def=parts)
     def thing_check() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False, description="broken on purpose")
 
-    instance.add_dynamic_partitions("things", ["a"])
-    dg.materialize([thing, thing_check], instance=instance, partition_key="a", raise_on_error=False)
-    (record,) = compat.check_executions(instance, dg.AssetCheckKey(dg.AssetKey("thing"), "thing_check"), 5)
-    assert (record.status, record.description) == ("FAILED", "broken on purpose")
-    assert record.run_id and record.at > 0
+    instance.add_dynamic_partitions("things", ["a", "b"])
+    for key in ("a", "b"):
+        dg.materialize([thing, thing_check], instance=instance, partition_key=key, raise_on_error=False)
+    planned, failed = compat.check_executions(
+        instance, dg.AssetCheckKey(dg.AssetKey("thing"), "thing_check"), 5)
+    assert (failed.partition, failed.status, failed.description) == ("a", "FAILED", "broken on purpose")
+    assert failed.run_id and failed.at > 0
+    assert (planned.partition, planned.status, planned.description) == ("b", "PLANNED", None)
 
 
 # 11 (the race itself: test_watchdog.test_a_step_that_missed_the_hand_off_of_a_free_slot_gets_it,

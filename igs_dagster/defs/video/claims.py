@@ -56,3 +56,8 @@ def claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     key = context.partition_key
     storage = context.instance.storage_directory() if context.instance else None
     return Claims(Path(media_dir) / key / FOLDER, key, Path(storage) if storage else None)
+
+
+def handed(media_dir: Path, key: str, asset: str) -> dict:
+    """What `asset` handed on for partition `key`, read outside a step (the CLI, tests, bench)."""
+    return Claims(Path(media_dir) / key / FOLDER, key).load(asset)
