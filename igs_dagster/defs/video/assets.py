@@ -254,8 +254,8 @@ def vault_note(context: dg.AssetExecutionContext, igs: IgsSettings,
                vault: Vault) -> dg.MaterializeResult:
     settings = igs.get(vault)
     handed = claims(context, settings.media_dir)
-    video_download, video_archive, transcript = (
-        handed.load("video_download"), handed.load("video_archive"), handed.load("transcript"))
+    video_download, video_archive, transcript = handed.load_each(
+        "video_download", "video_archive", "transcript")
     slug = video_download["slug"]
     with permanent_failures():
         vault = checked_vault(settings)  # missing or emptied: fail, never a fresh vault
@@ -309,7 +309,7 @@ def enriched_summary(context: dg.AssetExecutionContext, igs: IgsSettings, vault:
                      agent: AgentRunner) -> dg.MaterializeResult:
     settings = igs.get(vault, agent)
     handed = claims(context, settings.media_dir)
-    video_download, transcript = handed.load("video_download"), handed.load("transcript")
+    video_download, transcript = handed.load_each("video_download", "transcript")
     note_path = Path(handed.load("vault_note")["note_path"])
     with permanent_failures():
         checked_vault(settings)

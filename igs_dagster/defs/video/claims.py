@@ -49,6 +49,9 @@ class Claims:
         raise PermanentError(f"{asset} has not been materialized for {self.key} yet: "
                              "materialize it (or the whole video) first")
 
+    def load_each(self, *assets: str) -> list[dict]:
+        return [self.load(asset) for asset in assets]
+
 
 def claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
            media_dir: Path) -> Claims:

@@ -26,8 +26,8 @@ def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, vault: Vau
                  archive_target: ArchiveTarget) -> dg.MaterializeResult:
     settings = igs.get(vault, archive_target)
     handed = claims(context, settings.media_dir)
-    video_download, video_archive, transcript, vault_note = (
-        handed.load(asset) for asset in ("video_download", "video_archive", "transcript", "vault_note"))
+    video_download, video_archive, transcript, vault_note = handed.load_each(
+        "video_download", "video_archive", "transcript", "vault_note")
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None
     with permanent_failures():
         checked_vault(settings)

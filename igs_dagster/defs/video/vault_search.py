@@ -50,13 +50,13 @@ def doc_timestamp_url(doc: NoteDoc, seconds: int) -> str | None:
 ))
 def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
                  vault: Vault) -> dg.MaterializeResult:
-    settings = igs.get(vault)
-    handed = claims(context, settings.media_dir)
-    video_download, transcript, vault_note = (
-        handed.load("video_download"), handed.load("transcript"), handed.load("vault_note"))
     semantic = semantic_available()
     if not semantic:
         context.log.warning("no embedding model installed: full-text index only")
+    settings = igs.get(vault)
+    handed = claims(context, settings.media_dir)
+    video_download, transcript, vault_note = handed.load_each(
+        "video_download", "transcript", "vault_note")
     with permanent_failures():
         vault = checked_vault(settings)
         data = transcribe.load_transcript(Path(transcript["path"]))
