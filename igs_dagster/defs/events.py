@@ -35,9 +35,11 @@ Settings: each tick reads them once, through the `igs` resource the steps get to
 rather than taking it as a parameter: Dagster builds a sensor's resources with
 `context.instance`, which the code server opens afresh for every tick; measured here, a sensor
 with one resource parameter cost 38 ms of CPU per tick against 0.1 ms without (evaluated with an
-instance reference, as the code server does), about 1 % of a core at this sensor's 4-s interval
+instance reference, as the code server does), ~0.1 s per tick in `igs dev`'s code server (its
+first queries check the storage's schema): 1-2.5 % of a core at this sensor's 4-s interval,
 against figure 10's 3 % goal. `feed_sensor` (60 s) and `waiting_videos` (300 s) take it as a
-parameter, where that costs under 0.1 %.
+parameter: figure 10 measured the code server at 0.35 CPU-s per minute at rest with them,
+0.25 without.
 
 The cursor is one JSON object: the inbox's last event id and the outcomes' record ids per
 outcome (with the parts to try again). A deployment that ran the separate sensors before
