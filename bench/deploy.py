@@ -164,11 +164,10 @@ def instance_bytes(dep: DagsterEnv) -> int:
 
 
 def step_output(dep: DagsterEnv, asset: str, key: str) -> dict:
-    """An asset's stored output for a partition (the default IO manager's pickle file)."""
-    import pickle
+    """What an asset handed on for a partition (its claim file in the data folder)."""
+    from igs_dagster.defs.video.claims import handed
 
-    with open(dep.home / "storage" / asset / key, "rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - our own instance's file
+    return handed(dep.data / "media", key, asset)
 
 
 def run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

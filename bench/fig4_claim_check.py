@@ -1,5 +1,5 @@
 """Figure 4: claim check. Bytes a video adds to the Dagster instance (its run's events and log
-lines, captured logs, the IO manager's outputs, the run record) for a long transcript, beyond
+lines, captured logs, asset values in its storage, the run record) for a long transcript, beyond
 a trivial run's own cost (the 11 s sample through the same job), and 1 minute vs the long one:
 the transcript itself stays in the data folder."""
 

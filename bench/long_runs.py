@@ -24,7 +24,7 @@ class RunCost:
     event_bytes: int  # the run's event log entries as stored (serialized JSON)
     engine_logs: int  # of which log lines (context.log / Dagster's own)
     compute_log_bytes: int  # captured stdout/stderr of the run worker
-    output_bytes: int  # the IO manager's pickles of the five asset outputs
+    output_bytes: int  # asset values kept in Dagster's storage (none: claim files, defs/video/claims.py)
     run_bytes: int  # the run record (serialized DagsterRun)
     disk_bytes: int  # the run's event-log shard + index/run database growth + files above
     peak_rss_mb: float | None

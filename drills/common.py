@@ -94,14 +94,11 @@ def make_long_clip(folder: Path, repeat: int = 6) -> Path:
 
 
 def new_deployment(root: Path, **env: str) -> DagsterEnv:
-    """A DagsterEnv whose instance storage exists and holds the pool limits before any daemon
-    process opens it (a daemon and its code server creating a fresh SQLite instance at the same
-    moment can stamp two alembic heads into schedules.db)."""
-    from igs_dagster.defs.instance import ensure_pool_limits
-
+    """A DagsterEnv whose instance storage exists before any daemon process opens it (a daemon
+    and its code server creating a fresh SQLite instance at the same moment can stamp two
+    alembic heads into schedules.db). The `gpu` pool's limit comes from dagster.yaml."""
     deployment = DagsterEnv.create(root, **env)
     with opened(deployment) as instance:
-        ensure_pool_limits(instance)
         instance.get_runs(limit=1)
         list(instance.all_instigator_state())
     return deployment

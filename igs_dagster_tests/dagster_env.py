@@ -188,6 +188,14 @@ def ingest_job():
     return defs.resolve_job_def("video_ingest")
 
 
+def handed(settings, key: str, asset: str) -> dict:
+    """What `asset` handed on to the assets after it for partition `key` (its claim file,
+    defs/video/claims.py): the test's view of the asset's value."""
+    from igs_dagster.defs.video import claims
+
+    return claims.handed(settings.media_dir, key, asset)
+
+
 def stray_temp_files(*roots: Path) -> list[Path]:
     """Temp/partial files our writers or yt-dlp could leave behind."""
     found = []

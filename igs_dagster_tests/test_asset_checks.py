@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.definitions import defs
 from igs_dagster.defs.video.checks import failed_checks, vault_note_check
+from igs_dagster.defs.video.claims import claims
 from igs_dagster.defs.video.partitions import video_partitions
 
 
@@ -18,19 +19,19 @@ def test_blocking_note_check_stops_downstream(tmp_path, igs_env):
     ran = []
 
     @dg.asset(partitions_def=video_partitions, group_name="video")
-    def vault_note() -> dict:
-        return {"note_path": str(note), "slug": "broken", "daily": "2026-01-01"}
+    def vault_note(context) -> None:
+        claims(context, igs_env.media_dir).save(
+            "vault_note", {"note_path": str(note), "slug": "broken", "daily": "2026-01-01"})
 
-    @dg.asset(partitions_def=video_partitions, group_name="video")
-    def enriched_summary(vault_note: dict) -> dict:
+    @dg.asset(partitions_def=video_partitions, group_name="video", deps=[vault_note])
+    def enriched_summary() -> None:
         ran.append("enriched_summary")
-        return {}
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", ["k1"])
         result = dg.materialize(
             [vault_note, enriched_summary, vault_note_check], instance=instance,
-            partition_key="k1", resources={"igs": IgsSettings()}, raise_on_error=False,
+            partition_key="k1", resources=defs.resources, raise_on_error=False,
         )
         evaluation = result.get_asset_check_evaluations()[0]
         assert not evaluation.passed

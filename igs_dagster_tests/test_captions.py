@@ -17,6 +17,7 @@ from igs_dagster.video.download import download_video
 from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.transcript import load_transcript
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import handed
 from igs_dagster_tests.gateserver import GateServer
 
 VTT = """WEBVTT
@@ -67,7 +68,7 @@ def test_creator_captions_become_the_note(page, igs_env, monkeypatch):
         result = defs.resolve_job_def("video_ingest").execute_in_process(
             instance=instance, partition_key=key, asset_selection=steps)
     assert result.success
-    info = result.output_for_node("transcript")
+    info = handed(settings, key, "transcript")
     assert info["backend"] == "captions" and info["model"] == "creator"
     assert whisper_backends.model_loads() == loads  # Whisper never loaded
     data = load_transcript(Path(info["path"]))
@@ -76,7 +77,7 @@ def test_creator_captions_become_the_note(page, igs_env, monkeypatch):
         (4.0, 8.25, "Every word here comes from the track."),
         (125.0, 129.0, "A later part & its words."),
     ]
-    note = Path(result.output_for_node("vault_note")["note_path"]).read_text()
+    note = Path(handed(settings, key, "vault_note")["note_path"]).read_text()
     meta, body = split_frontmatter(note)
     assert meta["transcript_source"] == "captions" and meta["language"] == "en"
     transcript = body.split("## Transcript", 1)[1]

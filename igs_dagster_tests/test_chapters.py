@@ -13,6 +13,7 @@ from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.video import notes
 from igs_dagster.video.enrich.verify import transcript_text
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import handed
 from igs_dagster_tests.gateserver import GateServer
 
 
@@ -40,11 +41,11 @@ def test_chapters_yt_dlp_reports_are_listed_above_the_transcript(tmp_path, igs_e
             result = defs.resolve_job_def("video_ingest").execute_in_process(
                 instance=instance, partition_key=key, asset_selection=steps)
     assert result.success
-    assert [c["title"] for c in result.output_for_node("video_download")["chapters"]] == [
+    assert [c["title"] for c in handed(igs_env, key, "video_download")["chapters"]] == [
         "Opening", "The [ask]"]
-    text = Path(result.output_for_node("vault_note")["note_path"]).read_text()
+    text = Path(handed(igs_env, key, "vault_note")["note_path"]).read_text()
     block = notes.transcript_block(text)
-    source = result.output_for_node("video_download")["source_url"]
+    source = handed(igs_env, key, "video_download")["source_url"]
     assert block.index("## Chapters") < block.index("## Transcript")
     assert f"- [0:00]({source}#t=0) Opening\n- [0:04]({source}#t=4) The \\[ask\\]\n" in block
     assert "Opening" not in transcript_text(text)  # chapter titles are not spoken words

@@ -21,6 +21,7 @@ from igs_dagster.core.settings import YtdlpSettings, load_settings
 from igs_dagster.video.download import download_video
 from igs_dagster.video.feeds import FeedError, read_playlist
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import handed
 from igs_dagster_tests.gateserver import GateServer
 
 SECRET = "s3cr3t-session-4f9a2c"  # what must never be logged
@@ -110,7 +111,7 @@ def test_refusal_reaches_the_failure_display_and_cookies_fix_it(guarded, igs_env
         monkeypatch.setenv("IGS_YTDLP__COOKIES_FILE", str(jar))
         load_settings()
         ok = job.execute_in_process(instance=instance, partition_key=key, asset_selection=only)
-        assert ok.success and Path(ok.output_for_node("video_download")["video_path"]).is_file()
+        assert ok.success and Path(handed(load_settings(), key, "video_download")["video_path"]).is_file()
         events = instance.get_records_for_run(ok.run_id).records + \
             instance.get_records_for_run(failed.run_id).records
         assert not any(SECRET in str(r.event_log_entry) for r in events)

@@ -227,7 +227,7 @@ def test_compose_instance_config_is_valid(name: str, tmp_path: Path):
     config = _load(DOCKER / name)
     validated = _validate_instance_yaml(config, tmp_path)
     assert validated["telemetry"] == {"enabled": False}
-    assert validated["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert validated["run_queue"]["dequeue_interval_seconds"] > 0  # the QueuedRunCoordinator
     assert validated["run_monitoring"]["enabled"] is True
     assert validated["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
     pg = validated["storage"]["postgres"]["postgres_db"]
@@ -240,20 +240,26 @@ def test_compose_instance_config_is_valid(name: str, tmp_path: Path):
         assert validated[key]["config"]["base_dir"].startswith("/data/")
 
 
-def test_compose_instance_has_the_project_limits():
-    """Same concurrency, retry and telemetry policy as the repository's dagster.yaml."""
+def test_compose_instance_files_are_generated_from_the_projects():
+    """docker/dagster*.yaml are derived from the top-level dagster.yaml (never edited by hand):
+    up to date, and the project's whole policy, with only the Docker-specific sections added."""
+    import runpy
+
+    render = runpy.run_path(str(DOCKER / "render_instance.py"))
+    for name, text in render["render"]().items():
+        assert (DOCKER / name).read_text() == text, f"{name} is out of date: python docker/render_instance.py"
+    assert render["main"](["--check"]) == 0
+    project = _load(REPO / "dagster.yaml")
     compose_instance = _load(DOCKER / "dagster.yaml")
-    runs = compose_instance["concurrency"]["runs"]
-    assert {"key": "igs/project", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in runs[
-        "tag_concurrency_limits"]
-    assert compose_instance["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
-    assert compose_instance["run_retries"] == {
+    for key in ("run_queue", "concurrency", "run_retries", "sensors", "retention", "telemetry"):
+        assert compose_instance[key] == project[key], key
+    assert {"key": "igs/project", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in project[
+        "concurrency"]["runs"]["tag_concurrency_limits"]
+    assert project["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    assert project["run_retries"] == {
         "enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
-    local = REPO / "igs_dagster" / "dagster.yaml"
-    if local.is_file():
-        local_instance = _load(local)
-        for key in ("concurrency", "run_retries", "telemetry"):
-            assert compose_instance[key] == local_instance[key], key
+    assert set(compose_instance) - set(project) == {
+        "storage", "run_launcher", "local_artifact_storage", "compute_logs"}
 
 
 def test_compose_run_launcher_matches_compose():
@@ -412,8 +418,8 @@ def test_helm_values_instance_policy(tmp_path: Path):
     assert "tagConcurrencyLimits" not in qrc and "maxConcurrentRuns" not in qrc
     rendered = _chart_instance_config(values)
     validated = _validate_instance_yaml(rendered, tmp_path)
-    assert validated["concurrency"] == _load(DOCKER / "dagster.yaml")["concurrency"]
-    assert validated["run_retries"] == _load(DOCKER / "dagster.yaml")["run_retries"]
+    assert validated["concurrency"] == _load(REPO / "dagster.yaml")["concurrency"]
+    assert validated["run_retries"] == _load(REPO / "dagster.yaml")["run_retries"]
     assert validated["telemetry"] == {"enabled": False}
     assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
 

@@ -227,3 +227,39 @@ def test_feed_sensor_queues_new_episodes_for_the_inbox_sensor(server, igs_env):
         [request] = result.run_requests
         assert request.partition_key.startswith("web-ep2-")
         assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
+
+
+def test_feed_sensor_reads_the_settings_once_and_hands_their_values_down(server, igs_env, monkeypatch):
+    """One read of the settings per tick (the `igs` resource): the poll's threads run inside the
+    sensor's address fence instead of loading the settings again for a policy; with loopback
+    no longer allowed, the fence refuses the feed server in those threads."""
+    import igs_dagster.core.settings as settings_module
+    import igs_dagster.defs.resources as resources_module
+    import igs_dagster.video.ytdlp as ytdlp_module
+
+    url = server.set("/pod.rss", rss("Pod", episodes(server, [1])))
+    store = Subscriptions(igs_env.feeds_db)
+    follow(store, EventQueue(igs_env.queue_db), igs_env.data_dir, url, newest=0, interval_s=5)
+    server.set("/pod.rss", rss("Pod", episodes(server, [1, 2])))
+    loads = []
+    real = settings_module.load_settings
+
+    def counted(**overrides):
+        loads.append(1)
+        return real(**overrides)
+
+    for module in (settings_module, resources_module, ytdlp_module):
+        monkeypatch.setattr(module, "load_settings", counted)
+
+    def tick() -> str:
+        with store._connect() as conn:  # due now
+            conn.execute("UPDATE feeds SET next_poll = 0")
+        with dg.instance_for_test() as instance:
+            ctx = dg.build_sensor_context(instance=instance, resources={"igs": IgsSettings()})
+            return str(feed_sensor(ctx).skip_message)
+
+    assert "1 entries queued" in tick() and len(loads) == 1
+    monkeypatch.setenv("IGS_NETWORK__ALLOW", "[]")
+    loads.clear()
+    assert "1 error" in tick() and len(loads) == 1
+    assert "not a public address" in (Subscriptions(igs_env.feeds_db).list()[0].last_error or "")

@@ -1,5 +1,5 @@
 """The inbox part of the `igs_events` sensor, evaluated directly (`dg.build_sensor_context`) against a real
-instance and a real event queue: pool limits, unknown partitions, duplicates in one batch and
+instance and a real event queue: pool limits (a tick never sets one), unknown partitions, duplicates in one batch and
 the cursor after a crash."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from igs_dagster.core.events import (
 from igs_dagster.core.inbox import EventQueue
 from igs_dagster.defs.events import igs_events
 from igs_dagster.defs.instance import GPU_POOL
-from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.intake import accept
 
 URL_A = "https://youtu.be/dQw4w9WgXcQ"
@@ -46,7 +45,7 @@ def world(igs_env, blank_home: Path, tmp_path: Path):
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"igs": IgsSettings()})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
     return igs_events(context)
 
 
@@ -78,14 +77,6 @@ def test_idle_tick_skips_and_touches_nothing(world):
     result = tick(instance)
     assert skipped(result) and "no new events" in result.skip_reason.skip_message
     assert gpu_limit(instance) is None  # an idle tick never opens the instance
-
-
-def test_new_instance_gets_the_gpu_limit(world):
-    instance, settings, queue = world
-    assert gpu_limit(instance) is None
-    send(settings, queue, URL_A)
-    tick(instance)
-    assert gpu_limit(instance) == 1
 
 
 def test_operator_gpu_limit_survives_ticks(world):
@@ -158,26 +149,6 @@ def test_cursor_after_a_crash_rereads_the_batch_without_new_work(world):
     assert [r.run_key for r in resumed.run_requests] == [f"ingest:{key_b}"]
     assert inbox_cursor(resumed) == inbox_cursor(again) == queue.last_id()
     assert skipped(tick(instance, resumed.cursor))
-
-
-def test_startup_fills_in_the_limit_once_and_keeps_the_operators(igs_env, tmp_path: Path, monkeypatch):
-    """`igs dev`/CLI start-up (open_instance) on a persistent home: 1 when new, then whatever
-    the operator stored."""
-    from igs_dagster.defs.instance import open_instance
-
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    instance = open_instance(igs_env)
-    try:
-        assert gpu_limit(instance) == 1
-        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 2)
-    finally:
-        instance.dispose()
-    again = open_instance(igs_env)
-    try:
-        assert gpu_limit(again) == 2
-        assert again.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 2
-    finally:
-        again.dispose()
 
 
 def test_a_retry_in_the_same_batch_as_a_plain_send_wins(world):

@@ -12,6 +12,7 @@ LAYERS = {
     "video": 1,           # pipeline cores, no Dagster
     "loop": 1,
     "defs": 2,            # Dagster wiring
+    "dagster_compat": 2,  # Dagster's private names, behind one door (used by defs/ and cli/)
     "definitions": 3,
     "intake": 3,          # CLI/API -> the router -> video/intake.py, loop/intake.py -> inbox
     "api": 4,

@@ -177,7 +177,7 @@ def _download(settings, key: str, location: str) -> tuple[bool, str]:
     import dagster as dg
 
     from igs_dagster.core.inbox import EventQueue, Source
-    from igs_dagster.defs.resources import IgsSettings
+    from igs_dagster.definitions import defs
     from igs_dagster.defs.video.assets import video_download
 
     EventQueue(settings.queue_db).register_source(Source(key, "file", location, "file", "T"),
@@ -185,7 +185,7 @@ def _download(settings, key: str, location: str) -> tuple[bool, str]:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", [key])
         result = dg.materialize([video_download], instance=instance, partition_key=key,
-                                resources={"igs": IgsSettings()}, raise_on_error=False)
+                                resources=defs.resources, raise_on_error=False)
     failure = next((e for e in result.all_events if e.is_step_failure), None)
     return result.success, failure.step_failure_data.error.message if failure else ""
 

@@ -39,13 +39,41 @@ def test_max_runtime_is_a_setting(monkeypatch: pytest.MonkeyPatch):
     from igs_dagster.defs.video.jobs import max_runtime_tags
 
     monkeypatch.setenv("IGS_INGEST_MAX_RUNTIME_S", "36000")
-    assert max_runtime_tags() == {TAG: "36000"}
-    monkeypatch.setenv("IGS_INGEST_MAX_RUNTIME_S", "0")  # no limit: no tag (the global default)
-    assert max_runtime_tags() == {}
+    assert max_runtime_tags(load_settings()) == {TAG: "36000"}
+    monkeypatch.setenv("IGS_INGEST_MAX_RUNTIME_S", "0")  # no limit: run monitoring reads 0 so
+    assert max_runtime_tags(load_settings()) == {TAG: "0"}
     monkeypatch.setenv("IGS_INGEST_MAX_RUNTIME_S", "-5")
     with pytest.raises(SettingsError, match="IGS_INGEST_MAX_RUNTIME_S"):
         load_settings()
-    assert max_runtime_tags() == {TAG: str(8 * 3600)}  # the steps report the bad setting
+    assert max_runtime_tags(None) == {TAG: str(8 * 3600)}  # the steps report the bad setting
+
+
+def test_the_tag_follows_the_settings_of_the_process_and_of_the_tick(igs_env, monkeypatch):
+    """The job's tag is what the process that loaded the code location read (a run worker, the
+    code server at its start); the inbox sensor's runs carry the value of their tick, so a
+    changed setting reaches them without a restart."""
+    import json
+    import subprocess
+    import sys
+
+    from igs_dagster.core.events import VideoDownload, VideoDownloadData
+    from igs_dagster.defs.events import igs_events
+    from igs_dagster.intake import accept
+
+    code = ("from igs_dagster.definitions import defs; "
+            "print(defs.resolve_job_def('video_ingest').run_tags['dagster/max_runtime'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "IGS_INGEST_MAX_RUNTIME_S": "36000"})
+    assert out.stdout.strip() == "36000", out.stderr[-2000:]
+
+    monkeypatch.setenv("IGS_INGEST_MAX_RUNTIME_S", "1234")  # after this process loaded the job
+    accept(VideoDownload(name="video.download", data=VideoDownloadData(
+        url="https://youtu.be/dQw4w9WgXcQ")), igs_env)
+    with dg.instance_for_test() as instance:
+        result = igs_events(dg.build_sensor_context(instance=instance, cursor=json.dumps(
+            {"inbox": 0, "outcomes": None})))
+    (request,) = result.run_requests
+    assert request.tags[TAG] == "1234"
 
 
 class TricklingMediaServer:

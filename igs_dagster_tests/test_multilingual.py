@@ -20,6 +20,7 @@ from igs_dagster.intake import accept
 from igs_dagster.video import transcribe, transcript, whisper_backends, whisper_models
 from igs_dagster.video.frontmatter import split_frontmatter
 from igs_dagster.video.whisper_models import BASE
+from igs_dagster_tests.dagster_env import handed
 
 
 def _sha256(path: Path) -> str:
@@ -129,7 +130,7 @@ def test_spanish_clip_becomes_a_spanish_note(
         job = defs.resolve_job_def("video_ingest")
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
         assert result.success
-        assert result.output_for_node("transcript")["language"] == "es"
+        assert handed(settings, key, "transcript")["language"] == "es"
     note = settings.vault_dir / "Resources" / "videos" / "mercado-del-pueblo.md"
     text = note.read_text(encoding="utf-8")
     meta, body = split_frontmatter(text)

@@ -151,7 +151,7 @@ def test_intake_refuses_blocked_addresses_in_every_notation(settings_with) -> No
 
 def _download(settings, url: str) -> tuple[bool, str]:
     """video_download for a source registered without intake (an old inbox, a UI partition)."""
-    from igs_dagster.defs.resources import IgsSettings
+    from igs_dagster.definitions import defs
     from igs_dagster.defs.video.assets import video_download
     from igs_dagster.video.ids import parse_source
 
@@ -160,7 +160,7 @@ def _download(settings, url: str) -> tuple[bool, str]:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", [key])
         result = dg.materialize([video_download], instance=instance, partition_key=key,
-                                resources={"igs": IgsSettings()}, raise_on_error=False)
+                                resources=defs.resources, raise_on_error=False)
     failure = next((e for e in result.all_events if e.is_step_failure), None)
     return result.success, (failure.step_failure_data.error.message if failure else "")
 

@@ -8,6 +8,7 @@ import pytest
 from igs_dagster.core.events import TranscriptProcess, TranscriptProcessData
 from igs_dagster.intake import accept
 from igs_dagster.video.frontmatter import split_frontmatter
+from igs_dagster_tests.dagster_env import handed
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_local_file_and_pasted_text_become_notes(igs_env, jfk_mp3):
 
         steps = {e.step_key for e in from_text.all_events if e.is_step_start}
         assert "transcript" in steps
-        text_transcript = from_text.output_for_node("transcript")
+        text_transcript = handed(igs_env, text_key, "transcript")
         assert text_transcript["backend"] == "text"  # Whisper skipped
 
     file_note = igs_env.vault_dir / "Resources" / "videos" / "kennedy-on-the-radio.md"

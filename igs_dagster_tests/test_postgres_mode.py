@@ -71,9 +71,6 @@ def test_settings_switch_the_instance_to_postgres(deployment: DagsterEnv, postgr
             instance.run_storage, instance.event_log_storage, instance.schedule_storage
         )}
         assert kinds == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
-    # the pool limit the start-up code applies lives in Postgres too
-    limits = _rows(postgres, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
-    assert limits == [("gpu", 1)]
 
 
 def test_pipeline_through_the_run_queue_on_postgres(
@@ -102,6 +99,10 @@ def test_pipeline_through_the_run_queue_on_postgres(
         assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), (
             "runs never overlapped; the pool check proves nothing"
         )
+
+    # dagster.yaml's pools default_limit, stored by Dagster in Postgres at the first claim
+    limits = _rows(postgres, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
+    assert limits == [("gpu", 1)]
 
     notes = notes_by_key(deployment.vault)
     assert all(notes[k] == 1 for k in keys), notes

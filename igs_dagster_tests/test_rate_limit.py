@@ -16,6 +16,7 @@ from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.video.download import Politeness, download_video
 from igs_dagster.video.download_gate import DownloadGate, site_of
 from igs_dagster_tests.conftest import SAMPLE_MP4
+from igs_dagster_tests.dagster_env import handed
 from igs_dagster_tests.gateserver import GateServer
 
 
@@ -40,7 +41,7 @@ def test_429_twice_then_served_backs_off_and_succeeds(server, igs_env, monkeypat
         result = defs.resolve_job_def("video_ingest").execute_in_process(
             instance=instance, partition_key=key, asset_selection=[dg.AssetKey("video_download")])
     assert result.success
-    assert Path(result.output_for_node("video_download")["video_path"]).is_file()
+    assert Path(handed(settings, key, "video_download")["video_path"]).is_file()
     retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
     # asked by the step after each 429 for the site's pause (1 s, then doubled), not the
     # RetryPolicy's 5 s with jitter

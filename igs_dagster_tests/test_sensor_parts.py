@@ -111,7 +111,7 @@ def test_one_part_raising_leaves_the_other_working(igs_env, monkeypatch) -> None
     the tick's skip reason, and the inbox's cursor stays for the next tick."""
     from igs_dagster.defs import events
 
-    def broken(context, cursor):
+    def broken(*args):
         raise RuntimeError("inbox database is locked")
 
     monkeypatch.setattr(events, "inbox_part", broken)

@@ -165,6 +165,7 @@ def test_both_sensors_skip_with_one_line_while_the_settings_are_invalid(igs_env,
     import dagster as dg
 
     from igs_dagster.defs.events import igs_events
+    from igs_dagster.defs.resources import IgsSettings
     from igs_dagster.defs.video.feeds import feed_sensor
     from igs_dagster.defs.video.waiting import waiting_videos
 
@@ -174,5 +175,5 @@ def test_both_sensors_skip_with_one_line_while_the_settings_are_invalid(igs_env,
         cursor = json.dumps({"inbox": 7, "outcomes": None, "watchdog": 0.0})
         result = igs_events(dg.build_sensor_context(instance=instance, cursor=cursor))
         assert result.skip_reason.skip_message == want and result.cursor == cursor  # nothing lost
-        assert feed_sensor(dg.build_sensor_context(instance=instance)).skip_message == want
-        assert waiting_videos(dg.build_sensor_context(instance=instance)).skip_message == want
+        assert feed_sensor(dg.build_sensor_context(instance=instance), igs=IgsSettings()).skip_message == want
+        assert waiting_videos(dg.build_sensor_context(instance=instance), igs=IgsSettings()).skip_message == want

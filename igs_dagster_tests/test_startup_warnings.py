@@ -51,21 +51,19 @@ def test_igs_dev_runs_dagster_from_dagster_home(monkeypatch, tmp_path):
 
 def test_igs_dev_starts_webserver_and_daemon_with_a_slower_code_server_watch(tmp_path):
     """`igs dev`'s webserver and daemon go through cli/dagster_entry, which sets Dagster's
-    code-server watch interval: the constant must still exist in the pinned Dagster (else the
-    patch silently does nothing) and the wrapped programs must still start."""
+    code-server watch interval (dagster_compat entry 2, checked in test_dagster_compat) and
+    still start the wrapped programs."""
     import subprocess
     import sys
 
-    from dagster._grpc import server_watcher
-
     from igs_dagster.cli import dagster_entry, stack
+    from igs_dagster.dagster_compat import DAEMON_MODULE
 
-    assert server_watcher.WATCH_INTERVAL == 1, "Dagster changed its code-server watch"
     argv = stack.commands(sys.executable, tmp_path, "127.0.0.1", 3999)
     assert argv["webserver"][1:4] == ["-m", stack.ENTRY, "dagster_webserver"]
-    assert argv["daemon"][1:5] == ["-m", stack.ENTRY, "dagster._daemon", "run"]
+    assert argv["daemon"][1:5] == ["-m", stack.ENTRY, DAEMON_MODULE, "run"]
     probe = ("import runpy, sys; from dagster._grpc import server_watcher as w; "
-             "sys.argv = ['x', 'dagster._daemon', '--help']; "
+             f"sys.argv = ['x', '{DAEMON_MODULE}', '--help']; "
              "from igs_dagster.cli import dagster_entry as e\n"
              "try:\n    e.main()\nexcept SystemExit:\n    pass\nprint('watch', w.WATCH_INTERVAL)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)

@@ -39,8 +39,8 @@ def test_stage_lines_once_per_step_with_reasons(igs_env, media_server):
             ends[step] = datetime.fromtimestamp(end, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         for result in (ok, bad):
             run = instance.get_run_by_id(result.run_id)
-            assert log_run_stages(instance, run, igs_env.system_log) > 0
-            assert log_run_stages(instance, run, igs_env.system_log) == 0  # a re-evaluated tick
+            assert log_run_stages(instance, run, igs_env) > 0
+            assert log_run_stages(instance, run, igs_env) == 0  # a re-evaluated tick
 
     lines = [json.loads(x) for x in igs_env.system_log.read_text().splitlines()]
     ok_lines = [x for x in lines if x["run_id"] == ok.run_id]

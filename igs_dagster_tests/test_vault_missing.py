@@ -74,8 +74,8 @@ def test_a_vault_moved_away_or_emptied_loses_nothing(world, capsys):
     # the run's end (system log, notifications) creates nothing there either
     from igs_dagster.defs.outcomes import handle_run
 
-    handle_run(world.instance, world.instance.get_run_by_id(result.run_id), "failure",
-               _Log())
+    handle_run(world.instance, world.settings, world.instance.get_run_by_id(result.run_id),
+               "failure", _Log())
     assert not vault.exists()
     assert found(capsys) == set(keys)
 

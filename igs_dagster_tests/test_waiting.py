@@ -20,6 +20,7 @@ from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.globals import extractors
 
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
+from igs_dagster.defs.resources import IgsSettings
 from igs_dagster.video.download import NotYetAvailable, download_video
 from igs_dagster.video.waiting import AFTER_START_S, WaitingVideos, live_wait
 from igs_dagster_tests.gateserver import GateServer
@@ -84,10 +85,11 @@ def test_waiting_is_shown_and_queued_again_when_due(upcoming, igs_env):
         message = video_failed(instance, instance.get_run_by_id(run.run_id), igs_env)
         assert message.title.startswith("Video waiting") and message.kind == "info"
 
-        context = dg.build_sensor_context(instance=instance)
+        context = dg.build_sensor_context(instance=instance, resources={"igs": IgsSettings()})
         assert "no waiting video is due" in waiting_videos(context).skip_message
         store.put(key, time.time() - 1, store.get(key).reason)  # the stream has ended
-        assert f"{key} (retry 1)" in waiting_videos(dg.build_sensor_context(instance=instance)).skip_message
+        assert f"{key} (retry 1)" in waiting_videos(dg.build_sensor_context(
+            instance=instance, resources={"igs": IgsSettings()})).skip_message
     assert store.get(key) is None
     queue = EventQueue(igs_env.queue_db)
     events = [e for e in queue.after(0, limit=10) if e.key == key]

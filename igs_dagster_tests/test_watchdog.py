@@ -19,8 +19,9 @@ from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.utils import make_new_run_id
 
 from igs_dagster.core import process_groups
+from igs_dagster.dagster_compat import assign_stranded_pool_slots, stranded_pool_slots
 from igs_dagster.defs.events import igs_events
-from igs_dagster.defs.system import pool_slots, watchdog
+from igs_dagster.defs.system import watchdog
 from igs_dagster.defs.system.watchdog import Host, Worker, check_started_runs, worker_state
 from igs_dagster.defs.system.watchdog_sensor import igs_watchdog
 from igs_dagster_tests.dagster_env import DagsterEnv
@@ -203,13 +204,13 @@ def test_a_step_that_missed_the_hand_off_of_a_free_slot_gets_it(instance):
     storage.add_pending_step("gpu", "run-b", "transcript", should_assign=False)
     for _ in range(3):  # B polls: left to Dagster it waits until another step frees a slot
         assert not storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
-    assert pool_slots.stranded(instance) == {"gpu": 1}
+    assert stranded_pool_slots(instance) == {"gpu": 1}
 
     result = igs_watchdog(dg.build_sensor_context(instance=instance))
     assert "pool slots: gpu 1 assigned" in str(result.skip_message)
     assert storage.claim_concurrency_slot("gpu", "run-b", "transcript").is_claimed
     # a step waiting behind a slot in use is not stranded: nothing to do, and nothing done
     assert not storage.claim_concurrency_slot("gpu", "run-c", "transcript").is_claimed
-    assert pool_slots.stranded(instance) == {}
-    assert pool_slots.assign_stranded(instance, logging.getLogger("test")) == "pool slots: none stranded"
+    assert stranded_pool_slots(instance) == {}
+    assert assign_stranded_pool_slots(instance, logging.getLogger("test")) == "pool slots: none stranded"
     assert not storage.claim_concurrency_slot("gpu", "run-c", "transcript").is_claimed

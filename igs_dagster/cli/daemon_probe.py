@@ -9,12 +9,12 @@ from pathlib import Path
 
 import psutil
 
-DAEMON_MARKERS = ("dagster-daemon", "dagster._daemon")
+from igs_dagster.dagster_compat import DAEMON_MODULE, DAEMON_SCRIPT
 
 
 def _is_daemon(cmdline: list[str]) -> bool:
     return any(
-        Path(arg).name == "dagster-daemon" or arg == "dagster._daemon" for arg in cmdline
+        Path(arg).name == DAEMON_SCRIPT or arg == DAEMON_MODULE for arg in cmdline
     ) and "run" in cmdline
 
 

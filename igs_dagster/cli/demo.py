@@ -43,6 +43,7 @@ def run_demo(settings: Settings) -> Path:
     from igs_dagster.core.inbox import EventQueue, Source
     from igs_dagster.definitions import defs
     from igs_dagster.defs.instance import open_instance
+    from igs_dagster.defs.video.claims import handed
     from igs_dagster.defs.video.partitions import video_partitions
 
     instance = open_instance(settings)
@@ -62,5 +63,4 @@ def run_demo(settings: Settings) -> Path:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         reason = failure.step_failure_data.error.message.strip() if failure else "see the run in the UI"
         raise IgsError(f"demo run {result.run_id} failed: {reason.splitlines()[0]}")
-    note = result.output_for_node("vault_note")["note_path"]
-    return Path(note)
+    return Path(handed(settings.media_dir, key, "vault_note")["note_path"])

@@ -41,7 +41,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from igs_dagster.defs.instance import open_instance
 
     _refuse_a_second_service(settings)
-    open_instance(settings)  # persistent DAGSTER_HOME + pool limits before anything starts
+    open_instance(settings)  # persistent DAGSTER_HOME with the project's dagster.yaml
     os.chdir(settings.dagster_home)  # Dagster reads its dagster.yaml from there, not from here
     lock = None
     if args.reload:

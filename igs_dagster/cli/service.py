@@ -3,8 +3,8 @@
 `render_services` only renders text: it needs no root, writes nothing and imports no dagster.
 Two services, both restarted whenever they stop:
 
-- `igs-dagster` / `com.igs.dagster`: `python -m igs_dagster.cli dev` (prepare DAGSTER_HOME and
-  the pool limits, then the Dagster webserver on 127.0.0.1:3000 + the daemon);
+- `igs-dagster` / `com.igs.dagster`: `python -m igs_dagster.cli dev` (DAGSTER_HOME with the
+  project's dagster.yaml, then the Dagster webserver on 127.0.0.1:3000 + the daemon);
 - `igs-api` / `com.igs.api`: `python -m igs_dagster.cli api` (event HTTP API, 127.0.0.1:3111).
 
 Secrets (IGS_API__TOKEN, passwords) do not belong in these files: they are world-readable on

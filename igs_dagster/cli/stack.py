@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from igs_dagster.dagster_compat import DAEMON_MODULE  # a name only: Dagster is not imported
+
 LOCATION = "igs_dagster.definitions"
 STOP_GRACE_S = 20.0
 READY_TIMEOUT_S = 300.0
@@ -57,7 +59,7 @@ def commands(python: str, folder: Path, host: str, port: int, log_level: str = "
                         "-m", LOCATION, "--location-name", LOCATION, "--log-level", "warning"],
         "webserver": [python, "-m", ENTRY, "dagster_webserver", "-w", str(workspace), "-h", host,
                       "-p", str(port), "--dagster-log-level", log_level],
-        "daemon": [python, "-m", ENTRY, "dagster._daemon", "run", "-w", str(workspace),
+        "daemon": [python, "-m", ENTRY, DAEMON_MODULE, "run", "-w", str(workspace),
                    "--log-level", log_level],
     }
 

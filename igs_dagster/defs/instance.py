@@ -1,10 +1,10 @@
-"""Prepare the Dagster instance the project runs on: a persistent DAGSTER_HOME with our
-dagster.yaml, and the concurrency limits stored in the instance database.
+"""Prepare the Dagster instance the project runs on: a persistent DAGSTER_HOME whose
+dagster.yaml is the project's (the top-level dagster.yaml, plus PostgreSQL storage when the
+settings ask for it).
 
-Pool limits live in the instance's database, not in code, so every start-up path
-(`igs dev`, `igs demo`, the CLI, the sensors) calls `ensure_pool_limits` instead of relying
-on a manual `dagster instance concurrency set gpu 1`; it only fills in a limit the instance
-lacks, so a value the operator stored stays.
+Pool limits need no start-up code: `concurrency: pools: default_limit` in dagster.yaml is
+stored by Dagster for a pool the first time a step claims it, on every launch path, and a limit
+the operator set for a pool (the UI, `dagster instance concurrency set gpu 2`) is kept.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from igs_dagster.core.fsutil import atomic_write_text, private_dir
 from igs_dagster.core.settings import Settings
 
 MANAGED_MARKER = "# managed by igs: rewritten at start-up from the project's dagster.yaml"
-GPU_POOL = "gpu"
-POOL_LIMITS = {GPU_POOL: 1}
+GPU_POOL = "gpu"  # transcription, one step at a time: dagster.yaml's pools default_limit
 PROJECT_TAG = "igs/project"
 
-# The template lives in the package (a checkout and a wheel read the same file). Not at the
-# project root: `dagster dev`/`dg dev` there would warn that it "will not be used".
-TEMPLATE = Path(__file__).parents[1] / "dagster.yaml"
+# The project's instance configuration: dagster.yaml at the top of the checkout, beside
+# workspace.yaml; a wheel carries it inside the package (pyproject.toml's force-include).
+_CHECKOUT = Path(__file__).parents[2] / "dagster.yaml"
+TEMPLATE = _CHECKOUT if _CHECKOUT.is_file() else Path(__file__).parents[1] / "dagster.yaml"
 
 
 def instance_yaml(settings: Settings) -> str:
@@ -50,25 +50,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def ensure_pool_limits(instance) -> dict[str, int]:
-    """Store our pool limits where the instance has none yet; return the ones set.
-
-    A stored limit is the operator's (`gpu = 2` set in the UI or with `dagster instance
-    concurrency set` for a bigger GPU) and is never overwritten, by start-up or by a sensor.
-    """
-    storage = instance.event_log_storage
-    stored = {limit.name for limit in storage.get_pool_limits()}
-    applied = {pool: limit for pool, limit in POOL_LIMITS.items() if pool not in stored}
-    for pool, limit in applied.items():
-        storage.set_concurrency_slots(pool, limit)
-    return applied
-
-
 def open_instance(settings: Settings):
     """Prepared, persistent DagsterInstance for CLI commands."""
     import dagster as dg
 
     prepare_dagster_home(settings)
-    instance = dg.DagsterInstance.get()
-    ensure_pool_limits(instance)
-    return instance
+    return dg.DagsterInstance.get()

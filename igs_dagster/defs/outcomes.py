@@ -40,11 +40,11 @@ import json
 from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.definitions.run_request import InstigatorType
 
 from igs_dagster.core import system_log
-from igs_dagster.core.settings import Settings, load_settings
+from igs_dagster.core.settings import Settings
 from igs_dagster.core.text import one_line
+from igs_dagster.dagster_compat import newest_event_record_id
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import cancel_loop, chain_next, fail_loop
 from igs_dagster.defs.system.log_sensors import log_run_stages
@@ -76,7 +76,7 @@ def _latest(instance: dg.DagsterInstance, event_type: dg.DagsterEventType) -> in
 def _legacy_cursor(instance: dg.DagsterInstance, names: tuple[str, ...]) -> int | None:
     """The least record id the replaced run-status sensors had reached (None: none ran here)."""
     found = []
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+    for state in instance.all_instigator_state():
         data = state.instigator_data
         if state.name in names and data is not None and getattr(data, "cursor", None):
             try:
@@ -110,12 +110,11 @@ def _guarded(log, what: str, run: dg.DagsterRun, part: Callable[[], object],
         return None
 
 
-def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, log,
-               repository: dg.RepositoryDefinition | None = None,
+def handle_run(instance: dg.DagsterInstance, settings: Settings, run: dg.DagsterRun, outcome: str,
+               log, repository: dg.RepositoryDefinition | None = None,
                parts: tuple[str, ...] | None = None) -> tuple[list[dg.RunRequest], dict[str, str]]:
     """Every part's work for one finished run (or only `parts`): the run requests to make, and
-    the parts that failed with their error."""
-    settings = load_settings()
+    the parts that failed with their error. `settings`: the tick's."""
     loop = LoopSettings()
     parts = PARTS[outcome] if parts is None else parts
     requests: list[dg.RunRequest] = []
@@ -131,7 +130,7 @@ def handle_run(instance: dg.DagsterInstance, run: dg.DagsterRun, outcome: str, l
         else:
             _guarded(log, "loop", run, lambda: cancel_loop(run, settings, loop, log), failed)
     if "log" in parts:
-        _guarded(log, "log", run, lambda: log_run_stages(instance, run, settings.system_log), failed)
+        _guarded(log, "log", run, lambda: log_run_stages(instance, run, settings), failed)
     if "notify" in parts:
         sent = _guarded(log, "notify", run, lambda: notify_run(instance, run, settings), failed)
         if sent:
@@ -167,7 +166,7 @@ def give_up(run: dg.DagsterRun, outcome: str, parts: dict[str, str], tries: int,
             log.error(f"system log not written: {type(err).__name__}: {err}")
 
 
-def _retry(instance: dg.DagsterInstance, pending: dict, log,
+def _retry(instance: dg.DagsterInstance, settings: Settings, pending: dict, log,
            repository: dg.RepositoryDefinition | None) -> tuple[list[dg.RunRequest], dict]:
     """Try the failed parts of earlier ticks again; the parts still failing stay pending."""
     requests: list[dg.RunRequest] = []
@@ -178,33 +177,29 @@ def _retry(instance: dg.DagsterInstance, pending: dict, log,
         run = runs.get(run_id)
         if run is None:
             continue  # deleted meanwhile
-        made, failed = handle_run(instance, run, entry["outcome"], log, repository,
+        made, failed = handle_run(instance, settings, run, entry["outcome"], log, repository,
                                   tuple(entry["parts"]))
         requests += made
         tries = int(entry["tries"]) + 1
         if failed and tries >= RETRY_TICKS:
-            give_up(run, entry["outcome"], failed, tries, load_settings(), log)
+            give_up(run, entry["outcome"], failed, tries, settings, log)
         elif failed:
             left[run_id] = {"outcome": entry["outcome"], "parts": sorted(failed), "tries": tries,
                             "error": next(iter(failed.values()))}
     return requests, left
 
 
-def _newest_record(instance: dg.DagsterInstance) -> int:
-    return instance.event_log_storage.get_maximum_record_id() or 0
-
-
-def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log,
+def outcomes_part(instance: dg.DagsterInstance, settings: Settings, cursor: dict | None, log,
                   repository: dg.RepositoryDefinition | None = None) -> tuple[list[dg.RunRequest], dict, str]:
     """Run-status changes after `cursor`, and the parts that failed before -> each part's work;
-    (run requests, cursor, note)."""
+    (run requests, cursor, note). `settings`: the tick's."""
     if not cursor:
-        cursor = {**initial_cursor(instance), SEEN: _newest_record(instance)}
+        cursor = {**initial_cursor(instance), SEEN: newest_event_record_id(instance)}
         return [], cursor, f"starting after run-status records {cursor}"
     pending = dict(cursor.get(RETRY) or {})
     cursor = {k: int(v) for k, v in cursor.items() if k != RETRY}
-    requests, pending = _retry(instance, pending, log, repository)
-    newest = _newest_record(instance)  # read first: a record added meanwhile is seen next tick
+    requests, pending = _retry(instance, settings, pending, log, repository)
+    newest = newest_event_record_id(instance)  # read first: a record added meanwhile is seen next tick
     note = f"{len(pending)} runs with parts to try again" if pending else ""
     if cursor.get(SEEN) == newest:
         return requests, _with(cursor, pending), note or "no run finished"
@@ -227,7 +222,7 @@ def outcomes_part(instance: dg.DagsterInstance, cursor: dict | None, log,
     for storage_id, outcome, run_id in sorted(found):
         run = runs.get(run_id)
         if run is not None:
-            made, failed = handle_run(instance, run, outcome, log, repository)
+            made, failed = handle_run(instance, settings, run, outcome, log, repository)
             requests += made
             if failed:  # kept, and tried again next tick
                 pending[run_id] = {"outcome": outcome, "parts": sorted(failed), "tries": 1,

@@ -29,6 +29,7 @@ from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.events import VideoDownload, VideoDownloadData
 from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.core.redact import redact
+from igs_dagster.core.settings import YtdlpSettings
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 from igs_dagster.video.ids import is_partition_key, parse_source, youtube_id
@@ -263,7 +264,8 @@ def newest(entries: list[Entry], count: int | None) -> list[Entry]:
 # --------------------------------------------------------------------------- yt-dlp playlists
 
 
-def _ytdlp_info(url: str, limit: int | None = None) -> dict:
+def _ytdlp_info(url: str, limit: int | None = None,
+                ytdlp_settings: YtdlpSettings | None = None) -> dict:
     """A playlist or channel, flat, through yt-dlp with the project's base options (cookies,
     JS runtime, the pause between requests: video/ytdlp.py)."""
     import yt_dlp
@@ -277,7 +279,7 @@ def _ytdlp_info(url: str, limit: int | None = None) -> dict:
     if limit:
         options["playlistend"] = limit
     try:
-        with ytdlp.open_ytdlp(None, options) as ydl:
+        with ytdlp.open_ytdlp(ytdlp_settings, options) as ydl:
             info = ydl.extract_info(url, download=False)
             return ydl.sanitize_info(info) or {}
     except yt_dlp.utils.DownloadError as err:
@@ -286,7 +288,8 @@ def _ytdlp_info(url: str, limit: int | None = None) -> dict:
         raise FeedError(f"cannot read playlist {url}: {one_line(redact(reason), 300)}") from None
 
 
-def read_playlist(url: str, limit: int | None = None) -> FeedPage:
+def read_playlist(url: str, limit: int | None = None, *,
+                  ytdlp_settings: YtdlpSettings | None = None) -> FeedPage:
     """Entries of anything yt-dlp extracts as a playlist, in playlist order; flat extraction
     (no entry is resolved or downloaded). A single video -> FeedError."""
     if not _yt_host(urlsplit(url)):
@@ -301,7 +304,7 @@ def read_playlist(url: str, limit: int | None = None) -> FeedPage:
                 raise
     from yt_dlp.utils import unsmuggle_url  # 0.2-2 s of imports: only when yt-dlp is needed
 
-    info = _ytdlp_info(url, limit)
+    info = _ytdlp_info(url, limit, ytdlp_settings)
     if info.get("_type") != "playlist":
         raise FeedError(f"{url} is not a playlist or feed (yt-dlp found one item)")
     show = one_line(info.get("title") or info.get("channel") or info.get("uploader") or "", 300) or None

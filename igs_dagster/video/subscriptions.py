@@ -10,6 +10,7 @@ is missed.
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.inbox import EventQueue
+from igs_dagster.core.settings import YtdlpSettings
 from igs_dagster.core.sqlite import open_db
 from igs_dagster.core.text import one_line
 from igs_dagster.video import feeds
@@ -209,20 +211,22 @@ _COLUMNS = ("id, url, poll_url, kind, title, interval_s, etag, modified, next_po
             "last_error, failures, added_at")
 
 
-def read(feed: Feed | None, url: str, kind: str, timeout: float = feeds.FETCH_TIMEOUT_S) -> feeds.FeedPage:
+def read(feed: Feed | None, url: str, kind: str, timeout: float = feeds.FETCH_TIMEOUT_S,
+         ytdlp_settings: YtdlpSettings | None = None) -> feeds.FeedPage:
     """One conditional read of a subscription (a feed over HTTP, or a playlist via yt-dlp)."""
     if kind == "playlist":
-        return feeds.read_playlist(url)
+        return feeds.read_playlist(url, ytdlp_settings=ytdlp_settings)
     return feeds.read_feed(url, feed.etag if feed else None, feed.modified if feed else None, timeout)
 
 
 def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: float | None = None,
              workers: int = POLL_WORKERS, timeout: float = feeds.FETCH_TIMEOUT_S,
-             max_per_hour: int = 0) -> list[PollResult]:
+             max_per_hour: int = 0, ytdlp_settings: YtdlpSettings | None = None) -> list[PollResult]:
     """One poll cycle: every due feed read (concurrently), unseen entries queued oldest first,
     then recorded as seen. A feed that fails (HTTP error, garbage) backs off and is retried.
     `max_per_hour` (0: none) caps the entries polling queues in any hour, across all feeds:
-    the rest stay unseen and are queued by later polls."""
+    the rest stay unseen and are queued by later polls. The reads run in copies of the
+    caller's context: an address fence the caller holds (core/netguard) holds in them too."""
     now = time.time() if now is None else now
     due = store.due(now)
     if not due:
@@ -230,12 +234,13 @@ def poll_due(store: Subscriptions, queue: EventQueue, data_dir: Path, *, now: fl
 
     def one(feed: Feed) -> tuple[Feed, feeds.FeedPage | None, str | None]:
         try:
-            return feed, read(feed, feed.poll_url, feed.kind, timeout), None
+            return feed, read(feed, feed.poll_url, feed.kind, timeout, ytdlp_settings), None
         except PermanentError as err:
             return feed, None, one_line(str(err), 300)
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
-        fetched = list(pool.map(one, due))
+        caller = contextvars.copy_context()
+        fetched = list(pool.map(lambda feed: caller.copy().run(one, feed), due))
 
     allowance = max_per_hour - store.queued_since(now - HOUR_S) if max_per_hour else None
     results: list[PollResult] = []

@@ -14,7 +14,7 @@ from pydantic import Field
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.defs.loop.resources import BEGIN_OP, LoopSettings
 from igs_dagster.defs.loop.turns import submit_next
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.resources import AgentRunner, IgsSettings
 from igs_dagster.defs.retries import permanent_failures
 from igs_dagster.loop import roles
 from igs_dagster.loop.agent_choice import with_recorded
@@ -54,9 +54,9 @@ def _output(result: dict) -> dg.Output:
 )
 def loop_begin(
     context: dg.OpExecutionContext, config: LoopRunConfig, igs: IgsSettings,
-    igs_loop: LoopSettings,
+    igs_loop: LoopSettings, agent: AgentRunner,
 ) -> dg.Output[dict]:
-    env = with_recorded(igs_loop.env(igs.get()), config.loop_id)
+    env = with_recorded(igs_loop.env(igs.get(agent)), config.loop_id)
     with permanent_failures():
         state = load_loop(env.loops_dir, config.loop_id)
         if state.status == "queued":
@@ -92,19 +92,19 @@ def _role_op(role: str, retry_policy: dg.RetryPolicy, description: str,
     )
     def _op(
         context: dg.OpExecutionContext, previous: dict, igs: IgsSettings,
-        igs_loop: LoopSettings,
+        igs_loop: LoopSettings, agent: AgentRunner,
     ) -> dg.Output[dict]:
         if previous.get("next") != role:
             context.log.info(f"{role}: nothing to do, the loop's next step is {previous.get('next')!r}")
             output = dg.Output(previous, metadata={"next": str(previous.get("next")), "ran": False})
         else:
-            env = with_recorded(igs_loop.env(igs.get()), previous["loop_id"])
+            env = with_recorded(igs_loop.env(igs.get(agent)), previous["loop_id"])
             with permanent_failures():
                 result = function(env, previous["loop_id"])
             context.log.info(f"{role} -> {result.get('next')}")
             output = _output(result)
         if ends_turn and previous.get("loop_id"):
-            submit_next(context, igs.get(), igs_loop, previous["loop_id"])
+            submit_next(context, igs.get(agent), igs_loop, previous["loop_id"])
         return output
 
     return _op

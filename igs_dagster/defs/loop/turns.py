@@ -101,8 +101,6 @@ def submit_turn(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
     `ended` (the run that ended the previous turn); `tags` are added to the request's.
     Returns (run id, whether this call queued it), or None when that is impossible here (no
     repository or run origin, a run coordinator that launches at once): make a RunRequest."""
-    from dagster._core.errors import DagsterRunAlreadyExists
-
     origin, code = ended.remote_job_origin, ended.job_code_origin
     if (repository is None or origin is None or code is None
             or not isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)):
@@ -119,8 +117,10 @@ def submit_turn(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
                 remote_job_origin=type(origin)(repository_origin=origin.repository_origin, job_name=job.name),
                 job_code_origin=type(code)(job.name, code.repository_origin),
             )
-        except DagsterRunAlreadyExists:  # the other path made it meanwhile
+        except dg.DagsterError:  # DagsterRunAlreadyExists: the other path made it meanwhile
             run = instance.get_run_by_id(turn_run_id(key))
+            if run is None:  # any other error
+                raise
     if run is None or run.status != dg.DagsterRunStatus.NOT_STARTED:
         return (run.run_id, False) if run is not None else None
     # created and not yet queued (by us now, or by a path that died in between): queue it

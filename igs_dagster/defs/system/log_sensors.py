@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.core import system_log
+from igs_dagster.core.settings import Settings
 from igs_dagster.defs.failures import run_failure_reasons
 
 # step (asset/op) name → (stage name in the log, tool that does the work)
@@ -44,14 +45,13 @@ def _stage(step_key: str) -> tuple[str, str]:
     return STAGES.get(name, (f"{name.replace('_', '.')}", "dagster"))
 
 
-def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, log_path) -> int:
-    """Write the stage lines of a finished run; return how many were new. The log lives in
-    the vault: a vault that is missing raises VaultMissing (the outcomes sensor logs it) and
-    no folder is created where the vault should be."""
-    from igs_dagster.core.settings import load_settings
+def log_run_stages(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Settings) -> int:
+    """Write the stage lines of a finished run to the settings' system log; return how many were
+    new. The log lives in the vault: a vault that is missing raises VaultMissing (the outcomes
+    sensor logs it) and no folder is created where the vault should be."""
     from igs_dagster.core.vault import require_vault
 
-    settings = load_settings()
+    log_path = settings.system_log
     if Path(log_path).is_relative_to(settings.vault_dir):
         require_vault(settings.vault_dir, settings.data_dir)
     partition = run.tags.get("dagster/partition")

@@ -38,10 +38,9 @@ from enum import Enum
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import JobFailureData, RunFailureReason
-from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from igs_dagster.core.process_groups import process_info
+from igs_dagster.dagster_compat import GRPC_INFO_TAG, free_pool_slots, report_worker_gone
 
 WATCHDOG_INTERVAL_S = 30
 HOST_TAG = "igs/worker_host"
@@ -185,14 +184,10 @@ def inspect_run(instance: dg.DagsterInstance, run: dg.DagsterRun, here: Host) ->
         "Marked failed by the run_worker_watchdog (sensor igs_watchdog), so run retries can re-execute it "
         "from the failed step and its pool slots are freed."
     )
-    instance.report_run_failed(
-        current, message,
-        job_failure_data=JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION),
-    )
+    report_worker_gone(instance, current, message)
     # The dead worker can never give back its pool slots (`gpu`): free them now rather than
     # after run monitoring's next pass, so the retry's transcription need not wait for it.
-    if instance.event_log_storage.supports_global_concurrency_limits:
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    free_pool_slots(instance, run.run_id)
     return Verdict(run.run_id, "failed", f"pid {pid}: {why}")
 
 

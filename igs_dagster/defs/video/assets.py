@@ -1,7 +1,9 @@
 """The video assets. Each is one step a user can (re)materialize per partition in the UI.
 
-Values passed between assets are small dicts of paths and metadata (claim check): the media,
-the transcript JSON and the note live in the data folder and the vault, not in Dagster.
+Claim check: the media, the transcript JSON and the note live in the data folder and the vault;
+each asset hands the next ones a small dict of their paths and facts as a file beside the media
+(defs/video/claims.py), names the assets it needs in `deps=`, and reports what it did with
+`MaterializeResult`. The settings come from the resources (defs/resources.py).
 """
 
 
@@ -12,13 +14,16 @@ import dagster as dg
 
 from igs_dagster.core import netguard
 from igs_dagster.core.errors import PermanentError
-from igs_dagster.core.inbox import Source
+from igs_dagster.core.inbox import EventQueue, Source
 from igs_dagster.core.inert import clean_info
 from igs_dagster.core.redact import redact
 from igs_dagster.core.settings import Settings
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.instance import GPU_POOL
+from igs_dagster.defs.resources import AgentRunner, IgsSettings, Vault
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures, retrying
+from igs_dagster.defs.video.claims import claims
 from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.defs.video.resources import ArchiveTarget, WhisperModel
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, captions, download, enrich, feeds, notes, transcribe
@@ -37,11 +42,11 @@ COMMON = dict(partitions_def=video_partitions, group_name="video")
 RATE_LIMIT_RETRIES = 6
 
 
-def _source(key: str, igs: IgsSettings) -> Source:
+def _source(key: str, settings: Settings) -> Source:
     """Where a partition's media comes from: registered at intake, or a bare YouTube ID."""
     if not is_partition_key(key):
         raise PermanentError(f"invalid partition key {key!r}")
-    known = igs.queue().get_source(key)
+    known = EventQueue(settings.queue_db).get_source(key)
     if known:
         return known
     ref = parse_source(key)  # a partition added by hand in the UI: only YouTube IDs qualify
@@ -58,11 +63,12 @@ def _folder(settings: Settings, key: str) -> Path:
     "yt-dlp download (best video up to the quality cap, mp4, info.json, thumbnail) into the "
     "partition's own folder; local files are copied, pasted transcripts recorded."
 ))
-def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
-    settings = igs.get()
+def video_download(context: dg.AssetExecutionContext, igs: IgsSettings,
+                   whisper: WhisperModel) -> dg.MaterializeResult:
+    settings = igs.get(whisper)  # captions: the transcript's source and language
     key = context.partition_key
     with permanent_failures():
-        source = _source(key, igs)
+        source = _source(key, settings)
         folder = _folder(settings, key)
         if source.kind in ("youtube", "url"):
             result = _download(context, settings, source.location, folder).to_json()
@@ -82,7 +88,8 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
             slug=note_slug(result["title"], key, settings.vault_dir,
                                  claims=settings.data_dir / "note-slugs.sqlite3"),
         )
-    context.add_output_metadata({
+    claims(context, settings.media_dir).save("video_download", result)
+    return dg.MaterializeResult(metadata={
         "title": result["title"],
         "channel": result.get("channel") or "",
         "upload_date": result.get("upload_date") or "",
@@ -93,7 +100,6 @@ def video_download(context: dg.AssetExecutionContext, igs: IgsSettings) -> dict:
         "folder": dg.MetadataValue.path(str(_folder(settings, key))),
         **({"media": dg.MetadataValue.path(result["video_path"])} if result.get("video_path") else {}),
     })
-    return result
 
 
 def _download(context: dg.AssetExecutionContext, settings: Settings, url: str,
@@ -142,12 +148,16 @@ def _speed(bps: float | None) -> str:
 
 # priority: archive the media before transcribing it (as the original pipeline did), so a crash
 # during a long transcription never repeats the upload when the run is re-executed from failure
-@dg.asset(**COMMON, **retrying(NAS_RETRY, **{"dagster/priority": "1"}), kinds={"sftp"}, description=(
+@dg.asset(**COMMON, **retrying(NAS_RETRY, **{"dagster/priority": "1"}), kinds={"sftp"},
+          deps=["video_download"], description=(
     "Copy the media to the NAS over SFTP (host keys verified, temp name + rename, identical "
     "files skipped) under {root}/{year}/{slug}/, or to the local archive folder."
 ))
-def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict) -> dict:
-    settings = igs.get()
+def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings,
+                  archive_target: ArchiveTarget) -> dg.MaterializeResult:
+    settings = igs.get(archive_target)
+    handed = claims(context, settings.media_dir)
+    video_download = handed.load("video_download")
     files = [
         Path(p) for p in (
             video_download.get("video_path"), video_download.get("info_path"),
@@ -157,26 +167,29 @@ def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings, video_dow
     year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
     progress = ProgressLog(context.log, "archive")
     with permanent_failures():
-        target = archive.make_archive(settings)
-        result = target.archive(
+        result = archive.make_archive(settings).archive(
             files, year, video_download["slug"],
             on_progress=lambda name, done, total: progress(100 * done / max(total, 1), name),
         ).to_json()
-    context.add_output_metadata({
+    handed.save("video_archive", result)
+    return dg.MaterializeResult(metadata={
         "location": result["location"], "archive": dg.MetadataValue.path(result["location"]),
         "uploaded": result["uploaded"],
         "skipped": result["skipped"], "bytes_sent": result["bytes_sent"],
     })
-    return result
 
 
-@dg.asset(**COMMON, **retrying(RETRY), pool="gpu", kinds={"whisper"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), pool=GPU_POOL, kinds={"whisper"}, deps=["video_download"],
+          description=(
     "Local Whisper (mlx-whisper on Apple Silicon, faster-whisper elsewhere). The transcript "
     "goes to a JSON file; Dagster keeps only its path and small metadata. Pool `gpu`: one "
     "transcription at a time across all runs."
 ))
-def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict) -> dict:
-    settings = igs.get()
+def transcript(context: dg.AssetExecutionContext, igs: IgsSettings,
+               whisper: WhisperModel) -> dg.MaterializeResult:
+    settings = igs.get(whisper)
+    handed = claims(context, settings.media_dir)
+    video_download = handed.load("video_download")
     out = _folder(settings, context.partition_key) / "transcript.json"
     with permanent_failures():
         from_captions = _captions_transcript(context, settings, video_download, out)
@@ -196,8 +209,8 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
                     100 * pos / total if total else None, f"({pos:.0f}s of {total:.0f}s)"
                 ),
             )
-    result = info.to_json()
-    context.add_output_metadata({
+    result = handed.save("transcript", info.to_json())
+    return dg.MaterializeResult(metadata={
         "transcript": dg.MetadataValue.path(str(out)),
         "backend": result["backend"],
         "model": f"{result['model']} captions" if result["backend"] == "captions"
@@ -206,7 +219,6 @@ def transcript(context: dg.AssetExecutionContext, igs: IgsSettings, video_downlo
         "real_time_factor": float(result["rtf"] or 0), "segments": int(result["segments"]),
         "words": int(result["words"]), "elapsed_s": float(result["elapsed_s"]),
     })
-    return result
 
 
 def _captions_transcript(context: dg.AssetExecutionContext, settings: Settings,
@@ -238,15 +250,17 @@ def _timestamp_link(video_download: dict):
     return lambda seconds: None
 
 
-@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"},
+          deps=["video_download", "video_archive", "transcript"], description=(
     "The vault note (frontmatter, source callout, summary placeholder, timestamped transcript) "
     "and its link in the daily note, once. Enrichment already in the note is kept."
 ))
-def vault_note(
-    context: dg.AssetExecutionContext, igs: IgsSettings,
-    video_download: dict, video_archive: dict, transcript: dict,
-) -> dict:
-    settings = igs.get()
+def vault_note(context: dg.AssetExecutionContext, igs: IgsSettings,
+               vault: Vault) -> dg.MaterializeResult:
+    settings = igs.get(vault)
+    handed = claims(context, settings.media_dir)
+    video_download, video_archive, transcript = handed.load_each(
+        "video_download", "video_archive", "transcript")
     slug = video_download["slug"]
     with permanent_failures():
         vault = checked_vault(settings)  # missing or emptied: fail, never a fresh vault
@@ -270,12 +284,12 @@ def vault_note(
         linked = link_daily(
             vault, transcribed, slug, inp.title, inp.channel, inp.duration
         )
-    context.add_output_metadata({
+    handed.save("vault_note", {"note_path": str(path), "slug": slug, "daily": transcribed})
+    return dg.MaterializeResult(metadata={
         "note": dg.MetadataValue.path(str(path)),
         "daily_note": f"Daily/{transcribed}.md",
         "daily_link_added": linked,
     })
-    return {"note_path": str(path), "slug": slug, "daily": transcribed}
 
 
 def _existing_transcribed_date(note_path: Path) -> str | None:
@@ -291,16 +305,17 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
 
 
 # after search_index: the agent's prompt names the related notes already in the vault
-@dg.asset(**COMMON, **retrying(RETRY), kinds={"ai"}, deps=["search_index"], description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"ai"},
+          deps=["video_download", "transcript", "vault_note", "search_index"], description=(
     "Executive summary, key points, speaker context, quotes, related links and tags, written "
     "into the note by an agent CLI (pi, claude, codex) or, offline, the built-in enricher."
 ))
-def enriched_summary(
-    context: dg.AssetExecutionContext, igs: IgsSettings,
-    video_download: dict, transcript: dict, vault_note: dict,
-) -> dict:
-    settings = igs.get()
-    note_path = Path(vault_note["note_path"])
+def enriched_summary(context: dg.AssetExecutionContext, igs: IgsSettings, vault: Vault,
+                     agent: AgentRunner) -> dg.MaterializeResult:
+    settings = igs.get(vault, agent)
+    handed = claims(context, settings.media_dir)
+    video_download, transcript = handed.load_each("video_download", "transcript")
+    note_path = Path(handed.load("vault_note")["note_path"])
     with permanent_failures():
         checked_vault(settings)
         if settings.agent.tool == "none":
@@ -315,13 +330,13 @@ def enriched_summary(
                 transcript_path=Path(transcript["path"]),
                 vault_context=_related_context(settings, context.partition_key),
             )
-    context.add_output_metadata({
+    handed.save("enriched_summary", result.to_json())
+    return dg.MaterializeResult(metadata={
         "enricher": result.enricher, "method": result.method,
         "duration_s": round(result.duration_s, 2),
         "preview": dg.MetadataValue.md(redact(result.preview)[:1500]),
         "open_note": dg.MetadataValue.url(obsidian_url(settings.vault_dir, note_path)),
     })
-    return result.to_json()
 
 
 def _related_context(settings: Settings, key: str) -> str:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.dagster_compat import check_executions
+from igs_dagster.defs.resources import IgsSettings, Vault
+from igs_dagster.defs.video.claims import claims
 from igs_dagster.defs.video.partitions import video_partitions
+from igs_dagster.defs.video.resources import ArchiveTarget
 from igs_dagster.video import archive, checks
 from igs_dagster.video.check_names import BLOCKING, CHECKS
 from igs_dagster.video.transcript import load_transcript
@@ -33,38 +36,40 @@ def _result(outcome: checks.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) 
                 description="Frontmatter has the expected keys, one transcript marker, one "
                             "link in the daily note. Blocking.")
 def vault_note_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
-                     vault_note: dict) -> dg.AssetCheckResult:
-    settings = igs.get()
-    return _result(checks.check_note(Path(vault_note["note_path"]), settings.vault_dir,
-                                     vault_note["slug"]))
+                     vault: Vault) -> dg.AssetCheckResult:
+    settings = igs.get(vault)
+    note = claims(context, settings.media_dir).load("vault_note")
+    return _result(checks.check_note(Path(note["note_path"]), settings.vault_dir, note["slug"]))
 
 
 @dg.asset_check(asset="enriched_summary", partitions_def=video_partitions,
-                additional_ins={"vault_note": dg.AssetIn("vault_note")},
                 description="All six sections present (the offline enricher may leave out key "
                             "points and quotes that would only repeat a short clip's summary); "
                             "every quote verbatim in the transcript.")
-def enriched_summary_check(context: dg.AssetCheckExecutionContext, enriched_summary: dict,
-                           vault_note: dict) -> dg.AssetCheckResult:
-    return _result(checks.check_enrichment(Path(vault_note["note_path"])))
+def enriched_summary_check(context: dg.AssetCheckExecutionContext,
+                           igs: IgsSettings) -> dg.AssetCheckResult:
+    note = claims(context, igs.get().media_dir).load("vault_note")
+    return _result(checks.check_enrichment(Path(note["note_path"])))
 
 
 @dg.asset_check(asset="transcript", partitions_def=video_partitions,
                 description="Speech coverage and words per minute plausible; no repeated "
                             "n-gram loops; no segment after the media's end.")
 def transcript_check(context: dg.AssetCheckExecutionContext,
-                     transcript: dict) -> dg.AssetCheckResult:
+                     igs: IgsSettings) -> dg.AssetCheckResult:
+    transcript = claims(context, igs.get().media_dir).load("transcript")
     data = load_transcript(Path(transcript["path"]))
     return _result(checks.check_transcript(data, transcript.get("duration")),
                    dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset="video_archive", partitions_def=video_partitions,
-                additional_ins={"video_download": dg.AssetIn("video_download")},
                 description="Each archived file's size and the SHA-256 recorded as it was sent "
                             "match the local file (read back only without that record).")
 def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
-                        video_archive: dict, video_download: dict) -> dg.AssetCheckResult:
+                        archive_target: ArchiveTarget) -> dg.AssetCheckResult:
+    settings = igs.get(archive_target)
+    video_download = claims(context, settings.media_dir).load("video_download")
     files = [Path(p) for p in (
         video_download.get("video_path"), video_download.get("info_path"),
         video_download.get("thumbnail_path"), video_download.get("text_path"),
@@ -72,7 +77,7 @@ def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings
     if not files:
         return dg.AssetCheckResult(passed=True, description="nothing archived")
     year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
-    problems = archive.make_archive(igs.get()).verify(files, year, video_download["slug"])
+    problems = archive.make_archive(settings).verify(files, year, video_download["slug"])
     return dg.AssetCheckResult(
         passed=not problems, description="; ".join(problems) or f"{len(files)} file(s) match",
         metadata={"files": len(files), "mismatches": len(problems)},
@@ -84,25 +89,17 @@ CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in CHEC
 
 def failed_checks(instance: dg.DagsterInstance, per_check: int = 50) -> list[dict]:
     """Partitions whose latest evaluation of a check failed (for `igs status`), newest first."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
-    )
-
     out = []
     for key in CHECK_KEYS:
         seen: set[str | None] = set()
-        for record in instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=per_check
-        ):
-            if record.partition in seen or record.status == Status.PLANNED:
+        for record in check_executions(instance, key, per_check):
+            if record.partition in seen or record.status == "PLANNED":
                 continue
             seen.add(record.partition)
-            if record.status == Status.FAILED:
-                evaluation = record.evaluation
+            if record.status == "FAILED":
                 out.append({
                     "check": key.name, "partition": record.partition, "run_id": record.run_id,
                     "blocking": key.name in BLOCKING,
-                    "description": (evaluation.description if evaluation else None) or "failed",
-                    "at": record.create_timestamp,
+                    "description": record.description or "failed", "at": record.at,
                 })
     return sorted(out, key=lambda c: -c["at"])

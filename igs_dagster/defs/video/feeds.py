@@ -10,6 +10,8 @@ already in the inbox are never queued twice.
 
 import dagster as dg
 
+from igs_dagster.core import netguard
+from igs_dagster.core.inbox import EventQueue
 from igs_dagster.defs.resources import IgsSettings, invalid_settings_skip
 from igs_dagster.video.subscriptions import Subscriptions, poll_due
 
@@ -25,16 +27,17 @@ FEED_TICK_S = 60
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Followed channels, playlists and podcasts -> new entries queued for ingest.",
 )
-def feed_sensor(context: dg.SensorEvaluationContext):
-    invalid = invalid_settings_skip()
+def feed_sensor(context: dg.SensorEvaluationContext, igs: IgsSettings):
+    invalid = invalid_settings_skip(igs)  # the settings, read once for this tick
     if invalid:
         return dg.SkipReason(invalid)
-    # no Dagster resources: building them would re-open the instance on every tick
-    igs = IgsSettings()
     settings = igs.get()
     store = Subscriptions(settings.feeds_db)
-    results = poll_due(store, igs.queue(), settings.data_dir,
-                       max_per_hour=settings.feeds.max_per_hour)
+    # the settings' values, not loaders: the address fence (IGS_NETWORK__ALLOW; the poll's
+    # threads run inside it) and yt-dlp's options for followed playlists
+    with netguard.fence(netguard.policy_from_settings(settings)):
+        results = poll_due(store, EventQueue(settings.queue_db), settings.data_dir,
+                           max_per_hour=settings.feeds.max_per_hour, ytdlp_settings=settings.ytdlp)
     if not results:
         return dg.SkipReason("no followed feed is due")
     queued = sum(len(r.queued) for r in results)

@@ -10,8 +10,9 @@ import os
 
 import dagster as dg
 
-from igs_dagster.core.errors import SettingsError
-from igs_dagster.core.settings import Settings, load_settings
+from igs_dagster.core.settings import Settings
+from igs_dagster.dagster_compat import recheck_pool_slots_every
+from igs_dagster.defs.resources import startup_settings
 
 # On Kubernetes (K8sRunLauncher) ingest runs go to a GPU node. Only there: the tag means nothing
 # to the local and Docker launchers, so their runs don't carry it. IGS_K8S_GPU=0/1 overrides the
@@ -28,36 +29,23 @@ K8S_GPU_CONFIG = {
     },
 }
 
-# A step waiting for a pool slot re-checks with a backoff that grows to 15 s (Dagster 1.13,
-# instance_concurrency_context), so in a backfill the `gpu` slot sat free for up to 8 s between
-# one transcription and the next (bench figure 3: 5 s median gap, 13 % of the wall time).
-# Re-checking every second instead costs one small query per waiting step per second.
+# A step waiting for a pool slot re-checks every second, not with Dagster's back-off of up to 15 s
+# (dagster_compat entry 4, bench figure 3); in every process that loads these definitions.
 POOL_CLAIM_RECHECK_S = 1.0
+recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)
 
 
-def _recheck_pool_slots_every(seconds: float) -> None:
-    try:
-        from dagster._core.execution.plan import instance_concurrency_context as claims
-    except ImportError:  # pragma: no cover - a Dagster without it: keep its own behaviour
-        return
-    if hasattr(claims, "MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL"):
-        claims.MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL = seconds
+def max_runtime_tags(settings: Settings | None) -> dict[str, str]:
+    """`dagster/max_runtime` (IGS_INGEST_MAX_RUNTIME_S), enforced by the daemon's run monitoring
+    (0: no limit, as run monitoring reads it).
 
-
-_recheck_pool_slots_every(POOL_CLAIM_RECHECK_S)  # in every process that loads these definitions
-
-
-def max_runtime_tags() -> dict[str, str]:
-    """`dagster/max_runtime` (IGS_INGEST_MAX_RUNTIME_S), enforced by the daemon's run monitoring.
-
-    On the job, so runs from the inbox sensor, the UI and backfills all carry it. Invalid
-    settings fall back to the default here: every step of the run reports them anyway.
+    On the job, from the settings this process started with (the resources' defaults), so runs
+    from the UI and backfills carry it; the inbox sensor's runs carry the value of their tick.
+    Invalid settings (None) fall back to the default here: every step of the run reports them.
     """
-    try:
-        seconds = load_settings().ingest_max_runtime_s
-    except SettingsError:
-        seconds = Settings.model_fields["ingest_max_runtime_s"].default
-    return {dg.MAX_RUNTIME_SECONDS_TAG: str(seconds)} if seconds else {}
+    seconds = (settings.ingest_max_runtime_s if settings is not None
+               else Settings.model_fields["ingest_max_runtime_s"].default)
+    return {dg.MAX_RUNTIME_SECONDS_TAG: str(seconds)}
 
 
 def _k8s_gpu_tags() -> dict[str, str]:
@@ -69,6 +57,6 @@ video_ingest_job = dg.define_asset_job(
     name="video_ingest",
     selection=dg.AssetSelection.groups("video"),
     executor_def=dg.in_process_executor,
-    tags={**max_runtime_tags(), **_k8s_gpu_tags()},
+    tags={**max_runtime_tags(startup_settings()), **_k8s_gpu_tags()},
     description="Download, archive, transcribe, write and enrich the note for one video.",
 )

@@ -6,23 +6,29 @@ from pathlib import Path
 
 import dagster as dg
 
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.resources import IgsSettings, Vault
 from igs_dagster.defs.retries import NAS_RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON, _timestamp_link
+from igs_dagster.defs.video.claims import claims
+from igs_dagster.defs.video.resources import ArchiveTarget
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, noteblocks, screenshots, subtitles
 from igs_dagster.video.transcript import load_transcript
 
 
-@dg.asset(**COMMON, **retrying(NAS_RETRY), kinds={"ffmpeg"}, description=(
+@dg.asset(**COMMON, **retrying(NAS_RETRY), kinds={"ffmpeg"}, deps=[
+    "video_download", "video_archive", "transcript", "vault_note", "enriched_summary",
+], description=(
     "SRT + WebVTT subtitles (`<name>.<lang>.srt`) from the transcript and, for videos, "
     "screenshots at key points and scene changes embedded in the note; both archived with "
     "the media (local folder or NAS)."
 ))
-def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_download: dict,
-                 video_archive: dict, transcript: dict, vault_note: dict,
-                 enriched_summary: dict) -> dict:
-    settings = igs.get()
+def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, vault: Vault,
+                 archive_target: ArchiveTarget) -> dg.MaterializeResult:
+    settings = igs.get(vault, archive_target)
+    handed = claims(context, settings.media_dir)
+    video_download, video_archive, transcript, vault_note = handed.load_each(
+        "video_download", "video_archive", "transcript", "vault_note")
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None
     with permanent_failures():
         checked_vault(settings)
@@ -47,11 +53,12 @@ def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, video_down
             year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
             archived = archive.make_archive(settings).archive(
                 files, year, video_download["slug"]).to_json()
-    context.add_output_metadata({
+    handed.save("video_extras", {"files": [str(f) for f in files],
+                                 "screenshots": [str(s.path) for s in shots],
+                                 "archive": archived.get("files", [])})
+    return dg.MaterializeResult(metadata={
         "subtitles": len([f for f in files if f.suffix in (".srt", ".vtt")]),
         "screenshots": len(shots),
         "archived_uploaded": int(archived.get("uploaded", 0)),
         "location": archived.get("location", video_archive.get("location") or ""),
     })
-    return {"files": [str(f) for f in files], "screenshots": [str(s.path) for s in shots],
-            "archive": archived.get("files", [])}

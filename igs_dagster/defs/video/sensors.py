@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from igs_dagster.defs.instance import ensure_pool_limits
+from igs_dagster.core.inbox import EventQueue
+from igs_dagster.core.settings import Settings
 from igs_dagster.defs.loop.resources import LoopSettings
 from igs_dagster.defs.loop.sensors import START_EVENTS, start_requests
-from igs_dagster.defs.resources import IgsSettings
-from igs_dagster.defs.video.jobs import video_ingest_job
+from igs_dagster.defs.video.jobs import max_runtime_tags, video_ingest_job
 from igs_dagster.defs.video.partitions import video_partitions
 
 BATCH = 1000
@@ -34,26 +34,23 @@ class InboxPart:
     note: str = ""
 
 
-def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
-    """Queued events after `cursor` -> run requests (and new partitions)."""
-    # No Dagster resources: building them opens `context.instance`, and in the code server each
-    # tick re-opens the instance (on SQLite with an alembic revision check that loads every
-    # migration script: ~0.1 s of CPU per tick, most of an idle `igs dev`, bench figure 10).
-    # An idle tick reads the inbox's SQLite file and nothing else.
-    igs = IgsSettings()
-    events = igs.queue().after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS + START_EVENTS)
+def inbox_part(context: dg.SensorEvaluationContext, cursor: int, settings: Settings) -> InboxPart:
+    """Queued events after `cursor` -> run requests (and new partitions). `settings`: the
+    tick's (defs/events.py). An idle tick reads the inbox's SQLite file and nothing else."""
+    queue = EventQueue(settings.queue_db)
+    events = queue.after(cursor, limit=BATCH, names=INGEST_EVENTS + SUMMARIZE_EVENTS + START_EVENTS)
     if not events:
         return InboxPart(cursor=cursor, note=f"no new events after #{cursor}")
     starts = [e for e in events if e.event.name in START_EVENTS]
     requests: list[dg.RunRequest] = start_requests(
-        starts, igs.get(), LoopSettings(), context.log,
-        igs.queue().retry_numbers([e.id for e in starts]))  # `igs loop resume`: resume-<n>
+        starts, settings, LoopSettings(), context.log,
+        queue.retry_numbers([e.id for e in starts]))  # `igs loop resume`: resume-<n>
     events_for_videos = [e for e in events if e.event.name not in START_EVENTS]
     if not events_for_videos:
         return InboxPart(requests, cursor=events[-1].id, note=f"{len(requests)} loop starts")
-    ensure_pool_limits(context.instance)  # before any run of this tick can claim the `gpu` pool
 
-    retries = igs.queue().retry_numbers([queued.id for queued in events])
+    retries = queue.retry_numbers([queued.id for queued in events])
+    runtime = max_runtime_tags(settings)  # the settings of now, not of the job's import
     new_keys: list[str] = []
     # one ingest request per key and batch: the event with the highest retry number wins (an
     # `igs send` of a failed URL and the `igs retry` after it can land in one batch; the plain
@@ -73,7 +70,7 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
             requests.append(dg.RunRequest(
                 run_key=f"summarize:{queued.id}", partition_key=key, job_name=video_ingest_job.name,
                 asset_selection=[dg.AssetKey("enriched_summary")],
-                tags={"igs/event": str(queued.id), "igs/trigger": "content.summarize"},
+                tags={"igs/event": str(queued.id), "igs/trigger": "content.summarize", **runtime},
             ))
             continue
         n = retries.get(queued.id) or 0
@@ -84,7 +81,7 @@ def inbox_part(context: dg.SensorEvaluationContext, cursor: int) -> InboxPart:
         ingest[key] = (n, dg.RunRequest(
             run_key=f"ingest:{key}:retry-{n}" if n else f"ingest:{key}", partition_key=key,
             job_name=video_ingest_job.name,
-            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name,
+            tags={"igs/event": str(queued.id), "igs/trigger": queued.event.name, **runtime,
                   **({"igs/retry": str(n)} if n else {})},
         ))
     requests += [request for _, request in ingest.values()]

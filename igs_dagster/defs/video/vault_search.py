@@ -12,9 +12,10 @@ from pathlib import Path
 import dagster as dg
 
 from igs_dagster.core.fsutil import private_file
-from igs_dagster.defs.resources import IgsSettings
+from igs_dagster.defs.resources import IgsSettings, Vault
 from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
+from igs_dagster.defs.video.claims import claims
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import noteblocks
 from igs_dagster.video.ids import timestamp_url
@@ -42,17 +43,21 @@ def doc_timestamp_url(doc: NoteDoc, seconds: int) -> str | None:
     return timestamp_url(doc.source_url, seconds) if doc.source_url else None
 
 
-@dg.asset(**COMMON, **retrying(RETRY), kinds={"sqlite"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"sqlite"},
+          deps=["video_download", "transcript", "vault_note"], description=(
     "The note's transcript in the search index (data folder, SQLite): passages of a few "
     "sentences with start times, FTS5 words and MiniLM vectors. Notes deleted from the vault "
     "leave the index here too (never while the vault itself is missing)."
 ))
 def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
-                 video_download: dict, transcript: dict, vault_note: dict) -> dict:
-    settings = igs.get()
+                 vault: Vault) -> dg.MaterializeResult:
     semantic = semantic_available()
     if not semantic:
         context.log.warning("no embedding model installed: full-text index only")
+    settings = igs.get(vault)
+    handed = claims(context, settings.media_dir)
+    video_download, transcript, vault_note = handed.load_each(
+        "video_download", "transcript", "vault_note")
     with permanent_failures():
         vault = checked_vault(settings)
         data = load_transcript(Path(transcript["path"]))
@@ -62,24 +67,29 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
             pruned = index.prune_missing(vault)
             result = index_note(index, doc, data.get("segments") or [], semantic=semantic)
             stats = index.stats()
-    context.add_output_metadata({
+    handed.save("search_index", {"index": str(index_path(settings.data_dir)),
+                                 "passages": result.passages, "semantic": semantic})
+    return dg.MaterializeResult(metadata={
         "passages": result.passages, "changed": result.changed, "semantic": semantic,
         "pruned_notes": len(pruned), "index_notes": stats["notes"],
         "index_bytes": stats["bytes"],
     })
-    return {"index": str(index_path(settings.data_dir)), "passages": result.passages,
-            "semantic": semantic}
 
 
-@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"}, description=(
+@dg.asset(**COMMON, **retrying(RETRY), kinds={"markdown"},
+          deps=["search_index", "vault_note", "enriched_summary"], description=(
     "`## Related in the vault`: wikilinks to the most similar notes (above a threshold), "
     "with the passage that matched; older related notes get their block refreshed."
 ))
 def related_notes(context: dg.AssetExecutionContext, igs: IgsSettings,
-                  search_index: dict, vault_note: dict, enriched_summary: dict) -> dict:
-    settings = igs.get()
-    if not search_index.get("semantic"):
-        return {"related": [], "updated": []}
+                  vault: Vault) -> dg.MaterializeResult:
+    settings = igs.get(vault)
+    handed = claims(context, settings.media_dir)
+    vault_note = handed.load("vault_note")
+    if not handed.load("search_index").get("semantic"):
+        handed.save("related_notes", {"related": [], "updated": []})
+        return dg.MaterializeResult(metadata={"related": dg.MetadataValue.json([]),
+                                              "older_notes_updated": 0})
     with permanent_failures(), SearchIndex(index_path(settings.data_dir)) as index:
         index.prune_missing(checked_vault(settings))
         mine = related.related_notes(index, context.partition_key)
@@ -95,8 +105,8 @@ def related_notes(context: dg.AssetExecutionContext, igs: IgsSettings,
                 related.render_block(theirs, doc_timestamp_url),
             ):
                 updated.append(item.note.slug)
-    context.add_output_metadata({
+    handed.save("related_notes", {"related": [r.note.slug for r in mine], "updated": updated})
+    return dg.MaterializeResult(metadata={
         "related": dg.MetadataValue.json([{"slug": r.note.slug, "score": r.score} for r in mine]),
         "older_notes_updated": len(updated),
     })
-    return {"related": [r.note.slug for r in mine], "updated": updated}

@@ -20,12 +20,10 @@ WAITING_TICK_S = 300
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Live streams and premieres waited for -> queued again once they have ended.",
 )
-def waiting_videos(context: dg.SensorEvaluationContext):
-    invalid = invalid_settings_skip()
-    if invalid:  # one line per tick, not a traceback (defs/resources.py)
+def waiting_videos(context: dg.SensorEvaluationContext, igs: IgsSettings):
+    invalid = invalid_settings_skip(igs)  # one line per tick, not a traceback (defs/resources.py)
+    if invalid:
         return dg.SkipReason(invalid)
-    # no Dagster resources: building them would re-open the instance on every tick
-    igs = IgsSettings()
     settings = igs.get()
     store = WaitingVideos(settings.waiting_db)
     due = store.due(time.time())
