@@ -12,35 +12,24 @@ import threading
 
 import dagster as dg
 
-from drills.common import (
-    DrillResult,
-    all_finished,
-    dry_keys,
-    opened,
-    overlaps,
-    pool_waits,
-    runs_by_key,
-    tally,
-    transcript_intervals,
-    wait_until,
-)
+from drills import common
 from igs_dagster.core.inbox import EventQueue, Source
 
 
-def run(ctx, result: DrillResult) -> None:
+def run(ctx, result: common.DrillResult) -> None:
     deployment = ctx.shared()
     if deployment.daemon is None or deployment.daemon.poll() is not None:
         deployment.start_daemon()
     url_sensor = ctx.media.add(ctx.long_clip, "pool-sensor-talk.mp4")
     url_backfill = ctx.media.add(ctx.long_clip, "pool-backfill-talk.mp4")
-    key_sensor, key_backfill = dry_keys(deployment, url_sensor, url_backfill)
+    key_sensor, key_backfill = common.dry_keys(deployment, url_sensor, url_backfill)
     keys = [key_sensor, key_backfill]
 
     # the backfilled video is known to the deployment (source + partition), as after a UI add
     EventQueue(deployment.data / "queue.sqlite3").register_source(
         Source(key_backfill, "url", url_backfill, "web", None)
     )
-    with opened(deployment) as instance:
+    with common.opened(deployment) as instance:
         instance.add_dynamic_partitions("videos", [key_backfill])
 
     outcomes: dict[str, object] = {}
@@ -65,9 +54,9 @@ def run(ctx, result: DrillResult) -> None:
     for path, proc in outcomes.items():
         result.check(proc.returncode == 0, f"{path} request accepted", proc.stderr[-300:])
 
-    with opened(deployment) as instance:
-        wait_until(lambda: all_finished(instance, keys), 900, "both runs", deployment, every=2)
-        runs = runs_by_key(instance, keys)
+    with common.opened(deployment) as instance:
+        common.wait_until(lambda: common.all_finished(instance, keys), 900, "both runs", deployment, every=2)
+        runs = common.runs_by_key(instance, keys)
         sensor_runs, backfill_runs = runs[key_sensor], runs[key_backfill]
         result.check(
             [r.dagster_run.tags.get("dagster/sensor_name") for r in sensor_runs] == ["igs_events"],
@@ -81,16 +70,16 @@ def run(ctx, result: DrillResult) -> None:
         result.check(all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records),
                      "both runs succeeded")
         run_ids = [r.dagster_run.run_id for r in records]
-        intervals = transcript_intervals(instance, run_ids)
+        intervals = common.transcript_intervals(instance, run_ids)
         t0 = min(r.start_time for r in records)
         result.details["transcript_intervals_s"] = [
             [round(s - t0, 1), round(e - t0, 1)] for s, e, _ in intervals
         ]
         spans = sorted((r.start_time, r.end_time) for r in records)
         result.details["runs_overlapped"] = spans[1][0] < spans[0][1]
-        result.details["steps_waiting_for_gpu_slot"] = pool_waits(instance, run_ids)
+        result.details["steps_waiting_for_gpu_slot"] = common.pool_waits(instance, run_ids)
         result.check(len(intervals) == 2, "two transcriptions ran", len(intervals))
-        result.check(not overlaps(intervals), "transcriptions never concurrent", intervals)
+        result.check(not common.overlaps(intervals), "transcriptions never concurrent", intervals)
 
-    tally(result, deployment, keys)
+    common.tally(result, deployment, keys)
     result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")

@@ -16,17 +16,7 @@ import time
 
 import dagster as dg
 
-from drills.common import (
-    SAMPLE_MP4,
-    DrillResult,
-    dry_keys,
-    finished_run,
-    first_run,
-    opened,
-    step_attempts,
-    tally,
-    wait_until,
-)
+from drills import common
 from igs_dagster_tests.dagster_env import stray_temp_files
 from igs_dagster_tests.sshd import AsyncsshSftpServer
 
@@ -34,7 +24,7 @@ DOWN_S = 15.0
 CUT_AFTER = 40_000  # bytes of the 90 kB video that land before the connection is cut
 
 
-def run(ctx, result: DrillResult) -> None:
+def run(ctx, result: common.DrillResult) -> None:
     nas = AsyncsshSftpServer(ctx.workdir / "nas-server")
     nas.start()  # picks the port and writes known_hosts...
     nas.stop()  # ...then the NAS is down
@@ -44,7 +34,7 @@ def run(ctx, result: DrillResult) -> None:
         nas.close()
 
 
-def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
+def _drill(ctx, result: common.DrillResult, nas: AsyncsshSftpServer) -> None:
     deployment = ctx.own(
         "nas",
         IGS_ARCHIVE__SFTP_HOST=nas.host,
@@ -54,8 +44,8 @@ def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
         IGS_ARCHIVE__SFTP_KNOWN_HOSTS=str(nas.known_hosts),
         IGS_ARCHIVE__SFTP_ROOT="/videos",
     )
-    expected = SAMPLE_MP4.stat().st_size
-    sha = hashlib.sha256(SAMPLE_MP4.read_bytes()).hexdigest()
+    expected = common.SAMPLE_MP4.stat().st_size
+    sha = hashlib.sha256(common.SAMPLE_MP4.read_bytes()).hexdigest()
     seen = {"partial_final": [], "parts": set()}
     stop = threading.Event()
 
@@ -79,27 +69,27 @@ def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
     watcher = threading.Thread(target=watch, name="nas-watcher", daemon=True)
     watcher.start()
     try:
-        url = ctx.media.add(SAMPLE_MP4, "nas-outage.mp4")
-        (key,) = dry_keys(deployment, url)
+        url = ctx.media.add(common.SAMPLE_MP4, "nas-outage.mp4")
+        (key,) = common.dry_keys(deployment, url)
         deployment.igs("send", url, check=True)
         deployment.start_daemon()
-        with opened(deployment) as instance:
-            run = wait_until(lambda: first_run(instance, key), 300, "the run", deployment)
-            wait_until(lambda: any(a["outcome"] for a in step_attempts(instance, run.run_id, "video_archive")),
+        with common.opened(deployment) as instance:
+            run = common.wait_until(lambda: common.first_run(instance, key), 300, "the run", deployment)
+            common.wait_until(lambda: any(a["outcome"] for a in common.step_attempts(instance, run.run_id, "video_archive")),
                        300, "the first archive attempt to fail", deployment)
             first_failure = time.time()
             nas.cut_after(CUT_AFTER)
             time.sleep(DOWN_S)
             nas.start()  # same port, same host key
             result.details["nas_down_s"] = round(time.time() - first_failure, 1)
-            wait_until(lambda: nas.cuts >= 1, 300, "the upload to be cut", deployment, every=0.05)
+            common.wait_until(lambda: nas.cuts >= 1, 300, "the upload to be cut", deployment, every=0.05)
             cut_listing = sorted(p.name for p in (nas.root / "videos").rglob("*") if p.is_file())
             result.details["listing_after_cut"] = cut_listing
             result.check("video.mp4" not in cut_listing and any(n.endswith(".part") for n in cut_listing),
                          "after the cut: only a .part, no final file", cut_listing)
 
-            done = wait_until(lambda: finished_run(instance, run.run_id), 400, "the run to finish", deployment)
-            attempts = step_attempts(instance, run.run_id, "video_archive")
+            done = common.wait_until(lambda: common.finished_run(instance, run.run_id), 400, "the run to finish", deployment)
+            attempts = common.step_attempts(instance, run.run_id, "video_archive")
     finally:
         stop.set()
         watcher.join(5)
@@ -130,7 +120,7 @@ def _drill(ctx, result: DrillResult, nas: AsyncsshSftpServer) -> None:
     result.check(not leftovers, "no .part left on the NAS", leftovers)
     result.details["parts_seen"] = sorted(seen["parts"])
 
-    tally(result, deployment, [key])
+    common.tally(result, deployment, [key])
     stray = stray_temp_files(deployment.data / "media", deployment.vault)
     result.check(not stray, "no temp files left", stray[:5])
     result.check(result.duplicates == 0 and result.lost == 0, "nothing lost, nothing twice")

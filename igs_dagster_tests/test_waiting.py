@@ -42,6 +42,10 @@ class UpcomingStreamIE(InfoExtractor):
 
 @pytest.fixture
 def upcoming(tmp_path: Path):
+    # yt-dlp fills the registry on the first import of its extractor list, into whatever dict
+    # is there then: fill it before swapping, so restoring leaves the full registry in place
+    import yt_dlp.extractor.extractors  # noqa: F401
+
     saved = extractors.value
     extractors.value = {"UpcomingStreamIE": UpcomingStreamIE, **saved}
     try:

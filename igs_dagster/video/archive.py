@@ -10,6 +10,8 @@ sidecar (archived by an older version).
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from igs_dagster.video.archive_local import LocalArchive
@@ -32,3 +34,13 @@ def make_archive(settings: Settings) -> LocalArchive | SftpArchive:
             remote_root=cfg.sftp_root,
         )
     return LocalArchive(settings.archive_dir)
+
+
+def download_files(video_download: dict, *, present_only: bool = False) -> tuple[list[Path], int]:
+    """The files a download made (media, info, thumbnail, text) and the year folder they go to:
+    what `video_archive` sends and its check verifies."""
+    files = [Path(p) for p in (
+        video_download.get("video_path"), video_download.get("info_path"),
+        video_download.get("thumbnail_path"), video_download.get("text_path"),
+    ) if p and (not present_only or Path(p).is_file())]
+    return files, int((video_download.get("upload_date") or date.today().isoformat())[:4])

@@ -21,7 +21,7 @@ from igs_dagster.core.settings import Settings
 from igs_dagster.defs.instance import GPU_POOL
 from igs_dagster.defs.resources import AgentRunner, IgsSettings, Vault
 from igs_dagster.defs.retries import NAS_RETRY, RETRY, ProgressLog, permanent_failures, retrying
-from igs_dagster.defs.video.claims import claims
+from igs_dagster.defs.video.claims import claims, step_claims
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.resources import ArchiveTarget, WhisperModel
 from igs_dagster.defs.video.ui_meta import model_name, obsidian_url
@@ -155,16 +155,9 @@ def _speed(bps: float | None) -> str:
 ))
 def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings,
                   archive_target: ArchiveTarget) -> dg.MaterializeResult:
-    settings = igs.get(archive_target)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, archive_target)
     video_download = handed.load("video_download")
-    files = [
-        Path(p) for p in (
-            video_download.get("video_path"), video_download.get("info_path"),
-            video_download.get("thumbnail_path"), video_download.get("text_path"),
-        ) if p
-    ]
-    year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
+    files, year = archive.download_files(video_download)
     progress = ProgressLog(context.log, "archive")
     with permanent_failures():
         result = archive.make_archive(settings).archive(
@@ -187,8 +180,7 @@ def video_archive(context: dg.AssetExecutionContext, igs: IgsSettings,
 ))
 def transcript(context: dg.AssetExecutionContext, igs: IgsSettings,
                whisper: WhisperModel) -> dg.MaterializeResult:
-    settings = igs.get(whisper)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, whisper)
     video_download = handed.load("video_download")
     out = _folder(settings, context.partition_key) / "transcript.json"
     with permanent_failures():
@@ -257,8 +249,7 @@ def _timestamp_link(video_download: dict):
 ))
 def vault_note(context: dg.AssetExecutionContext, igs: IgsSettings,
                vault: Vault) -> dg.MaterializeResult:
-    settings = igs.get(vault)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, vault)
     video_download, video_archive, transcript = handed.load_each(
         "video_download", "video_archive", "transcript")
     slug = video_download["slug"]
@@ -312,8 +303,7 @@ def _existing_transcribed_date(note_path: Path) -> str | None:
 ))
 def enriched_summary(context: dg.AssetExecutionContext, igs: IgsSettings, vault: Vault,
                      agent: AgentRunner) -> dg.MaterializeResult:
-    settings = igs.get(vault, agent)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, vault, agent)
     video_download, transcript = handed.load_each("video_download", "transcript")
     note_path = Path(handed.load("vault_note")["note_path"])
     with permanent_failures():

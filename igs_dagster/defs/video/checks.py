@@ -5,14 +5,13 @@ missing/duplicated daily link stops the steps after it (enrichment, index, extra
 """
 
 import warnings
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from igs_dagster.dagster_compat import check_executions
 from igs_dagster.defs.resources import IgsSettings, Vault
-from igs_dagster.defs.video.claims import claims
+from igs_dagster.defs.video.claims import claims, step_claims
 from igs_dagster.defs.video.partitions import video_partitions
 from igs_dagster.defs.video.resources import ArchiveTarget
 from igs_dagster.video import archive, checks
@@ -37,8 +36,8 @@ def _result(outcome: checks.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) 
                             "link in the daily note. Blocking.")
 def vault_note_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
                      vault: Vault) -> dg.AssetCheckResult:
-    settings = igs.get(vault)
-    note = claims(context, settings.media_dir).load("vault_note")
+    settings, handed = step_claims(context, igs, vault)
+    note = handed.load("vault_note")
     return _result(checks.check_note(Path(note["note_path"]), settings.vault_dir, note["slug"]))
 
 
@@ -68,15 +67,11 @@ def transcript_check(context: dg.AssetCheckExecutionContext,
                             "match the local file (read back only without that record).")
 def video_archive_check(context: dg.AssetCheckExecutionContext, igs: IgsSettings,
                         archive_target: ArchiveTarget) -> dg.AssetCheckResult:
-    settings = igs.get(archive_target)
-    video_download = claims(context, settings.media_dir).load("video_download")
-    files = [Path(p) for p in (
-        video_download.get("video_path"), video_download.get("info_path"),
-        video_download.get("thumbnail_path"), video_download.get("text_path"),
-    ) if p and Path(p).is_file()]
+    settings, handed = step_claims(context, igs, archive_target)
+    video_download = handed.load("video_download")
+    files, year = archive.download_files(video_download, present_only=True)
     if not files:
         return dg.AssetCheckResult(passed=True, description="nothing archived")
-    year = int((video_download.get("upload_date") or date.today().isoformat())[:4])
     problems = archive.make_archive(settings).verify(files, year, video_download["slug"])
     return dg.AssetCheckResult(
         passed=not problems, description="; ".join(problems) or f"{len(files)} file(s) match",

@@ -64,3 +64,10 @@ def claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 def handed(media_dir: Path, key: str, asset: str) -> dict:
     """What `asset` handed on for partition `key`, read outside a step (the CLI, tests, bench)."""
     return Claims(Path(media_dir) / key / FOLDER, key).load(asset)
+
+
+def step_claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, igs,
+                *resources) -> tuple:
+    """A video step's start: its settings (with the resources it was handed) and its claims."""
+    settings = igs.get(*resources)
+    return settings, claims(context, settings.media_dir)

@@ -9,7 +9,7 @@ import dagster as dg
 from igs_dagster.defs.resources import IgsSettings, Vault
 from igs_dagster.defs.retries import NAS_RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON, _timestamp_link
-from igs_dagster.defs.video.claims import claims
+from igs_dagster.defs.video.claims import step_claims
 from igs_dagster.defs.video.resources import ArchiveTarget
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import archive, noteblocks, screenshots, subtitles
@@ -25,8 +25,7 @@ from igs_dagster.video.transcript import load_transcript
 ))
 def video_extras(context: dg.AssetExecutionContext, igs: IgsSettings, vault: Vault,
                  archive_target: ArchiveTarget) -> dg.MaterializeResult:
-    settings = igs.get(vault, archive_target)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, vault, archive_target)
     video_download, video_archive, transcript, vault_note = handed.load_each(
         "video_download", "video_archive", "transcript", "vault_note")
     media = Path(video_download["video_path"]) if video_download.get("video_path") else None

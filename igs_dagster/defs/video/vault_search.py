@@ -15,7 +15,7 @@ from igs_dagster.core.fsutil import private_file
 from igs_dagster.defs.resources import IgsSettings, Vault
 from igs_dagster.defs.retries import RETRY, permanent_failures, retrying
 from igs_dagster.defs.video.assets import COMMON
-from igs_dagster.defs.video.claims import claims
+from igs_dagster.defs.video.claims import step_claims
 from igs_dagster.defs.video.vault_guard import checked_vault
 from igs_dagster.video import noteblocks
 from igs_dagster.video.ids import timestamp_url
@@ -54,8 +54,7 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
     semantic = semantic_available()
     if not semantic:
         context.log.warning("no embedding model installed: full-text index only")
-    settings = igs.get(vault)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, vault)
     video_download, transcript, vault_note = handed.load_each(
         "video_download", "transcript", "vault_note")
     with permanent_failures():
@@ -83,8 +82,7 @@ def search_index(context: dg.AssetExecutionContext, igs: IgsSettings,
 ))
 def related_notes(context: dg.AssetExecutionContext, igs: IgsSettings,
                   vault: Vault) -> dg.MaterializeResult:
-    settings = igs.get(vault)
-    handed = claims(context, settings.media_dir)
+    settings, handed = step_claims(context, igs, vault)
     vault_note = handed.load("vault_note")
     if not handed.load("search_index").get("semantic"):
         handed.save("related_notes", {"related": [], "updated": []})
