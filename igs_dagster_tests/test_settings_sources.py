@@ -63,6 +63,38 @@ def test_a_toml_syntax_error_names_the_file(shell, tmp_path):
     assert "(at line 2, column 9)" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+def test_list_settings_take_what_people_write(shell, tmp_path, monkeypatch):
+    """A list setting from a variable: one value, comma-separated values, or a JSON list; the
+    refusal of a loopback URL names the exact variable line that allows it, and it does."""
+    from igs_dagster.core.settings import load_settings
+
+    url = "http://127.0.0.1:9/talk.mp4"
+    refused = _igs(shell, "send", "--dry-run", url)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    hint = "IGS_NETWORK__ALLOW=127.0.0.1"
+    assert f"(to allow it: {hint}, or network.allow in the config file)" in refused.stderr
+    allowed = _igs({**shell, "IGS_NETWORK__ALLOW": hint.split("=", 1)[1]}, "send", "--dry-run", url)
+    assert (allowed.returncode, allowed.stderr) == (0, ""), allowed.stderr
+    assert url in allowed.stdout
+
+    media = tmp_path / "my media"
+    for value, expected in (("nas.local", ["nas.local"]),
+                            (" nas.local , 192.168.1.0/24,", ["nas.local", "192.168.1.0/24"]),
+                            ('["nas.local"]', ["nas.local"])):
+        env = {"IGS_NETWORK__ALLOW": value, "IGS_MEDIA_ROOTS": f"{media},{tmp_path}",
+               "IGS_NOTIFY__EVENTS": "note.ready, video.failed"}
+        for name, text in env.items():
+            monkeypatch.setenv(name, text)
+        settings = load_settings()
+        assert settings.network.allow == expected
+        assert settings.media_roots == [media, tmp_path]
+        assert settings.notify.events == ["note.ready", "video.failed"]
+    bad = _igs({**shell, "IGS_NETWORK__ALLOW": "[nas.local"}, "settings")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == ("igs: error: invalid setting IGS_NETWORK__ALLOW: not a JSON list; write "
+                          'values separated by commas, or a JSON list such as ["a", "b"]\n')
+
+
 def test_a_misspelt_variable_is_warned_with_the_closest_name(shell):
     proc = _igs({**shell, "IGS_TRANSCIBER__MODEL": "base", "IGS_DEBUG": "0"}, "send", "--dry-run",
                 "https://youtu.be/dQw4w9WgXcQ")

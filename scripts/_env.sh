@@ -6,7 +6,17 @@ caller_path="$PATH"
 export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
   echo "installing uv (from PyPI)…" >&2
-  python3 -m pip install --quiet --user "uv==0.13.9" 2>/dev/null || python3 -m pip install --quiet "uv==0.13.9"
+  # pip --user first; a Python that its distribution manages (PEP 668: Debian, Ubuntu, Homebrew)
+  # refuses that, so then uv goes into a venv of its own, linked from ~/.local/bin
+  if ! python3 -m pip install --quiet --user "uv==0.13.9" 2>/dev/null; then
+    uv_venv="$HOME/.local/share/igs-dagster/uv-venv"
+    if ! { python3 -m venv "$uv_venv" && "$uv_venv/bin/python" -m pip install --quiet "uv==0.13.9"; } >/dev/null 2>&1; then
+      echo "could not install uv: install it (https://docs.astral.sh/uv/, or python3-venv on Debian/Ubuntu) and run this again" >&2
+      exit 1
+    fi
+    mkdir -p "$HOME/.local/bin"
+    ln -sfn "$uv_venv/bin/uv" "$HOME/.local/bin/uv"
+  fi
 fi
 # compiled to bytecode here, once (not with pyproject's compile-bytecode, which makes every
 # `uv run` compile the whole environment again: uv issue #12202)

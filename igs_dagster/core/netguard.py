@@ -145,8 +145,13 @@ def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> lis
         shown = _host_name(host)
         where = shown if why is None or why.startswith(shown + " ") else f"{shown} ({why})"
         raise AddressRefused(f"refused to connect to {where}: not a public address "
-                             "(allow it with IGS_NETWORK__ALLOW)")
+                             f"{_allow_hint(shown)}")
     return kept
+
+
+def _allow_hint(name: str) -> str:
+    """How to allow `name`, as the user would type it (the daemon's runs read it too)."""
+    return f"(to allow it: IGS_NETWORK__ALLOW={name}, or network.allow in the config file)"
 
 
 def install() -> None:
@@ -193,7 +198,7 @@ def check_url_host(host: str, policy: Policy) -> None:
     if name in policy.names:
         return
     if name == "localhost" or name.endswith(".localhost"):
-        raise PermanentError(f"refused URL host {name}: loopback (allow it with IGS_NETWORK__ALLOW)")
+        raise PermanentError(f"refused URL host {name}: loopback {_allow_hint(name)}")
     try:
         address = str(ipaddress.ip_address(name))
     except ValueError:
@@ -204,7 +209,7 @@ def check_url_host(host: str, policy: Policy) -> None:
     reason = policy.why_refused(name, address)
     if reason is not None:
         raise PermanentError(f"refused URL host {name}: {address} is {reason} "
-                             "(allow it with IGS_NETWORK__ALLOW)")
+                             f"{_allow_hint(name)}")
 
 
 # --------------------------------------------------------------------------- yt-dlp

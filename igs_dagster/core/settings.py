@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -31,6 +33,27 @@ from pydantic_settings import (
 from igs_dagster.core.errors import SettingsError
 
 DEFAULT_CONFIG_FILE = Path("~/.config/igs/config.toml").expanduser()
+
+
+def _listed(value: object) -> object:
+    """A list setting from a variable: a JSON list (`["nas.local", "10.0.0.0/8"]`) or plain
+    comma-separated values (`nas.local,10.0.0.0/8`, or one value alone): what people write."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON list; write values separated by commas, "
+                             'or a JSON list such as ["a", "b"]') from None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+# list settings read from one variable as a JSON list or comma-separated values
+Listed = Annotated[list[str], NoDecode, BeforeValidator(_listed)]
+ListedPaths = Annotated[list[Path], NoDecode, BeforeValidator(_listed)]
 
 
 class _Group(BaseModel):
@@ -137,7 +160,7 @@ class LoopSettings(_Group):
     vault never qualify (the API writes there)."""
 
     api_enabled: bool = False
-    roots: list[Path] = []
+    roots: ListedPaths = []
     max_prd_bytes: int = Field(1024 * 1024, ge=1024)
 
     @field_validator("roots")
@@ -173,7 +196,7 @@ class YtdlpSettings(_Group):
     sleep_requests_s: float = Field(0.75, ge=0, le=60)
     sleep_s: float = Field(10, ge=0, le=3600)
     max_sleep_s: float = Field(20, ge=0, le=3600)
-    polite_sites: list[str] = ["youtube"]
+    polite_sites: Listed = ["youtube"]
     rate_limit_pause_s: float = Field(300, ge=1, le=24 * 3600)
 
     @field_validator("js_runtime")
@@ -203,7 +226,7 @@ class NetworkSettings(_Group):
     link-local, multicast...). `allow`: host names (whatever they resolve to) and addresses or
     networks (`192.168.1.0/24`) that may be reached anyway: a NAS, a podcast server at home."""
 
-    allow: list[str] = []
+    allow: Listed = []
 
     @field_validator("allow")
     @classmethod
@@ -222,7 +245,7 @@ class NotifySettings(_Group):
     json://, mailto://, ...; separated by spaces or commas). Unset = no notifications."""
 
     urls: SecretStr | None = None
-    events: list[NotifyEvent] = ["note.ready", "video.failed", "loop.story", "loop.finished"]
+    events: Annotated[list[NotifyEvent], NoDecode, BeforeValidator(_listed)] = ["note.ready", "video.failed", "loop.story", "loop.finished"]
     timeout_s: float = Field(5.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
 
@@ -240,7 +263,7 @@ class Settings(BaseSettings):
     max_height: int = Field(1080, ge=144, le=4320, description="download quality cap (pixels)")
     sensor_interval_s: int = Field(5, ge=1, le=3600)
     max_download_mb: int = Field(4096, ge=1, description="largest media file a download may be")
-    secret_names: list[str] = Field(
+    secret_names: Listed = Field(
         [], description="more variable names (or globs) whose values are secrets to redact"
     )
     # A hung but living ingest run would hold the `gpu` slot for ever: run monitoring fails one
@@ -249,7 +272,7 @@ class Settings(BaseSettings):
     ingest_max_runtime_s: int = Field(8 * 3600, ge=0, le=7 * 24 * 3600)
     # local media (`igs send FILE`, transcript.process files, file:// URLs) only from under
     # these folders; none set: the home folder from the CLI, nothing over HTTP (core/pathguard)
-    media_roots: list[Path] = []
+    media_roots: ListedPaths = []
     archive: ArchiveSettings = ArchiveSettings()
     transcriber: TranscriberSettings = TranscriberSettings()
     agent: AgentSettings = AgentSettings()
