@@ -242,8 +242,8 @@ def test_a_hanging_cli_is_killed_with_its_whole_process_tree(
     def watch() -> None:  # every process of the agent's group, while it runs
         while not done.is_set():
             data = process_groups.read_pid_file(pid_file)
-            if data:
-                for pid in _tree(int(data["pid"])):
+            if data:  # from the guard down: an orphan (codex's `&`) is reparented to it
+                for pid in _tree(int(data.get("guard_pid") or data["pid"])):
                     if pid not in seen:
                         seen[pid] = process_groups.start_time(pid)
                         with contextlib.suppress(OSError):
