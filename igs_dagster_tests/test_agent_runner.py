@@ -561,6 +561,40 @@ def test_env_secrets_are_redacted_from_tail_json_output_and_stream(
     assert result.argv[1] == "--header=Bearer [REDACTED:OPENAI_API_KEY]"
 
 
+def test_a_last_line_streams_at_once_while_a_long_secret_is_known(
+    tmp_path: Path, work: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The streamer held back the last max_len-1 characters of any output in case a secret
+    began there: an agent that prints "agent ready" and then waits (for its model) showed
+    nothing, and a cancel that waits for that line never came (seen as a CI hang)."""
+    from igs_dagster.core.redact import Redactor
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + "0123456789abcdef" * 3)
+    agent = make_agent(tmp_path, "hang", HANGING_AGENT)
+    cancel = tmp_path / "cancel"
+    seen: list[str] = []
+
+    def on_output(text: str) -> None:
+        seen.append(text)
+        if "agent ready" in "".join(seen):
+            cancel.touch()
+
+    try:
+        result = run_agent("codex", "x", work, tmp_path / "out.log", timeout_s=60,
+                           argv=[str(agent)], grace_s=0.5, cancel_file=cancel, on_output=on_output)
+        assert result.cancelled and not result.timed_out, "".join(seen)
+        assert_all_gone(read_pids(work))
+    finally:
+        if (work / "pids.json").exists():
+            force_kill(json.loads((work / "pids.json").read_text()))
+    # what is held back: only a tail that could be a secret's beginning
+    redact = Redactor({"A_TOKEN": "secret-value-0123456789"})
+    assert redact.split_safe("agent ready\n") == ("agent ready\n", "")
+    assert redact.split_safe("key: secret-va") == ("key: ", "secret-va")
+    assert redact.split_safe("key: secret-value-0123456789 and s") == (
+        "key: [REDACTED:A_TOKEN] and ", "s")
+
+
 def test_missing_executable_is_permanent(
     tmp_path: Path, work: Path, monkeypatch: pytest.MonkeyPatch
 ):

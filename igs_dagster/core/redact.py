@@ -178,15 +178,22 @@ class Redactor:
     def split_safe(self, text: str) -> tuple[str, str]:
         """Split streamed `text` into (redacted part safe to emit, raw tail to keep for later).
 
-        The kept tail is short enough that no secret can straddle the cut unseen: it is at
-        most `max_len - 1` characters, or whatever follows the last complete match.
+        Only a tail that could be the start of a secret is kept (at most `max_len - 1`
+        characters, after the last complete match): no secret straddles the cut unseen, and
+        a last line that is no secret's beginning goes out now, not when more output comes
+        (an agent that prints "ready" and waits would otherwise show nothing).
         """
         if self._pattern is None:
             return text, ""
         last_end = 0
         for match in self._pattern.finditer(text):
             last_end = match.end()
-        cut = max(last_end, len(text) - (self.max_len - 1))
+        cut = len(text)
+        for start in range(max(last_end, len(text) - (self.max_len - 1)), len(text)):
+            tail = text[start:]
+            if any(value.startswith(tail) for value in self._names):
+                cut = start
+                break
         return self(text[:cut]), text[cut:]
 
     def argv(self, argv: Iterable[str]) -> list[str]:
