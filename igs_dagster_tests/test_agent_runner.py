@@ -246,7 +246,9 @@ def test_timeout_kills_child_and_sigterm_ignoring_grandchild(tmp_path: Path, wor
             force_kill(json.loads((work / "pids.json").read_text()))
 
 
-def test_cancel_file_mid_run_stops_the_group(tmp_path: Path, work: Path):
+def _cancel_once_ready(tmp_path: Path, work: Path, timeout_s: float):
+    """Run the hanging agent; touch the cancel file as soon as its "agent ready" line streams
+    in; check that the cancel stopped its whole group. Returns what streamed."""
     agent = make_agent(tmp_path, "hang", HANGING_AGENT)
     cancel = tmp_path / "cancel"
     seen: list[str] = []
@@ -257,12 +259,18 @@ def test_cancel_file_mid_run_stops_the_group(tmp_path: Path, work: Path):
             cancel.touch()
 
     try:
-        result = _run_stubborn("codex", agent, work, tmp_path, cancel_file=cancel, on_output=on_output)
-        assert result.cancelled and not result.timed_out and not result.ok
+        result = run_agent("codex", "x", work, tmp_path / "out.log", timeout_s=timeout_s,
+                           argv=[str(agent)], grace_s=0.5, cancel_file=cancel, on_output=on_output)
+        assert result.cancelled and not result.timed_out and not result.ok, "".join(seen)
         assert_all_gone(read_pids(work))
     finally:
         if (work / "pids.json").exists():
             force_kill(json.loads((work / "pids.json").read_text()))
+    return "".join(seen)
+
+
+def test_cancel_file_mid_run_stops_the_group(tmp_path: Path, work: Path):
+    _cancel_once_ready(tmp_path, work, timeout_s=300)
 
 
 def test_cancel_file_present_before_start_runs_nothing(tmp_path: Path, work: Path):
@@ -570,23 +578,7 @@ def test_a_last_line_streams_at_once_while_a_long_secret_is_known(
     from igs_dagster.core.redact import Redactor
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-" + "0123456789abcdef" * 3)
-    agent = make_agent(tmp_path, "hang", HANGING_AGENT)
-    cancel = tmp_path / "cancel"
-    seen: list[str] = []
-
-    def on_output(text: str) -> None:
-        seen.append(text)
-        if "agent ready" in "".join(seen):
-            cancel.touch()
-
-    try:
-        result = run_agent("codex", "x", work, tmp_path / "out.log", timeout_s=60,
-                           argv=[str(agent)], grace_s=0.5, cancel_file=cancel, on_output=on_output)
-        assert result.cancelled and not result.timed_out, "".join(seen)
-        assert_all_gone(read_pids(work))
-    finally:
-        if (work / "pids.json").exists():
-            force_kill(json.loads((work / "pids.json").read_text()))
+    assert "agent ready" in _cancel_once_ready(tmp_path, work, timeout_s=60)
     # what is held back: only a tail that could be a secret's beginning
     redact = Redactor({"A_TOKEN": "secret-value-0123456789"})
     assert redact.split_safe("agent ready\n") == ("agent ready\n", "")
