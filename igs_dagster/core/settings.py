@@ -7,6 +7,7 @@ Nested groups use `__`: `IGS_ARCHIVE__SFTP_HOST`, `IGS_TRANSCRIBER__MODEL`. The 
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -41,8 +42,6 @@ def _listed(value: object) -> object:
     if not isinstance(value, str):
         return value
     if value.lstrip().startswith("["):
-        import json
-
         try:
             return json.loads(value)
         except ValueError:
@@ -51,9 +50,13 @@ def _listed(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-# list settings read from one variable as a JSON list or comma-separated values
-Listed = Annotated[list[str], NoDecode, BeforeValidator(_listed)]
-ListedPaths = Annotated[list[Path], NoDecode, BeforeValidator(_listed)]
+def _listed_type(item: object) -> object:
+    """A list setting read from one variable as a JSON list or comma-separated values."""
+    return Annotated[list[item], NoDecode, BeforeValidator(_listed)]
+
+
+Listed = _listed_type(str)
+ListedPaths = _listed_type(Path)
 
 
 class _Group(BaseModel):
@@ -238,6 +241,7 @@ class NetworkSettings(_Group):
 
 
 NotifyEvent = Literal["note.ready", "video.failed", "loop.story", "loop.finished"]
+ListedEvents = _listed_type(NotifyEvent)
 
 
 class NotifySettings(_Group):
@@ -245,7 +249,7 @@ class NotifySettings(_Group):
     json://, mailto://, ...; separated by spaces or commas). Unset = no notifications."""
 
     urls: SecretStr | None = None
-    events: Annotated[list[NotifyEvent], NoDecode, BeforeValidator(_listed)] = ["note.ready", "video.failed", "loop.story", "loop.finished"]
+    events: ListedEvents = ["note.ready", "video.failed", "loop.story", "loop.finished"]
     timeout_s: float = Field(5.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
 

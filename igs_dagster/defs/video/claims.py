@@ -23,6 +23,8 @@ import dagster as dg
 
 from igs_dagster.core.errors import PermanentError
 from igs_dagster.core.fsutil import atomic_write_text, private_dir
+from igs_dagster.core.settings import Settings
+from igs_dagster.defs.resources import IgsSettings, SettingsGroup
 
 FOLDER = "assets"
 
@@ -66,8 +68,8 @@ def handed(media_dir: Path, key: str, asset: str) -> dict:
     return Claims(Path(media_dir) / key / FOLDER, key).load(asset)
 
 
-def step_claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, igs,
-                *resources) -> tuple:
+def step_claims(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+                igs: IgsSettings, *resources: SettingsGroup) -> tuple[Settings, Claims]:
     """A video step's start: its settings (with the resources it was handed) and its claims."""
     settings = igs.get(*resources)
     return settings, claims(context, settings.media_dir)
