@@ -44,6 +44,7 @@ from drills.common import (
     DrillFailed,
     DrillResult,
     dry_keys,
+    make_long_clip,
     materialization_counts,
     new_deployment,
     notes_by_key,
@@ -61,6 +62,7 @@ IMAGE = "igs-dagster:drill"
 PG_IMAGE = "igs-postgres:drill"
 UID = 1000
 CONTAINER_TAG = "docker/container_id"  # dagster_docker's DOCKER_CONTAINER_ID_TAG
+KILL_CLIP_REPEAT = 30  # the 11 s sample 30 times: 330 s of speech for the container kill
 
 
 def _free_port() -> int:
@@ -329,15 +331,34 @@ def _no_container_addresses(engine: Engine) -> bool:
     return set(networks) <= {"host", "none"}
 
 
-def _wait(predicate, timeout: float, what: str, stack: Stack, every: float = 1.0):
+def _wait(predicate, timeout: float, what: str, stack: Stack, every: float = 1.0, state=None):
+    """Poll `predicate` until it returns something; on timeout fail with `state()` (what the
+    runs were doing) before the stack's log tail."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise DrillFailed(f"timed out after {timeout:.0f} s waiting for {what}\n{stack.logs()}")
+            seen = f"{state()}\n" if state else ""
+            raise DrillFailed(f"timed out after {timeout:.0f} s waiting for {what}\n{seen}{stack.logs()}")
         time.sleep(every)
+
+
+def _run_states(instance: dg.DagsterInstance, key: str) -> str:
+    """Each run of the partition: status and the last few events, for a failure message."""
+    lines = []
+    for record in _runs(instance, key):
+        run = record.dagster_run
+        events = [
+            f"{r.event_log_entry.dagster_event.event_type_value}"
+            f"({r.event_log_entry.dagster_event.step_key or ''}): "
+            f"{(r.event_log_entry.dagster_event.message or '')[:160]}"
+            for r in instance.get_records_for_run(run.run_id).records
+            if r.event_log_entry.dagster_event is not None
+        ]
+        lines.append(f"run {run.run_id[:8]} {run.status.value}: " + " | ".join(events[-6:]))
+    return "\n".join(lines) or f"no run of {key}"
 
 
 def _runs(instance: dg.DagsterInstance, key: str) -> list:
@@ -401,20 +422,32 @@ def _three_videos(ctx, result: DrillResult, stack: Stack) -> list[str]:
 
 
 def _killed_container(ctx, result: DrillResult, stack: Stack) -> str:
-    url = ctx.media.add(ctx.long_clip, "docker-kill.mp4")
+    # The shared long clip (66 s) transcribes in about 4 s here (RTF 0.057): a poll that waited
+    # for 3 s of transcription could miss it on a faster machine and then wait for ever. This
+    # clip takes about 20 s here, so the kill lands mid-transcription on any likely machine.
+    clip = make_long_clip(ctx.workdir / "docker-kill", repeat=KILL_CLIP_REPEAT)
+    url = ctx.media.add(clip, "docker-kill.mp4")
     (key,) = [line.split("\t")[0] for line in stack.igs("send", "--dry-run", url).splitlines() if "\t" in line]
     stack.igs("send", url)
-    details: dict = {}
+    details: dict = {"clip_s": 11 * KILL_CLIP_REPEAT}
     result.details["kill"] = details
     with stack.instance() as instance:
         def transcribing():
             for record in _runs(instance, key):
                 attempts = step_attempts(instance, record.dagster_run.run_id, "transcript")
-                if attempts and attempts[-1]["end"] is None and time.time() - attempts[-1]["start"] > 3:
+                if not attempts:
+                    continue
+                last = attempts[-1]
+                if last["end"] is not None:
+                    raise DrillFailed(
+                        f"the transcription ended ({last['outcome']}, {last['end'] - last['start']:.1f} s) "
+                        f"before the drill could kill its container: {_run_states(instance, key)}")
+                if time.time() - last["start"] > 1:
                     return record.dagster_run
             return None
 
-        first = _wait(transcribing, 600, "the long clip's transcription", stack, every=0.5)
+        first = _wait(transcribing, 600, "the long clip's transcription", stack, every=0.5,
+                      state=lambda: _run_states(instance, key))
         container = first.tags[CONTAINER_TAG]
         stack.engine.docker("kill", container)
         killed_at = time.time()
@@ -447,6 +480,8 @@ def _killed_container(ctx, result: DrillResult, stack: Stack) -> str:
         result.check(retry.dagster_run.status == dg.DagsterRunStatus.SUCCESS, "the retried run succeeded")
         steps = step_keys_started(instance, retry.dagster_run.run_id)
         details["retry_steps"] = steps
+        details["retry_transcript_s"] = [round(a["end"] - a["start"], 1) for a in step_attempts(
+            instance, retry.dagster_run.run_id, "transcript") if a["end"] is not None]
         result.check("video_download" not in steps and "video_archive" not in steps
                      and "transcript" in steps, "retried from the failed step", steps)
         slots = instance.event_log_storage.get_concurrency_info("gpu")
