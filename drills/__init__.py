@@ -26,15 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drills.common import DrillResult, make_long_clip, new_deployment
+from drills.common import KILL_CLIP_REPEAT, DrillResult, make_long_clip, new_deployment
 from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.dagster_env import DagsterEnv
 
 
 @dataclass
 class DrillContext:
-    """What drills share: a work folder, the media server, the long clip, and one deployment
-    (and daemon) for the drills that can share it (1, 2, 3, 6)."""
+    """What drills share: a work folder, the media server, the long clip (and a longer
+    `kill_clip()`), and one deployment (and daemon) for the drills that can share it (1, 2, 3, 6)."""
 
     workdir: Path
     media: object  # anything with .add(src, name) -> url (a FolderServer)
@@ -52,6 +52,10 @@ class DrillContext:
         ctx = cls(workdir, media, make_long_clip(workdir / "long"), **kw)
         ctx._closers.append(media.close)
         return ctx
+
+    def kill_clip(self) -> Path:
+        """A clip long enough to kill a worker mid-transcription (made once, then reused)."""
+        return make_long_clip(self.workdir / "kill", repeat=KILL_CLIP_REPEAT)
 
     def shared(self) -> DagsterEnv:
         if self._shared is None:

@@ -41,10 +41,10 @@ import yaml
 
 from drills.common import (
     ASSETS,
+    KILL_CLIP_REPEAT,
     DrillFailed,
     DrillResult,
     dry_keys,
-    make_long_clip,
     materialization_counts,
     new_deployment,
     notes_by_key,
@@ -62,7 +62,6 @@ IMAGE = "igs-dagster:drill"
 PG_IMAGE = "igs-postgres:drill"
 UID = 1000
 CONTAINER_TAG = "docker/container_id"  # dagster_docker's DOCKER_CONTAINER_ID_TAG
-KILL_CLIP_REPEAT = 30  # the 11 s sample 30 times: 330 s of speech for the container kill
 
 
 def _free_port() -> int:
@@ -422,11 +421,7 @@ def _three_videos(ctx, result: DrillResult, stack: Stack) -> list[str]:
 
 
 def _killed_container(ctx, result: DrillResult, stack: Stack) -> str:
-    # The shared long clip (66 s) transcribes in about 4 s here (RTF 0.057): a poll that waited
-    # for 3 s of transcription could miss it on a faster machine and then wait for ever. This
-    # clip takes about 20 s here, so the kill lands mid-transcription on any likely machine.
-    clip = make_long_clip(ctx.workdir / "docker-kill", repeat=KILL_CLIP_REPEAT)
-    url = ctx.media.add(clip, "docker-kill.mp4")
+    url = ctx.media.add(ctx.kill_clip(), "docker-kill.mp4")
     (key,) = [line.split("\t")[0] for line in stack.igs("send", "--dry-run", url).splitlines() if "\t" in line]
     stack.igs("send", url)
     details: dict = {"clip_s": 11 * KILL_CLIP_REPEAT}

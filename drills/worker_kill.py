@@ -56,7 +56,7 @@ def run(ctx, result: DrillResult) -> None:
 
 
 def _phase(ctx, result: DrillResult, deployment, name: str, kill_server: bool) -> str:
-    url = ctx.media.add(ctx.long_clip, f"worker-kill-{name.lower()}.mp4")
+    url = ctx.media.add(ctx.kill_clip(), f"worker-kill-{name.lower()}.mp4")
     (key,) = dry_keys(deployment, url)
     folder = deployment.data / "media" / key
     details: dict = {"killed": "worker + its code server" if kill_server else "worker"}

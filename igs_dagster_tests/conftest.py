@@ -125,6 +125,13 @@ def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repeat_clip(SAMPLE_MP4, 6, tmp_path_factory.mktemp("long") / "long-talk.mp4")
 
 
+@pytest.fixture(scope="session")
+def kill_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~220 s of speech (the sample 20 times, as drills.common.KILL_CLIP_REPEAT): the 66 s clip
+    transcribes in about 3 s, too short a window to kill a worker mid-transcription reliably."""
+    return repeat_clip(SAMPLE_MP4, 20, tmp_path_factory.mktemp("kill") / "kill-talk.mp4")
+
+
 MediaServer = FolderServer  # the fixture's type, for annotations
 
 

@@ -22,9 +22,9 @@ def _steps_started(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 @pytest.mark.timeout(300)
-def test_kill_during_transcription_then_reexecute_from_failure(tmp_path, media_server, long_mp4):
+def test_kill_during_transcription_then_reexecute_from_failure(tmp_path, media_server, kill_mp4):
     env = DagsterEnv.create(tmp_path / "deploy")
-    url = media_server.add(long_mp4, "long-talk.mp4")
+    url = media_server.add(kill_mp4, "long-talk.mp4")
     key = env.key(url)
     env.igs("send", url, check=True)  # registers the source (no daemon: nothing runs it)
     instance = env.instance()
