@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drills.common import KILL_CLIP_REPEAT, DrillResult, make_long_clip, new_deployment
+from drills.common import DrillResult, make_long_clip, new_deployment
 from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.dagster_env import DagsterEnv
+from igs_dagster_tests.media import KILL_CLIP_REPEAT
 
 
 @dataclass

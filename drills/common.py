@@ -84,12 +84,6 @@ class DrillResult:
 # media
 
 
-# The 66 s clip transcribes in about 3 s here (RTF ~0.05): too short a window for a drill that
-# must kill a worker mid-transcription on a faster machine (the docker drill's poll missed it in
-# CI). The kill clip is 220 s of speech: about 10 s of transcription here.
-KILL_CLIP_REPEAT = 20
-
-
 def make_long_clip(folder: Path, repeat: int = 6) -> Path:
     """~66 s of real speech: the 11 s sample six times (as the tests' `long_mp4`)."""
     return repeat_clip(SAMPLE_MP4, repeat, folder / "long-talk.mp4")

@@ -41,7 +41,6 @@ import yaml
 
 from drills.common import (
     ASSETS,
-    KILL_CLIP_REPEAT,
     DrillFailed,
     DrillResult,
     dry_keys,
@@ -56,7 +55,7 @@ from drills.common import (
 )
 from drills.docker_engine import BASE_IMAGE, COMPOSE, DockerUnavailable, Engine, ensure_installed
 from igs_dagster_tests.dagster_env import REPO
-from igs_dagster_tests.media import SAMPLE_MP4
+from igs_dagster_tests.media import KILL_CLIP_REPEAT, SAMPLE_MP4
 
 IMAGE = "igs-dagster:drill"
 PG_IMAGE = "igs-postgres:drill"
@@ -350,11 +349,9 @@ def _run_states(instance: dg.DagsterInstance, key: str) -> str:
     for record in _runs(instance, key):
         run = record.dagster_run
         events = [
-            f"{r.event_log_entry.dagster_event.event_type_value}"
-            f"({r.event_log_entry.dagster_event.step_key or ''}): "
-            f"{(r.event_log_entry.dagster_event.message or '')[:160]}"
-            for r in instance.get_records_for_run(run.run_id).records
-            if r.event_log_entry.dagster_event is not None
+            f"{e.event_type_value}({e.step_key or ''}): {(e.message or '')[:160]}"
+            for e in (r.event_log_entry.dagster_event for r in instance.get_records_for_run(run.run_id).records)
+            if e is not None
         ]
         lines.append(f"run {run.run_id[:8]} {run.status.value}: " + " | ".join(events[-6:]))
     return "\n".join(lines) or f"no run of {key}"

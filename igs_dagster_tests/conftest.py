@@ -15,6 +15,7 @@ import pytest
 from igs_dagster.core.local_http import FolderServer
 from igs_dagster_tests.media import (  # noqa: F401 - re-exported
     JFK_TEXT,
+    KILL_CLIP_REPEAT,
     LOOPBACK,
     MEDIA_ROOTS,
     SAMPLE_MP4,
@@ -127,9 +128,8 @@ def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def kill_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~220 s of speech (the sample 20 times, as drills.common.KILL_CLIP_REPEAT): the 66 s clip
-    transcribes in about 3 s, too short a window to kill a worker mid-transcription reliably."""
-    return repeat_clip(SAMPLE_MP4, 20, tmp_path_factory.mktemp("kill") / "kill-talk.mp4")
+    """~220 s of speech, long enough to kill a worker mid-transcription (media.KILL_CLIP_REPEAT)."""
+    return repeat_clip(SAMPLE_MP4, KILL_CLIP_REPEAT, tmp_path_factory.mktemp("kill") / "kill-talk.mp4")
 
 
 MediaServer = FolderServer  # the fixture's type, for annotations

@@ -15,6 +15,10 @@ FIXTURE_MEDIA = Path(__file__).parent / "fixtures" / "media"
 # temp folder and the fixtures, downloads from loopback. The fence tests set their own.
 MEDIA_ROOTS = [tempfile.gettempdir(), str(FIXTURE_MEDIA), str(SAMPLE_MP4.parent)]
 LOOPBACK = ["127.0.0.0/8", "::1"]
+# Killing a worker mid-transcription needs a clip that takes a while: the 66 s one transcribes in
+# about 3 s here (RTF ~0.05), a window a faster machine's poll can miss (the docker drill's did,
+# in CI). The sample 20 times is 220 s of speech, about 10 s of transcription here.
+KILL_CLIP_REPEAT = 20
 JFK_TEXT = (
     "And so my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
